@@ -1,0 +1,95 @@
+"""The fixtures: ``rls`` (a rolled-back transaction per test) and ``rls_fresh_db``."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+from .client import Rls
+from .errors import RlscheckError
+from .session import RlsSession
+
+__all__ = ["RlscheckWarning", "rls", "rls_fresh_db", "rlscheck_session"]
+
+SESSION_KEY = pytest.StashKey[RlsSession]()
+REPORTED_KEY = pytest.StashKey[str]()
+T = TypeVar("T")
+
+
+class RlscheckWarning(pytest.PytestWarning):
+    """Something in a test undermined the isolation the plugin provides."""
+
+
+def setup_or_fail(config: pytest.Config, step: Callable[[], T]) -> T:
+    """Run a setup step; show a plugin error as a clean pytest error, without a traceback.
+
+    The first error of the session is shown whole; later tests refer back to it."""
+    try:
+        return step()
+    except RlscheckError as exc:
+        report = exc.render()
+    except psycopg.OperationalError as exc:
+        report = f"rlscheck: lost the database server: {str(exc).strip()}"
+    # outside the except block, so that pytest shows no chained exception
+    if config.stash.get(REPORTED_KEY, None) == report:
+        pytest.fail(f"rlscheck: database setup failed (reported in full above): {report.splitlines()[0]}", pytrace=False)
+    config.stash[REPORTED_KEY] = report
+    pytest.fail(report, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def rlscheck_session(pytestconfig: pytest.Config) -> RlsSession:
+    """The session's server, template and worker database (built on first use)."""
+    return pytestconfig.stash[SESSION_KEY]
+
+
+@pytest.fixture
+def rls(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterator[Rls]:
+    """A connection to the migrated database, inside a transaction rolled back after the test.
+
+    With ``@pytest.mark.rls_fresh_db`` the test gets a database of its own instead."""
+    if request.node.get_closest_marker("rls_fresh_db"):
+        yield from _fresh(request.config, rlscheck_session)
+        return
+    config = request.config
+    conn = setup_or_fail(config, rlscheck_session.worker_connection)
+    client = Rls(conn, rlscheck_session.worker_database(), transactional=True)
+    setup_or_fail(config, client._begin)
+    try:
+        yield client
+    finally:
+        if not client._end():
+            rlscheck_session.reset_worker_database()
+            warnings.warn(
+                RlscheckWarning(
+                    f"{request.node.nodeid} ended the test transaction itself (COMMIT or ROLLBACK), so its "
+                    "changes could have reached later tests; rlscheck cloned the database again from the "
+                    "template. Use the rls_fresh_db fixture (or @pytest.mark.rls_fresh_db) for tests that commit."
+                ),
+                stacklevel=1,
+            )
+
+
+@pytest.fixture
+def rls_fresh_db(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterator[Rls]:
+    """A database cloned from the template for this test alone: commits are allowed, and
+    ``rls_fresh_db.connect()`` opens more connections to it. Dropped after the test."""
+    yield from _fresh(request.config, rlscheck_session)
+
+
+def _fresh(config: pytest.Config, session: RlsSession) -> Iterator[Rls]:
+    database = setup_or_fail(config, session.fresh_database)
+    conn: Any = None
+    try:
+        conn = database.connect(autocommit=True)
+        client = Rls(conn, database, transactional=False)
+        yield client
+        client._end()
+    finally:
+        if conn is not None:
+            conn.close()
+        session.drop(database.name)

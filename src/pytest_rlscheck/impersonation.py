@@ -1,0 +1,142 @@
+"""Acting as a user the way PostgREST does: a role and JWT claims, set per transaction.
+
+PostgREST runs ``set_config('role', <role>, true)`` and
+``set_config('request.jwt.claims', <claims json>, true)`` at the start of each request's
+transaction. :class:`IdentityStack` does the same on a test connection and undoes it in
+reverse order, so nested blocks and exceptions restore the previous identity exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+__all__ = ["Identity", "IdentityStack", "anon_identity", "role_identity", "service_role_identity", "user_identity"]
+
+CLAIMS = "request.jwt.claims"
+
+# One round trip each way. Within a row the target list is evaluated left to right, so the
+# old value is read before set_config replaces it.
+PUSH_SQL = (
+    "select s.name, current_setting(s.name, true), set_config(s.name, s.value, %(local)s)"
+    " from unnest(%(names)s::text[], %(values)s::text[]) as s(name, value)"
+)
+POP_SQL = (
+    "select set_config(s.name, coalesce(s.value, ''), %(local)s)"
+    " from unnest(%(names)s::text[], %(values)s::text[]) as s(name, value)"
+)
+USER_LOOKUP_SQL = (
+    "select email, raw_app_meta_data, raw_user_meta_data from auth.users where id = %(id)s"
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the connection acts as: a database role plus settings (the JWT claims among them)."""
+
+    role: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        raw = self.settings.get(CLAIMS)
+        return json.loads(raw) if raw else {}
+
+    def assignments(self) -> tuple[list[str], list[str]]:
+        names = ["role", *self.settings]
+        return names, [self.role, *self.settings.values()]
+
+
+def user_identity(
+    sub: str | uuid.UUID,
+    *,
+    role: str = "authenticated",
+    email: str | None = None,
+    claims: Mapping[str, Any] | None = None,
+    app_metadata: Mapping[str, Any] | None = None,
+    user_metadata: Mapping[str, Any] | None = None,
+) -> Identity:
+    """The claims Supabase Auth puts in an access token, plus ``claims`` on top."""
+    payload: dict[str, Any] = {
+        "sub": str(sub),
+        "role": role,
+        "aud": "authenticated",
+        "email": email or "",
+        "phone": "",
+        "aal": "aal1",
+        "amr": [{"method": "password", "timestamp": 0}],
+        "is_anonymous": False,
+        "app_metadata": dict(app_metadata or {"provider": "email", "providers": ["email"]}),
+        "user_metadata": dict(user_metadata or {}),
+    }
+    payload.update(claims or {})
+    return Identity(role, {CLAIMS: json.dumps(payload)}, f"user {sub} (role {role})")
+
+
+def anon_identity() -> Identity:
+    """A request with the anon key: role ``anon``, no ``sub``."""
+    return Identity("anon", {CLAIMS: json.dumps({"role": "anon", "iss": "supabase"})}, "anon")
+
+
+def service_role_identity() -> Identity:
+    """A request with the service_role key: bypasses RLS, as on Supabase."""
+    return Identity("service_role", {CLAIMS: json.dumps({"role": "service_role", "iss": "supabase"})}, "service_role")
+
+
+def role_identity(role: str, settings: Mapping[str, Any] | None = None) -> Identity:
+    """Any role with any settings, for apps that scope by e.g. ``app.current_tenant``."""
+    values = {name: _setting_text(value) for name, value in (settings or {}).items()}
+    return Identity(role, values, f"role {role} with {values}" if values else f"role {role}")
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class _Frame:
+    identity: Identity
+    names: list[str]
+    previous: list[str | None]
+
+
+class IdentityStack:
+    """Identities pushed on one connection; ``local`` settings end with the transaction."""
+
+    def __init__(self, conn: psycopg.Connection[Any], *, local: bool) -> None:
+        self._conn = conn
+        self._local = local
+        self._frames: list[_Frame] = []
+
+    @property
+    def current(self) -> Identity | None:
+        return self._frames[-1].identity if self._frames else None
+
+    def push(self, identity: Identity) -> None:
+        names, values = identity.assignments()
+        rows = self._conn.execute(PUSH_SQL, {"names": names, "values": values, "local": self._local}).fetchall()
+        self._frames.append(_Frame(identity, [r[0] for r in rows], [r[1] for r in rows]))
+
+    def pop(self) -> None:
+        frame = self._frames.pop()
+        if self._conn.closed or self._conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            return  # the transaction is lost anyway; its local settings go with it
+        # reverse order: the role last, so that settings are restored with the same rights
+        self._conn.execute(
+            POP_SQL,
+            {"names": frame.names[::-1], "values": frame.previous[::-1], "local": self._local},
+        )
+
+    def forget(self) -> None:
+        """The transaction ended (rolled back): nothing is in effect any more."""
+        self._frames.clear()

@@ -1,0 +1,140 @@
+"""pytest glue: options, configuration, fixtures and the xdist hand-over. Kept thin."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .config import load_settings
+from .errors import ConfigError
+from .fixtures import SESSION_KEY, rls, rls_fresh_db, rlscheck_session  # noqa: F401 - fixtures
+from .session import RlsSession
+
+SIGTERM_KEY = pytest.StashKey[Any]()
+_SHARED_KEY = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rlscheck", "RLS and schema verification on a disposable PostgreSQL")
+    group.addoption(
+        "--rlscheck-migrations",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="migration directory, file or glob (repeatable; default: [tool.rlscheck] migrations, "
+        "else supabase/migrations)",
+    )
+    group.addoption(
+        "--rlscheck-seed",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="seed file(s) run after the migrations (repeatable; default: [tool.rlscheck] seed, "
+        "else supabase/seed.sql)",
+    )
+    group.addoption(
+        "--rlscheck-supabase",
+        action="store_const",
+        const=True,
+        dest="rlscheck_supabase",
+        default=None,
+        help="always install the Supabase shim (auth schema, API roles...)",
+    )
+    group.addoption(
+        "--rlscheck-no-supabase",
+        action="store_const",
+        const=False,
+        dest="rlscheck_supabase",
+        help="never install the Supabase shim (default: when the migrations need it)",
+    )
+    group.addoption("--rlscheck-pg-bin", metavar="DIR", help="PostgreSQL server binaries (or RLSCHECK_PG_BIN)")
+    group.addoption(
+        "--rlscheck-dsn",
+        metavar="URL",
+        help="use an existing server (or RLSCHECK_DSN): rlscheck creates and drops its own rlscheck_* databases",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "rls_fresh_db: give the test's rls fixture a database of its own (commits allowed)"
+    )
+    try:
+        settings = load_settings(
+            rootdir=Path(config.rootpath),
+            invocation_dir=Path(config.invocation_params.dir),
+            pyproject=_pyproject(config),
+            cli_migrations=config.getoption("rlscheck_migrations"),
+            cli_seed=config.getoption("rlscheck_seed"),
+            cli_supabase=config.getoption("rlscheck_supabase"),
+            cli_pg_bin=config.getoption("rlscheck_pg_bin"),
+            cli_dsn=config.getoption("rlscheck_dsn"),
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        shared = workerinput.get("rlscheck")
+        session = RlsSession(settings, worker=workerinput["workerid"], shared=shared)
+    else:
+        session = RlsSession(settings)
+    config.stash[SESSION_KEY] = session
+    _install_sigterm(config)
+
+
+def _pyproject(config: pytest.Config) -> Path | None:
+    inipath = config.inipath
+    if inipath is not None and inipath.name == "pyproject.toml":
+        return Path(inipath)
+    candidate = Path(config.rootpath) / "pyproject.toml"
+    return candidate if candidate.is_file() else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: build the server and template once, hand them to each worker."""
+    session = node.config.stash[SESSION_KEY]
+    settings = session.settings
+    if settings.migrations or settings.seed or settings.supabase or settings.dsn:
+        shared = node.config.stash.get(_SHARED_KEY, None)
+        if shared is None:
+            shared = node.config.stash[_SHARED_KEY] = session.shared_info()
+        node.workerinput["rlscheck"] = shared
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return None
+    s = session.settings
+    shim = {None: "when needed", True: "on", False: "off"}[s.supabase]
+    where = "--rlscheck-dsn" if s.dsn else "throw-away local server"
+    return f"rlscheck: {s.describe_sources()}; Supabase shim {shim}; {where}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _install_sigterm(config: pytest.Config) -> None:
+    """SIGTERM ends the run like Ctrl-C, so that teardown stops the server (the default
+    action would kill the process on the spot). A handler someone else set is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"terminated by signal {signum} (pid {os.getpid()})")
+
+    config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _terminate)

@@ -1,0 +1,283 @@
+"""Server lifecycle: a throw-away local PostgreSQL, or an existing one given by a DSN.
+
+The local server is started through pytest-postgresql's executor (pg_ctl under mirakuru),
+tuned for tests, with its unix socket in a private temp directory. As root (CI containers)
+``initdb``/``pg_ctl``/``postgres`` refuse to run, so every server process runs as an
+unprivileged OS account that owns the temp directory.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import port_for
+import psycopg
+from mirakuru.exceptions import ProcessFinishedWithError
+from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
+from psycopg import conninfo as pg_conninfo
+from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+from .binaries import PgBinaries, find_pg_binaries
+from .errors import PrivilegeError, ServerError
+from .reaper import Reaper
+
+__all__ = ["ExternalServer", "LocalServer", "Server", "start_server"]
+
+#: Settings for a server whose data is thrown away: durability off, no JIT noise in plans.
+TEST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "jit": "off",
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "200",
+}
+SUPERUSER = "postgres"
+MAINTENANCE_DB = "postgres"
+PG_USER_ENV = "RLSCHECK_PG_USER"
+
+
+class Server:
+    """What the rest of the plugin needs from a server, local or existing."""
+
+    description: str
+    server_version: int
+    user: str
+    _base: dict[str, Any]
+    maintenance_db: str
+
+    def conninfo(self, dbname: str) -> str:
+        return pg_conninfo.make_conninfo(**{**self._base, "dbname": dbname})
+
+    def connect(self, dbname: str, *, autocommit: bool = True, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.conninfo(dbname), autocommit=autocommit, **kwargs)
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return self.connect(self.maintenance_db)
+
+    def merged_options(self, options: str) -> str:
+        """libpq ``options`` with ours after any the DSN already carries."""
+        existing = self._base.get("options")
+        return f"{existing} {options}" if existing else options
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+def start_server(dsn: str | None, pg_bin: str | None, reaper: Reaper) -> Server:
+    if dsn:
+        return ExternalServer(dsn)
+    return LocalServer(find_pg_binaries(pg_bin), reaper)
+
+
+class _Executor(PostgreSQLExecutor):
+    """pytest-postgresql's executor, with every pg_ctl call run as ``run_as`` (uid, gid)."""
+
+    def __init__(self, *args: Any, run_as: tuple[int, int] | None, cwd: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._run_as = run_as
+        self._cwd = cwd  # a directory the server's account can enter
+        self._additional_popen_kwargs = self._as_user()
+
+    def _as_user(self) -> dict[str, Any]:
+        if self._run_as is None:
+            return {"cwd": self._cwd}
+        uid, gid = self._run_as
+        return {"user": uid, "group": gid, "extra_groups": [], "cwd": self._cwd}
+
+    def _run_initdb(self, command: list[str]) -> None:
+        result = subprocess.run(
+            command, env=self._initdb_env(), timeout=self._timeout, capture_output=True, text=True, **self._as_user()
+        )
+        if result.returncode != 0:
+            raise ServerError(
+                f"rlscheck: initdb failed (exit {result.returncode}) for {self.datadir}:\n"
+                f"{(result.stdout + result.stderr).strip()}"
+            )
+
+    def running(self) -> bool:
+        if not os.path.exists(self.datadir):
+            return False
+        result = subprocess.run(
+            [self.executable, "status", "-D", self.datadir],
+            capture_output=True,
+            timeout=self._timeout,
+            **self._as_user(),
+        )
+        return result.returncode == 0
+
+    def stop(self, sig: int | None = None, exp_sig: int | None = None) -> _Executor:
+        subprocess.run(
+            [self.executable, "stop", "-D", self.datadir, "-m", "immediate", "-w"],
+            capture_output=True,
+            timeout=self._timeout,
+            **self._as_user(),
+        )
+        try:
+            super(PostgreSQLExecutor, self).stop(sig, exp_sig)
+        except ProcessFinishedWithError:
+            pass
+        return self
+
+
+class LocalServer(Server):
+    """A throw-away server in a private temp directory, removed again by :meth:`stop`."""
+
+    def __init__(self, binaries: PgBinaries, reaper: Reaper) -> None:
+        self.binaries = binaries
+        self.user = SUPERUSER
+        self.maintenance_db = MAINTENANCE_DB
+        self._reaper = reaper
+        run_as = _unprivileged_account() if os.geteuid() == 0 else None
+        self.run_as = run_as[1:] if run_as else None
+        self.tmpdir = tempfile.mkdtemp(prefix="rlscheck-", dir=_temp_parent(self.run_as))
+        reaper.track_dir(self.tmpdir)
+        if self.run_as:
+            os.chown(self.tmpdir, *self.run_as)
+        datadir = os.path.join(self.tmpdir, "data")
+        self.logfile = os.path.join(self.tmpdir, "postgresql.log")
+        port = port_for.select_random()
+        options = " ".join(f"-c {key}={value}" for key, value in TEST_SETTINGS.items())
+        self._executor = _Executor(
+            executable=binaries.pg_ctl,
+            host="127.0.0.1",
+            port=port,
+            datadir=datadir,
+            unixsocketdir=self.tmpdir,
+            logfile=self.logfile,
+            startparams="-w -t 60",
+            dbname=MAINTENANCE_DB,
+            user=SUPERUSER,
+            postgres_options=options,
+            run_as=self.run_as,
+            cwd=self.tmpdir,
+            timeout=90,
+        )
+        reaper.track_server(binaries.pg_ctl, datadir, self.run_as)
+        try:
+            self._executor.start()
+        except ServerError:
+            self.stop()
+            raise
+        except (ProcessExitedWithError, ProcessFinishedWithError, TimeoutExpired, OSError) as exc:
+            log = self._log_tail()
+            self.stop()
+            raise ServerError(
+                f"rlscheck: the throw-away server ({binaries.describe()}) did not start: {exc}\n"
+                f"Server log:\n{log}"
+            ) from None
+        self._base = {"host": self.tmpdir, "port": port, "user": SUPERUSER}
+        owner = f", run as OS user {pwd.getpwuid(self.run_as[0]).pw_name}" if self.run_as else ""
+        self.description = f"{binaries.describe()}, throw-away server{owner}"
+        with self.admin() as conn:
+            self.server_version = conn.info.server_version
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.logfile, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-lines:]).rstrip() or "(empty)"
+        except OSError:
+            return "(no log was written)"
+
+    def stop(self) -> None:
+        executor, self._executor = getattr(self, "_executor", None), None
+        if executor is not None:
+            try:
+                executor.stop()
+            except Exception:  # noqa: BLE001 - the directory goes anyway; the reaper is the backstop
+                pass
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class ExternalServer(Server):
+    """An existing server: the plugin only creates and drops its own ``rlscheck_`` databases."""
+
+    def __init__(self, dsn: str, *, description: str | None = None) -> None:
+        try:
+            params = pg_conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ServerError(f"rlscheck: --rlscheck-dsn / RLSCHECK_DSN is not a valid connection string: {exc}")
+        self.maintenance_db = str(params.pop("dbname", None) or MAINTENANCE_DB)
+        self._base = params
+        where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{self.maintenance_db}"
+        try:
+            conn = self.admin()
+        except psycopg.OperationalError as exc:
+            raise ServerError(f"rlscheck: cannot connect to --rlscheck-dsn server {where}: {str(exc).strip()}")
+        with conn:
+            row = conn.execute(
+                "select current_user, rolsuper, rolcreatedb, rolcreaterole, current_setting('server_version')"
+                " from pg_roles where rolname = current_user"
+            ).fetchone()
+            assert row is not None
+            self.user, superuser, createdb, createrole, version = row
+            self.server_version = conn.info.server_version
+        if not (superuser or createdb):
+            raise PrivilegeError(
+                f"rlscheck: role {self.user!r} on {where} lacks CREATEDB. The plugin creates its own "
+                "databases there (named rlscheck_*), applies the migrations to them and drops them after "
+                f"the run; it never touches other databases. Grant it: ALTER ROLE {self.user} CREATEDB; "
+                "or drop --rlscheck-dsn to use a throw-away local server."
+            )
+        self.can_create_roles = bool(superuser or createrole)
+        self.description = description or f"PostgreSQL {version} at {where} (--rlscheck-dsn, as role {self.user})"
+
+    def stop(self) -> None:
+        """Nothing to stop: the server is not ours."""
+
+
+def _unprivileged_account() -> tuple[str, int, int]:
+    """The account server processes run as when we are root: $RLSCHECK_PG_USER, postgres, nobody."""
+    names = [os.environ[PG_USER_ENV]] if os.environ.get(PG_USER_ENV) else ["postgres", "nobody"]
+    for name in names:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if entry.pw_uid != 0:
+            return name, entry.pw_uid, entry.pw_gid
+    raise ServerError(
+        f"rlscheck: running as root, and PostgreSQL refuses to run as root, but no unprivileged account "
+        f"was found to run it as (tried {', '.join(names)}). Create one (useradd --system postgres) or "
+        f"set {PG_USER_ENV}."
+    )
+
+
+def _temp_parent(run_as: tuple[int, int] | None) -> str:
+    """A temp directory parent the server's account can reach (a root-only $TMPDIR won't do)."""
+    parent = tempfile.gettempdir()
+    if run_as is None or _traversable(Path(parent), *run_as):
+        return parent
+    for fallback in ("/tmp", "/var/tmp"):
+        if _traversable(Path(fallback), *run_as):
+            return fallback
+    raise ServerError(
+        f"rlscheck: the temp directory {parent} cannot be reached by uid {run_as[0]}, which the server runs as; "
+        "set TMPDIR to a world-traversable directory."
+    )
+
+
+def _traversable(path: Path, uid: int, gid: int) -> bool:
+    groups = {g.gr_gid for g in grp.getgrall() if pwd.getpwuid(uid).pw_name in g.gr_mem} | {gid}
+    for part in [path, *path.parents]:
+        try:
+            st = part.stat()
+        except OSError:
+            return False
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True

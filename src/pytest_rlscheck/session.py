@@ -1,0 +1,208 @@
+"""The session's databases: one template with the migrations applied, one database per
+worker cloned from it, and fresh clones for tests that must commit.
+
+Built lazily on first use. Under pytest-xdist the controller builds the server and the
+template once and hands their coordinates to the workers (:meth:`RlsSession.shared_info`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .config import Settings
+from .errors import MigrationError, RlscheckError
+from .migrations import SqlFile, apply_files, load_files
+from .reaper import Reaper
+from .server import ExternalServer, Server, start_server
+from .supabase import needed_parts, shim_sql
+
+__all__ = ["Database", "RlsSession"]
+
+SUPABASE_SEARCH_PATH = '"$user", public, extensions'
+CREATE_DATABASE = "CREATE DATABASE {} TEMPLATE {}"
+DROP_DATABASE = "DROP DATABASE IF EXISTS {} WITH (FORCE)"
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database of this session: how to connect to it."""
+
+    server: Server
+    name: str
+    options: str  # libpq ``options`` (the Supabase search_path), may be empty
+
+    @property
+    def dsn(self) -> str:
+        return self.server.conninfo(self.name) + (f" options='{self.options}'" if self.options else "")
+
+    def connect(self, *, autocommit: bool = True, **kwargs: Any) -> psycopg.Connection[Any]:
+        if self.options:
+            kwargs.setdefault("options", self.server.merged_options(self.options))
+        return self.server.connect(self.name, autocommit=autocommit, **kwargs)
+
+
+class RlsSession:
+    def __init__(self, settings: Settings, *, worker: str = "main", shared: Mapping[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.worker = worker
+        self._shared = dict(shared) if shared else None
+        self._reaper = Reaper()
+        self._lock = threading.Lock()
+        self._server: Server | None = None
+        self._template: str | None = None
+        self._worker_db: Database | None = None
+        self._worker_conn: psycopg.Connection[Any] | None = None
+        self._error: RlscheckError | None = None
+        self._owned: set[str] = set()
+        self._fresh_count = 0
+        self.parts: tuple[str, ...] = ()
+        self.run_id = secrets.token_hex(4)
+        if self._shared:
+            self.run_id = self._shared["run_id"]
+            self.parts = tuple(self._shared["parts"])
+            if self._shared.get("error"):
+                self._error = RlscheckError(self._shared["error"])
+
+    # -- building -------------------------------------------------------------------
+
+    @property
+    def options(self) -> str:
+        return f"-c search_path={SUPABASE_SEARCH_PATH.replace(' ', '')}" if "core" in self.parts else ""
+
+    @property
+    def server_started(self) -> bool:
+        """Whether this session has started (or connected to) a server yet."""
+        return self._server is not None
+
+    @property
+    def server(self) -> Server:
+        if self._server is None:
+            if self._shared:
+                self._server = ExternalServer(self._shared["conninfo"], description=self._shared["description"])
+            else:
+                self._server = start_server(self.settings.dsn, self.settings.pg_bin, self._reaper)
+        return self._server
+
+    def template(self) -> str:
+        """Name of the template database, built on first call (errors are cached)."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._template is None:
+                try:
+                    self._template = self._shared["template"] if self._shared else self._build_template()
+                except RlscheckError as exc:
+                    self._error = exc
+                    raise
+        return self._template
+
+    def _build_template(self) -> str:
+        root = self.settings.rootdir
+        files = load_files(self.settings.migrations, "migration", root) + load_files(self.settings.seed, "seed", root)
+        self.parts = needed_parts((f.text for f in files), self.settings.supabase)
+        shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p), "shim") for p in self.parts]
+        server = self.server
+        name = self._create(f"rlscheck_{self.run_id}_template", template="template1")
+        with Database(server, name, self.options).connect() as conn:
+            try:
+                apply_files(conn, shim, server=server.description)
+            except MigrationError as exc:
+                raise MigrationError(
+                    f"{exc}\n  rlscheck: installing the Supabase shim failed on {server.description}. "
+                    "It creates the roles anon, authenticated, service_role and authenticator when they are "
+                    "missing (CREATEROLE needed once), the schemas auth/extensions/storage and their grants. "
+                    "Create the roles beforehand, or turn the shim off with --rlscheck-no-supabase.",
+                    location=exc.location,
+                    sqlstate=exc.sqlstate,
+                ) from None
+            apply_files(conn, files, server=server.description)
+            conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
+        return name
+
+    def shared_info(self) -> dict[str, Any]:
+        """What an xdist worker needs to use this session's server and template."""
+        info: dict[str, Any] = {"run_id": self.run_id, "parts": list(self.parts), "error": None}
+        try:
+            info["template"] = self.template()
+            info["parts"] = list(self.parts)
+            info["conninfo"] = self.server.conninfo(self.server.maintenance_db)
+            info["description"] = self.server.description
+        except RlscheckError as exc:
+            info["error"] = exc.render()
+        return info
+
+    # -- databases ------------------------------------------------------------------
+
+    def _create(self, name: str, *, template: str) -> str:
+        server = self.server
+        if isinstance(server, ExternalServer):
+            self._reaper.track_database(server.conninfo(server.maintenance_db), name)
+        with server.admin() as conn:
+            if name in self._owned:  # re-cloning one of ours
+                conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
+            conn.execute(sql.SQL(CREATE_DATABASE).format(sql.Identifier(name), sql.Identifier(template)))
+        self._owned.add(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        if name not in self._owned:
+            raise ValueError(f"rlscheck drops only the databases it created; {name!r} is not one of them")
+        with self.server.admin() as conn:
+            conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
+        self._owned.discard(name)
+        if isinstance(self.server, ExternalServer):
+            self._reaper.forget_database(name)
+
+    def worker_database(self) -> Database:
+        if self._worker_db is None:
+            template = self.template()
+            name = self._create(f"rlscheck_{self.run_id}_{self.worker}", template=template)
+            self._worker_db = Database(self.server, name, self.options)
+        return self._worker_db
+
+    def worker_connection(self) -> psycopg.Connection[Any]:
+        """The connection that transactional tests share (reopened if it broke)."""
+        if self._worker_conn is None or self._worker_conn.closed or self._worker_conn.broken:
+            self._worker_conn = self.worker_database().connect(autocommit=True)
+        return self._worker_conn
+
+    def reset_worker_database(self) -> None:
+        """A test committed on the shared database: clone it again from the template."""
+        if self._worker_conn is not None:
+            self._worker_conn.close()
+            self._worker_conn = None
+        if self._worker_db is not None:
+            self._create(self._worker_db.name, template=self.template())
+
+    def fresh_database(self) -> Database:
+        template = self.template()
+        self._fresh_count += 1
+        name = self._create(f"rlscheck_{self.run_id}_{self.worker}_f{self._fresh_count}", template=template)
+        return Database(self.server, name, self.options)
+
+    # -- teardown -------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._worker_conn is not None:
+            self._worker_conn.close()
+            self._worker_conn = None
+        server, self._server = self._server, None
+        if server is not None:
+            if isinstance(server, ExternalServer):
+                for name in sorted(self._owned, key=lambda n: n.endswith("_template")):
+                    try:
+                        with server.admin() as conn:
+                            conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
+                    except psycopg.Error:
+                        continue
+                    self._reaper.forget_database(name)
+            server.stop()
+        self._owned.clear()
+        self._reaper.close()

@@ -1,0 +1,52 @@
+"""The Supabase shim: which parts the migrations need, and the SQL that installs them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from importlib import resources
+
+from .sqlsplit import tokens
+
+__all__ = ["PARTS", "needed_parts", "shim_sql"]
+
+#: Parts in installation order; ``core`` (roles, extensions schema, default privileges)
+#: comes with any other part.
+PARTS = ("core", "auth", "storage", "realtime")
+
+_OWN_AUTH_SCHEMA = re.compile(r"create\s+schema\s+(?!if\s+not\s+exists)(\"?)auth\1(\s|;|$)", re.I)
+_REFERENCES = {
+    "core": re.compile(r"\b(anon|authenticated|service_role|authenticator)\b|\bextensions\s*\.", re.I),
+    "auth": re.compile(r"\bauth\s*\.\s*\"?[a-z_]", re.I),
+    "storage": re.compile(r"\bstorage\s*\.\s*\"?[a-z_]", re.I),
+    "realtime": re.compile(r"\bsupabase_realtime\b", re.I),
+}
+
+
+def needed_parts(texts: Iterable[str], forced: bool | None) -> tuple[str, ...]:
+    """The shim parts to install: all when forced on, none when forced off, else what the
+    SQL references (comments do not count; function bodies and strings do)."""
+    if forced is False:
+        return ()
+    if forced is True:
+        return PARTS
+    wanted: set[str] = set()
+    own_auth = False
+    for text in texts:
+        code = _code_only(text)
+        wanted |= {part for part, pattern in _REFERENCES.items() if pattern.search(code)}
+        own_auth = own_auth or bool(_OWN_AUTH_SCHEMA.search(code))
+    if own_auth:
+        wanted.discard("auth")  # the migrations bring their own auth schema
+    if wanted:
+        wanted.add("core")
+    return tuple(p for p in PARTS if p in wanted)
+
+
+def _code_only(text: str) -> str:
+    """``text`` with comments blanked out (strings and dollar bodies kept)."""
+    return "".join(" " if kind in ("comment", "block") else text[start:end] for kind, start, end in tokens(text))
+
+
+def shim_sql(part: str) -> str:
+    return resources.files("pytest_rlscheck").joinpath(f"sql/supabase_{part}.sql").read_text(encoding="utf-8")

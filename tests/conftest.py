@@ -1,0 +1,50 @@
+"""Helpers for the plugin's own tests."""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from collections.abc import Callable, Iterator
+
+import pytest
+from psycopg import sql
+
+from pytest_rlscheck.migrations import SqlFile, apply_files
+from pytest_rlscheck.session import Database, RlsSession
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def scratch_db(rlscheck_session: RlsSession) -> Iterator[Database]:
+    """An empty database (no migrations, no shim) on the session's server, dropped after."""
+    server = rlscheck_session.server
+    name = f"rlscheck_{rlscheck_session.run_id}_scratch{next(_counter)}"
+    with server.admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    try:
+        yield Database(server, name, "")
+    finally:
+        with server.admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def run_sql(scratch_db: Database) -> Callable[..., object]:
+    """Apply {display_name: sql} files to the scratch database, in order."""
+
+    def run(files: dict[str, str], kind: str = "migration") -> object:
+        sql_files = [SqlFile(name, textwrap.dedent(text).lstrip("\n"), kind) for name, text in files.items()]
+        with scratch_db.connect() as conn:
+            return apply_files(conn, sql_files, server="PostgreSQL (test server)")
+
+    return run
+
+
+def write_project(pytester: pytest.Pytester, migrations: dict[str, str], seed: str | None = None) -> None:
+    """A project directory with migrations (and a seed) for a pytest subprocess."""
+    for name, text in migrations.items():
+        pytester.path.joinpath("migrations").mkdir(exist_ok=True)
+        pytester.path.joinpath("migrations", name).write_text(textwrap.dedent(text).lstrip("\n"))
+    if seed is not None:
+        pytester.path.joinpath("seed.sql").write_text(textwrap.dedent(seed).lstrip("\n"))

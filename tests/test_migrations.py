@@ -1,0 +1,152 @@
+"""Applying migrations the Supabase CLI way, on a real server, and reporting failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rlscheck.errors import MigrationError
+
+
+def test_concurrently_runs_outside_the_file_transaction(run_sql, scratch_db) -> None:
+    report = run_sql(
+        {
+            "001_init.sql": """
+                create table items (id int primary key, name text);
+                insert into items values (1, 'a'), (2, 'b');
+                create index concurrently items_name_idx on items (name);
+                insert into items values (3, 'c');
+                drop index concurrently items_name_idx;
+                create unique index concurrently items_name_key on items (name);
+            """
+        }
+    )
+    assert report.statements == 6
+    with scratch_db.connect() as conn:
+        valid = conn.execute(
+            "select indisvalid from pg_index where indexrelid = 'items_name_key'::regclass"
+        ).fetchone()
+        assert valid == (True,)
+        assert conn.execute("select count(*) from items").fetchone() == (3,)
+        assert conn.execute("select to_regclass('items_name_idx')").fetchone() == (None,)
+
+
+def test_each_file_is_its_own_transaction(run_sql, scratch_db) -> None:
+    with pytest.raises(MigrationError):
+        run_sql(
+            {
+                "001_ok.sql": "create table kept (id int);",
+                "002_broken.sql": "create table rolled_back (id int);\nselect no_such_column from kept;",
+            }
+        )
+    with scratch_db.connect() as conn:
+        assert conn.execute("select to_regclass('kept') is not null, to_regclass('rolled_back')").fetchone() == (
+            True,
+            None,
+        )
+
+
+def test_explicit_begin_commit_percent_signs_and_bom(run_sql, scratch_db) -> None:
+    run_sql(
+        {
+            "001_tx.sql": "\ufeffbegin;\ncreate table pct (v text);\ninsert into pct values ('50%'), ('%s');\ncommit;\n"
+            "create index concurrently pct_v on pct (v);\nselect count(*) from pct where v like '%\\%';"
+        }
+    )
+    with scratch_db.connect() as conn:
+        assert conn.execute("select array_agg(v order by v) from pct").fetchone() == (["%s", "50%"],)
+
+
+def test_non_immutable_index_expression_is_reported_at_its_line(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql(
+            {
+                "20240101_schema.sql": "create table conversations (id int, started_at timestamptz);\n",
+                "20240201_indexes.sql": """
+                    -- hourly volume
+                    create index concurrently idx_conversations_hourly
+                      on conversations (DATE_TRUNC('hour', started_at));
+                """,
+            }
+        )
+    error = info.value
+    assert error.location == "20240201_indexes.sql:2:1"
+    assert error.sqlstate == "42P17"
+    report = error.render()
+    assert report.startswith(
+        "20240201_indexes.sql:2:1: migration failed: ERROR 42P17: functions in index expression must be marked IMMUTABLE"
+    )
+    assert "> 2 | create index concurrently idx_conversations_hourly" in report
+    assert "  3 |   on conversations (DATE_TRUNC('hour', started_at));" in report
+    assert "applied before it: 1 of 2 migration files" in report
+    assert "Traceback" not in report
+
+
+def test_bare_percent_in_raise_notice_points_at_the_raise(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql(
+            {
+                "001_backfill.sql": """
+                    create table t (id int);
+                    do $$
+                    begin
+                      update t set id = id;
+                      raise notice 'backfill 100% done';
+                    end
+                    $$;
+                """
+            }
+        )
+    error = info.value
+    assert error.sqlstate == "42601"
+    assert error.location == "001_backfill.sql:5:3"  # the RAISE line inside the DO body
+    assert "too few parameters specified for RAISE" in error.render()
+    assert "CONTEXT: compilation of PL/pgSQL function \"inline_code_block\" near line 4" in error.render()
+
+
+def test_error_inside_a_function_body_points_into_the_file(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql(
+            {
+                "001_fn.sql": """
+                    create table t (id int);
+                    create function f() returns int language plpgsql as $fn$
+                    begin
+                      raise notice 'x % y';
+                      return 1;
+                    end $fn$;
+                """
+            }
+        )
+    assert info.value.location == "001_fn.sql:4:3"
+
+
+def test_syntax_error_has_a_caret_at_the_column(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql({"001.sql": "create table ok (id int);\n\nselect 1,\n       2 frm ok;"})
+    assert info.value.location == "001.sql:4:14"  # "frm" reads as an alias; "ok" is the error
+    lines = info.value.render().splitlines()
+    marked = lines.index("  > 4 |        2 frm ok;")
+    assert lines[marked + 1] == "      |              ^"
+
+
+def test_psql_meta_command_names_file_and_line(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql({"001.sql": "create table a (id int);\n\\set ON_ERROR_STOP on\ncreate table b (id int);"})
+    assert info.value.location == "001.sql:2:1"
+    assert "psql meta-command '\\set'" in info.value.render()
+
+
+def test_missing_extension_names_it_and_the_server(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql({"001_embeddings.sql": "create extension if not exists vector with schema public;"})
+    report = info.value.render()
+    assert info.value.location == "001_embeddings.sql:1:1"
+    assert 'extension "vector" is not available' in report
+    assert "the extension 'vector' is not installed on the server in use: PostgreSQL (test server)" in report
+    assert "postgresql-" in report and "pgvector" in report
+
+
+def test_seed_failures_say_seed(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql({"seed.sql": "insert into nowhere values (1);"}, kind="seed")
+    assert info.value.render().startswith("seed.sql:1:13: seed failed: ERROR 42P01")

@@ -1,0 +1,276 @@
+"""Server lifecycle: binaries, running as root, existing servers (DSN), and no orphans."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from conftest import write_project
+from pytest_rlscheck.binaries import find_pg_binaries
+from pytest_rlscheck.errors import ServerNotFound
+from pytest_rlscheck.server import _traversable
+
+SCHEMA = {
+    "001_notes.sql": """
+        create table notes (id serial primary key, owner uuid not null default auth.uid(), body text);
+        alter table notes enable row level security;
+        create policy own on notes for all to authenticated using (owner = (select auth.uid()));
+    """
+}
+SEED = "insert into notes (owner, body) values ('11111111-1111-1111-1111-111111111111', 'a'), (gen_random_uuid(), 'b');"
+USES_RLS = """
+def test_notes(rls):
+    assert rls.scalar("select count(*) from notes") == 2
+    with rls.as_user("11111111-1111-1111-1111-111111111111"):
+        assert rls.scalar("select count(*) from notes") == 1
+"""
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=240)
+
+
+# -- binaries ---------------------------------------------------------------------------
+
+
+def test_binaries_are_found_and_versioned() -> None:
+    found = find_pg_binaries()
+    assert Path(found.pg_ctl).is_file() and found.major >= 14
+    assert found.version in found.describe()
+
+
+def test_no_server_anywhere_says_what_was_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(ServerNotFound) as info:
+        find_pg_binaries(
+            search_path=str(tmp_path),
+            system_pattern=str(tmp_path / "*" / "bin"),
+            wheel_packages=("no_such_server_wheel",),
+            site_dirs=[str(tmp_path)],
+        )
+    message = str(info.value)
+    assert "pg_config --bindir: pg_config is not on PATH" in message
+    assert f"{tmp_path}/*/bin: no such directory" in message
+    assert "a server in a Python wheel (no_such_server_wheel): none installed" in message
+    assert "apt-get install postgresql" in message and "--rlscheck-dsn" in message
+
+
+def test_wrong_pg_bin_is_a_clean_error(pytester: pytest.Pytester) -> None:
+    write_project(pytester, SCHEMA)
+    pytester.makepyfile(USES_RLS)
+    result = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-pg-bin", str(pytester.path))
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*--rlscheck-pg-bin / RLSCHECK_PG_BIN points at *, but it has no pg_ctl, initdb, postgres*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+# -- root -------------------------------------------------------------------------------
+
+
+def test_server_processes_never_run_as_root(rls) -> None:
+    backend = rls.scalar("select pg_backend_pid()")
+    uid = os.stat(f"/proc/{backend}").st_uid
+    expected = pwd.getpwnam("postgres").pw_uid if os.geteuid() == 0 else os.geteuid()
+    assert uid == expected != 0
+
+
+def test_traversable_checks_every_parent(tmp_path: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    inner = private / "inner"
+    inner.mkdir(mode=0o777)
+    os.chmod(private, 0o700)
+    assert not _traversable(inner, nobody.pw_uid, nobody.pw_gid)
+    assert _traversable(Path("/tmp"), nobody.pw_uid, nobody.pw_gid)
+
+
+def test_a_private_tmpdir_does_not_stop_the_server(pytester: pytest.Pytester, monkeypatch, tmp_path: Path) -> None:
+    private = tmp_path / "root-only"
+    private.mkdir()
+    os.chmod(private, 0o700)
+    monkeypatch.setenv("TMPDIR", str(private))
+    write_project(pytester, SCHEMA, SEED)
+    pytester.makepyfile(
+        USES_RLS
+        + f"""
+def test_where(rlscheck_session):
+    inside = rlscheck_session.server.tmpdir.startswith({str(private)!r})
+    assert inside is {os.geteuid() != 0}
+"""
+    )
+    result = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-seed", "seed.sql")
+    result.assert_outcomes(passed=2)
+
+
+# -- existing server (--rlscheck-dsn) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def existing_server(rlscheck_session):
+    """The session's own server, seen as "an existing server" with two extra login roles."""
+    rlscheck_session.template()  # the Supabase roles exist once the template is built
+    server = rlscheck_session.server
+    with server.admin() as conn:
+        conn.execute(
+            """
+            do $$ begin
+              if not exists (select from pg_roles where rolname = 'dsn_no_createdb') then
+                create role dsn_no_createdb login;
+              end if;
+              if not exists (select from pg_roles where rolname = 'dsn_creator') then
+                create role dsn_creator login createdb;
+              end if;
+            end $$;
+            grant anon, authenticated, service_role to dsn_creator;
+            """
+        )
+        conn.execute("drop database if exists rlscheck_decoy")
+        conn.execute("create database rlscheck_decoy")
+    yield server
+    with server.admin() as conn:
+        conn.execute("drop database if exists rlscheck_decoy")
+
+
+def _dsn(server, user: str) -> str:
+    params = conninfo_to_dict(server.conninfo("postgres"))
+    return f"postgresql://{user}@/postgres?host={params['host']}&port={params['port']}"
+
+
+def _databases(server) -> set[str]:
+    with server.admin() as conn:
+        return {r[0] for r in conn.execute("select datname from pg_database")}
+
+
+def test_dsn_mode_creates_and_drops_only_its_own_databases(pytester: pytest.Pytester, existing_server) -> None:
+    before = _databases(existing_server)
+    write_project(pytester, SCHEMA, SEED)
+    pytester.makepyfile(
+        USES_RLS
+        + """
+def test_where(rls):
+    assert rls.scalar("select current_user") == "dsn_creator"
+    assert rls.scalar("select current_database()").startswith("rlscheck_")
+"""
+    )
+    dsn = _dsn(existing_server, "dsn_creator")
+    result = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-seed", "seed.sql", "--rlscheck-dsn", dsn)
+    result.assert_outcomes(passed=2)
+    assert _databases(existing_server) == before
+    assert "rlscheck_decoy" in before
+
+
+def test_dsn_role_without_createdb_gets_a_clear_message(pytester: pytest.Pytester, existing_server) -> None:
+    write_project(pytester, SCHEMA)
+    pytester.makepyfile(USES_RLS)
+    dsn = _dsn(existing_server, "dsn_no_createdb")
+    result = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-dsn", dsn)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*role 'dsn_no_createdb' on * lacks CREATEDB*ALTER ROLE dsn_no_createdb CREATEDB*"])
+
+
+def test_unreachable_dsn_is_a_clean_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(USES_RLS)
+    result = _run(pytester, "--rlscheck-dsn", "postgresql://nobody@127.0.0.1:9/nothing?connect_timeout=2")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*cannot connect to --rlscheck-dsn server 127.0.0.1:9/nothing*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+# -- interrupted runs -----------------------------------------------------------------
+
+HANGS = """
+import os, pathlib, time
+
+def test_hang(rls, rlscheck_session):
+    tmpdir = rlscheck_session.server.tmpdir
+    pid = pathlib.Path(tmpdir, "data", "postmaster.pid").read_text().split()[0]
+    pathlib.Path(os.environ["RLSCHECK_TEST_OUT"]).write_text(f"{tmpdir} {pid}")
+    time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_no_orphaned_server_or_temp_dir_after_interruption(pytester: pytest.Pytester, tmp_path: Path, sig) -> None:
+    write_project(pytester, SCHEMA)
+    pytester.makepyfile(HANGS)
+    out = tmp_path / "server.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rlscheck-migrations", "migrations", "-q"],
+        cwd=pytester.path,
+        env={**os.environ, "RLSCHECK_TEST_OUT": str(out)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while not out.exists() or not out.read_text():
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the server never started"
+        time.sleep(0.1)
+    tmpdir, pid = out.read_text().split()
+    assert Path(tmpdir).is_dir() and _alive(int(pid))
+
+    proc.send_signal(sig)
+    output = proc.communicate(timeout=120)[0].decode()
+    if sig != signal.SIGKILL:
+        assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    deadline = time.monotonic() + 60  # after SIGKILL the reaper does the work
+    while (Path(tmpdir).exists() or _alive(int(pid))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(int(pid)), f"postmaster {pid} still running"
+    assert not Path(tmpdir).exists(), f"{tmpdir} left behind"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not a server
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_killed_dsn_run_leaves_no_database_behind(pytester: pytest.Pytester, existing_server, tmp_path: Path) -> None:
+    before = _databases(existing_server)
+    write_project(pytester, SCHEMA)
+    pytester.makepyfile(
+        """
+import os, pathlib, time
+
+def test_hang(rls):
+    pathlib.Path(os.environ["RLSCHECK_TEST_OUT"]).write_text(rls.scalar("select current_database()"))
+    time.sleep(300)
+"""
+    )
+    out = tmp_path / "db.txt"
+    dsn = _dsn(existing_server, "dsn_creator")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rlscheck-migrations", "migrations",
+         "--rlscheck-dsn", dsn, "-q"],
+        cwd=pytester.path,
+        env={**os.environ, "RLSCHECK_TEST_OUT": str(out)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not out.exists() or not out.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    name = out.read_text()
+    assert name in _databases(existing_server)
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while _databases(existing_server) != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _databases(existing_server) == before

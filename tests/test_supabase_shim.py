@@ -1,0 +1,120 @@
+"""The Supabase shim behaves like Supabase: auth functions, roles, grants, inlining."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from pytest_rlscheck.supabase import needed_parts
+
+SUB = "33333333-3333-3333-3333-333333333333"
+
+
+def _set(rls, name: str, value: str) -> None:
+    rls.execute("select set_config(%s, %s, true)", [name, value])
+
+
+def test_uid_reads_the_claims_json(rls) -> None:
+    assert rls.scalar("select auth.uid()") is None
+    _set(rls, "request.jwt.claims", json.dumps({"sub": SUB, "role": "authenticated", "email": "x@y.z"}))
+    assert rls.fetchone("select auth.uid(), auth.role(), auth.email()") == (uuid.UUID(SUB), "authenticated", "x@y.z")
+    assert rls.scalar("select auth.jwt() ->> 'email'") == "x@y.z"
+
+
+def test_legacy_claim_setting_wins_and_empty_means_null(rls) -> None:
+    other = "44444444-4444-4444-4444-444444444444"
+    _set(rls, "request.jwt.claims", json.dumps({"sub": SUB}))
+    _set(rls, "request.jwt.claim.sub", other)
+    assert rls.scalar("select auth.uid()") == uuid.UUID(other)
+    _set(rls, "request.jwt.claim.sub", "")
+    assert rls.scalar("select auth.uid()") == uuid.UUID(SUB)
+    _set(rls, "request.jwt.claims", "")
+    assert rls.scalar("select auth.uid()") is None
+    assert rls.scalar("select auth.jwt()") is None
+
+
+def test_auth_functions_are_inlinable_sql(rls) -> None:
+    rows = rls.fetchall(
+        "select p.proname, l.lanname, p.provolatile, p.prosecdef, p.proconfig"
+        " from pg_proc p join pg_language l on l.oid = p.prolang"
+        " where p.pronamespace = 'auth'::regnamespace order by 1"
+    )
+    assert rows == [(name, "sql", "s", False, None) for name in ("email", "jwt", "role", "uid")]
+
+
+def test_planner_inlines_auth_uid_as_in_production(rls) -> None:
+    with rls.as_user(SUB):
+        plan = "\n".join(
+            r[0] for r in rls.fetchall("explain (verbose, costs off) select * from organization_members where user_id = auth.uid()")
+        )
+    assert "current_setting('request.jwt.claim.sub'::text, true)" in plan
+    assert "auth.uid()" not in plan
+
+
+def test_roles_match_supabase(rls) -> None:
+    rows = rls.fetchall(
+        "select rolname, rolcanlogin, rolinherit, rolbypassrls, rolsuper from pg_roles"
+        " where rolname in ('anon', 'authenticated', 'service_role', 'authenticator') order by 1"
+    )
+    assert rows == [
+        ("anon", False, False, False, False),
+        ("authenticated", False, False, False, False),
+        ("authenticator", True, False, False, False),
+        ("service_role", False, False, True, False),
+    ]
+    for role in ("anon", "authenticated", "service_role"):
+        assert rls.scalar("select pg_has_role('authenticator', %s, 'MEMBER')", [role]) is True
+
+
+def test_default_privileges_on_public_are_supabases(rls) -> None:
+    rls.execute("create table public.fresh_table (id int)")
+    rls.execute("create function public.fresh_fn() returns int language sql as 'select 1'")
+    for role in ("anon", "authenticated", "service_role"):
+        privileges = rls.scalar(
+            "select array_agg(p order by p) from unnest(array['SELECT','INSERT','UPDATE','DELETE','TRUNCATE',"
+            "'REFERENCES','TRIGGER']) p where has_table_privilege(%s, 'public.fresh_table', p)",
+            [role],
+        )
+        assert len(privileges) == 7, (role, privileges)
+        assert rls.scalar("select has_function_privilege(%s, 'public.fresh_fn()', 'EXECUTE')", [role])
+        assert rls.scalar("select has_schema_privilege(%s, 'extensions', 'USAGE')", [role])
+
+
+def test_auth_users_is_closed_to_api_roles(rls) -> None:
+    assert rls.scalar("select relrowsecurity from pg_class where oid = 'auth.users'::regclass") is True
+    for role in ("anon", "authenticated"):
+        assert rls.scalar("select has_table_privilege(%s, 'auth.users', 'SELECT')", [role]) is False
+        assert rls.scalar("select has_schema_privilege(%s, 'auth', 'USAGE')", [role]) is True
+
+
+def test_extensions_live_in_the_extensions_schema(rls) -> None:
+    rows = rls.fetchall(
+        "select e.extname, n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace"
+        " where e.extname in ('uuid-ossp', 'pgcrypto') order by 1"
+    )
+    assert rows == [("pgcrypto", "extensions"), ("uuid-ossp", "extensions")]
+    assert rls.scalar("select uuid_generate_v4() is not null")  # on the search_path, as on Supabase
+
+
+@pytest.mark.parametrize(
+    "sql, parts",
+    [
+        ("create policy p on t using (user_id = auth.uid());", ("core", "auth")),
+        ("grant select on t to authenticated;", ("core",)),
+        ("create policy p on storage.objects using (bucket_id = 'a');", ("core", "storage")),
+        ("alter publication supabase_realtime add table t;", ("core", "realtime")),
+        ("create table t (id uuid default extensions.uuid_generate_v4());", ("core",)),
+        ("-- uses auth.uid() later\ncreate table t (id int);", ()),
+        ("create schema auth;\ncreate function auth.uid() returns uuid language sql as $$ select null::uuid $$;", ()),
+        ("create function f() returns uuid language sql as $$ select auth.uid() $$;", ("core", "auth")),
+    ],
+)
+def test_shim_parts_follow_what_the_sql_references(sql: str, parts: tuple[str, ...]) -> None:
+    assert needed_parts([sql], None) == parts
+
+
+def test_shim_can_be_forced_either_way() -> None:
+    assert needed_parts(["select 1"], True) == ("core", "auth", "storage", "realtime")
+    assert needed_parts(["select auth.uid()"], False) == ()
