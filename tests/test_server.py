@@ -197,13 +197,10 @@ def test_hang(rls, rlscheck_session):
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
-def test_no_orphaned_server_or_temp_dir_after_interruption(pytester: pytest.Pytester, tmp_path: Path, sig) -> None:
-    write_project(pytester, SCHEMA)
-    pytester.makepyfile(HANGS)
-    out = tmp_path / "server.txt"
+def _start_hanging_run(pytester: pytest.Pytester, out: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """Start pytest on the project; return once its test has written ``out``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rlscheck-migrations", "migrations", "-q"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rlscheck-migrations", "migrations", "-q", *args],
         cwd=pytester.path,
         env={**os.environ, "RLSCHECK_TEST_OUT": str(out)},
         stdout=subprocess.PIPE,
@@ -212,18 +209,30 @@ def test_no_orphaned_server_or_temp_dir_after_interruption(pytester: pytest.Pyte
     deadline = time.monotonic() + 120
     while not out.exists() or not out.read_text():
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        assert time.monotonic() < deadline, "the server never started"
+        assert time.monotonic() < deadline, "the test never started"
         time.sleep(0.1)
-    tmpdir, pid = out.read_text().split()
+    return proc, out.read_text()
+
+
+def _wait_until(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_no_orphaned_server_or_temp_dir_after_interruption(pytester: pytest.Pytester, tmp_path: Path, sig) -> None:
+    write_project(pytester, SCHEMA)
+    pytester.makepyfile(HANGS)
+    proc, written = _start_hanging_run(pytester, tmp_path / "server.txt")
+    tmpdir, pid = written.split()
     assert Path(tmpdir).is_dir() and _alive(int(pid))
 
     proc.send_signal(sig)
     output = proc.communicate(timeout=120)[0].decode()
     if sig != signal.SIGKILL:
         assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
-    deadline = time.monotonic() + 60  # after SIGKILL the reaper does the work
-    while (Path(tmpdir).exists() or _alive(int(pid))) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _wait_until(lambda: not Path(tmpdir).exists() and not _alive(int(pid)))  # after SIGKILL: the reaper
     assert not _alive(int(pid)), f"postmaster {pid} still running"
     assert not Path(tmpdir).exists(), f"{tmpdir} left behind"
 
@@ -252,25 +261,9 @@ def test_hang(rls):
     time.sleep(300)
 """
     )
-    out = tmp_path / "db.txt"
-    dsn = _dsn(existing_server, "dsn_creator")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rlscheck-migrations", "migrations",
-         "--rlscheck-dsn", dsn, "-q"],
-        cwd=pytester.path,
-        env={**os.environ, "RLSCHECK_TEST_OUT": str(out)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not out.exists() or not out.read_text():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    name = out.read_text()
+    proc, name = _start_hanging_run(pytester, tmp_path / "db.txt", "--rlscheck-dsn", _dsn(existing_server, "dsn_creator"))
     assert name in _databases(existing_server)
     proc.kill()
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 60
-    while _databases(existing_server) != before and time.monotonic() < deadline:
-        time.sleep(0.2)
+    proc.communicate(timeout=30)
+    _wait_until(lambda: _databases(existing_server) == before)
     assert _databases(existing_server) == before
