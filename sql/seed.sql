@@ -31,7 +31,7 @@ from (values
      ) as t(slug, org, domains),
      generate_series(1, t.domains) as i;
 
--- Conversations spread over 90 days, cycling through statuses and languages.
+-- Conversations spread over 90 days, cycling through statuses and languages (few are still open; Japanese is rare).
 insert into public.conversations (id, domain_id, organization_id, visitor_id, started_at, ended_at, metadata)
 select
   md5('conversation-' || t.slug || '-' || i)::uuid,
@@ -43,8 +43,9 @@ select
        then timestamptz '2024-03-01 00:00:00+00' + (i * 61 % 129600) * interval '1 minute' + interval '20 minutes'
   end,
   jsonb_build_object(
-    'status', (array['active', 'waiting', 'resolved', 'closed'])[i % 4 + 1],
-    'language', (array['en', 'de', 'fr', 'es', 'pt-BR'])[i % 5 + 1],
+    'status', case when i % 31 = 0 then 'waiting' when i % 17 = 0 then 'active'
+                   when i % 3 = 0 then 'resolved' else 'closed' end,
+    'language', case when i % 50 = 0 then 'ja' else (array['en', 'de', 'fr', 'es', 'pt-BR'])[i % 5 + 1] end,
     'channel', (array['widget', 'email'])[i % 2 + 1]
   )
 from (values

@@ -33,10 +33,10 @@ def scratch_db(rlscheck_session: RlsSession) -> Iterator[Database]:
 def run_sql(scratch_db: Database) -> Callable[..., object]:
     """Apply {display_name: sql} files to the scratch database, in order."""
 
-    def run(files: dict[str, str], kind: str = "migration") -> object:
+    def run(files: dict[str, str], kind: str = "migration", server: str = "PostgreSQL (test server)") -> object:
         sql_files = [SqlFile(name, textwrap.dedent(text).lstrip("\n"), kind) for name, text in files.items()]
         with scratch_db.connect() as conn:
-            return apply_files(conn, sql_files, server="PostgreSQL (test server)")
+            return apply_files(conn, sql_files, server=server)
 
     return run
 

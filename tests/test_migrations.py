@@ -138,12 +138,15 @@ def test_psql_meta_command_names_file_and_line(run_sql) -> None:
 
 def test_missing_extension_names_it_and_the_server(run_sql) -> None:
     with pytest.raises(MigrationError) as info:
-        run_sql({"001_embeddings.sql": "create extension if not exists vector with schema public;"})
+        run_sql(
+            {"001_embeddings.sql": "create extension if not exists vector with schema public;"},
+            server="PostgreSQL 15.1 at /usr/lib/postgresql/15/bin",
+        )
     report = info.value.render()
     assert info.value.location == "001_embeddings.sql:1:1"
     assert 'extension "vector" is not available' in report
-    assert "the extension 'vector' is not installed on the server in use: PostgreSQL (test server)" in report
-    assert "postgresql-" in report and "pgvector" in report
+    assert "the extension 'vector' is not installed on the server in use: PostgreSQL 15.1 at /usr/lib/postgresql/15/bin" in report
+    assert "apt-get install postgresql-15-pgvector" in report
 
 
 def test_seed_failures_say_seed(run_sql) -> None:

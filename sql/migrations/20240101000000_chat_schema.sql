@@ -80,21 +80,26 @@ create policy "Members can view their domains" on public.domains
     where m.organization_id = domains.organization_id and m.user_id = auth.uid()
   ));
 
+-- organization_id may still be null on old rows: fall back to the organization of the
+-- conversation's domain (or of the message's conversation).
 create policy "Members can view conversations" on public.conversations
   for select to authenticated
   using (exists (
     select 1
-    from public.domains d
-    join public.organization_members m on m.organization_id = d.organization_id
-    where d.id = conversations.domain_id and m.user_id = auth.uid()
+    from public.organization_members m
+    where m.user_id = auth.uid()
+      and (m.organization_id = conversations.organization_id
+           or m.organization_id = (select d.organization_id from public.domains d
+                                   where d.id = conversations.domain_id))
   ));
 
 create policy "Members can view messages" on public.messages
   for select to authenticated
   using (exists (
     select 1
-    from public.conversations c
-    join public.domains d on d.id = c.domain_id
-    join public.organization_members m on m.organization_id = d.organization_id
-    where c.id = messages.conversation_id and m.user_id = auth.uid()
+    from public.organization_members m
+    where m.user_id = auth.uid()
+      and (m.organization_id = messages.organization_id
+           or m.organization_id = (select c.organization_id from public.conversations c
+                                   where c.id = messages.conversation_id))
   ));

@@ -25,15 +25,23 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from . import assertions
+from .catalog import Relation, resolve_relation
+from .errors import RlsAssertionError
+from .explain import enable_call_counting, explain_json, function_pattern
 from .impersonation import (
+    OWNER,
     USER_LOOKUP_SQL,
     Identity,
     IdentityStack,
+    Principal,
     anon_identity,
     role_identity,
     service_role_identity,
     user_identity,
 )
+from .isolation import ALL_OPS
+from .plans import FunctionPattern, Plan
 from .session import Database
 
 __all__ = ["Rls"]
@@ -41,7 +49,6 @@ __all__ = ["Rls"]
 Query = str | sql.Composable
 Params = Sequence[Any] | Mapping[str, Any] | None
 
-OWNER = Identity("none", {}, "the connection's own role")  # SET ROLE NONE
 BEGIN_SQL = "BEGIN; SELECT now()"
 END_SQL = "SELECT now(); ROLLBACK"
 AUTH_USERS_EXISTS_SQL = "select to_regclass('auth.users') is not null"
@@ -55,13 +62,22 @@ CREATE_USER_SQL = (
 class Rls:
     """Acts on the migrated database as the test's owner, or as a user, anon or service_role."""
 
-    def __init__(self, conn: psycopg.Connection[Any], database: Database, *, transactional: bool) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        database: Database,
+        *,
+        transactional: bool,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         self.connection = conn
         self.database = database
         self.transactional = transactional
+        self.config: Mapping[str, Any] = config or {}  # [tool.rlscheck]: tenant columns, principals...
         self._identities = IdentityStack(conn, local=transactional)
         self._started: datetime | None = None
         self._has_auth_users: bool | None = None
+        self._patterns: dict[str, FunctionPattern] = {}
 
     # -- lifecycle (driven by the fixture) -----------------------------------------
 
@@ -140,7 +156,7 @@ class Rls:
 
     def as_user(
         self,
-        sub: str | uuid.UUID,
+        sub: str | uuid.UUID | Principal,
         *,
         role: str = "authenticated",
         claims: Mapping[str, Any] | None = None,
@@ -148,9 +164,24 @@ class Rls:
     ) -> AbstractContextManager[Identity]:
         """Act as a signed-in user: role ``authenticated`` and the claims of their access
         token. ``email``, ``app_metadata`` and ``user_metadata`` come from ``auth.users``
-        when the user exists there; ``claims`` are added on top."""
+        when the user exists there; ``claims`` are added on top. ``sub`` may be a
+        :class:`Principal` (from :meth:`user`)."""
+        return self.act_as(self._user_identity(sub, role=role, claims=claims, email=email))
+
+    def _user_identity(
+        self,
+        sub: str | uuid.UUID | Principal,
+        *,
+        role: str = "authenticated",
+        claims: Mapping[str, Any] | None = None,
+        email: str | None = None,
+    ) -> Identity:
+        if isinstance(sub, Principal):
+            role, email = sub.role, email or sub.email
+            claims = {**(sub.claims or {}), **(claims or {})}
+            sub = sub.sub
         known = self._lookup_user(sub)
-        identity = user_identity(
+        return user_identity(
             sub,
             role=role,
             email=email or (known or {}).get("email"),
@@ -158,7 +189,6 @@ class Rls:
             app_metadata=(known or {}).get("app_metadata"),
             user_metadata=(known or {}).get("user_metadata"),
         )
-        return self.act_as(identity)
 
     def as_anon(self) -> AbstractContextManager[Identity]:
         """Act as a request made with the anon key."""
@@ -171,6 +201,11 @@ class Rls:
     def as_role(self, role: str, settings: Mapping[str, Any] | None = None) -> AbstractContextManager[Identity]:
         """Act as any role with any settings, e.g. ``{"app.current_tenant": tenant_id}``."""
         return self.act_as(role_identity(role, settings))
+
+    def _push_identity(self, identity: Identity | None) -> None:
+        """Act as ``identity`` until the test ends (for ``@pytest.mark.rls_user``)."""
+        if identity is not None:
+            self._identities.push(identity)
 
     @contextmanager
     def as_owner(self) -> Iterator[None]:
@@ -216,3 +251,142 @@ class Rls:
             )
         assert row is not None
         return row[0]
+
+    # -- principals and catalog -------------------------------------------------------
+
+    def user(
+        self,
+        sub: str | uuid.UUID,
+        *,
+        tenant: Any = None,
+        role: str = "authenticated",
+        claims: Mapping[str, Any] | None = None,
+        email: str | None = None,
+    ) -> Principal:
+        """A user for the isolation checks. ``tenant`` is theirs (else inferred from the rows
+        they can see); a name from ``[tool.rlscheck.principals]`` works as ``sub`` too."""
+        configured = (self.config.get("principals") or {}).get(str(sub))
+        if configured is not None:
+            return Principal(
+                str(configured["sub"]),
+                tenant if tenant is not None else configured.get("tenant"),
+                configured.get("role", role),
+                {**(configured.get("claims") or {}), **(claims or {})},
+                email or configured.get("email"),
+            )
+        return Principal(str(sub), None if tenant is None else str(tenant), role, claims, email)
+
+    def principal(self, value: Any) -> Principal:
+        """A Principal from a Principal, a configured name, a ``sub``, or a mapping."""
+        if isinstance(value, Principal):
+            return value
+        if isinstance(value, Mapping):
+            return self.user(value["sub"], tenant=value.get("tenant"), role=value.get("role", "authenticated"),
+                             claims=value.get("claims"), email=value.get("email"))
+        return self.user(value)
+
+    def relation(self, name: str) -> Relation:
+        """A table or view as the catalog describes it (policies, constraints, indexes...)."""
+        with self.as_owner():
+            try:
+                return resolve_relation(self.connection, name)
+            except LookupError as exc:
+                raise RlsAssertionError(str(exc)) from None
+
+    def owner_fetchall(self, query: Query, params: Params = None) -> list[tuple[Any, ...]]:
+        """Rows of ``query`` run with the connection's own rights, whoever is impersonated."""
+        with self.as_owner():
+            return self.connection.execute(query, params).fetchall()
+
+    # -- plans ------------------------------------------------------------------------
+
+    def explain(
+        self, query: Query, params: Params = None, *, as_user: Any = None, settings: Mapping[str, str] | None = None
+    ) -> Plan:
+        """``EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON)`` of ``query`` in a savepoint that is
+        rolled back, as ``as_user`` (a Principal, a ``sub``, an Identity) or the current
+        identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone."""
+        identity = self._identity_for(as_user)
+        with self.connection.transaction():
+            with self.as_owner():
+                counted = enable_call_counting(self.connection)
+                for name, value in (settings or {}).items():
+                    self.connection.execute("select set_config(%s, %s, true)", [name, value])
+            with self.act_as(identity) if identity is not None else _nothing():
+                document, calls = explain_json(self.connection, query, params)
+            raise psycopg.Rollback()
+        label = (identity or self.identity or Identity("", {}, "")).label
+        return Plan(
+            document,
+            statement=query if isinstance(query, str) else query.as_string(self.connection),
+            patterns=self.function_pattern,
+            exact_calls=calls if counted else None,
+            identity=label,
+        )
+
+    def function_pattern(self, name: str) -> FunctionPattern:
+        """How ``name`` appears in plan text (its inlined body, or its name)."""
+        if name not in self._patterns:
+            with self.as_owner():
+                self._patterns[name] = function_pattern(self.connection, name)
+        return self._patterns[name]
+
+    def _identity_for(self, who: Any) -> Identity | None:
+        if who is None:
+            return None
+        if isinstance(who, Identity):
+            return who
+        return self._user_identity(self.principal(who))
+
+    # -- assertions (also importable from pytest_rlscheck.assertions) ---------------------
+
+    def assert_rls_enabled(self, table: str, *, forced: bool | None = None) -> None:
+        assertions.assert_rls_enabled(self, table, forced=forced)
+
+    def assert_policies(self, table: str, **kwargs: Any) -> None:
+        assertions.assert_policies(self, table, **kwargs)
+
+    def assert_isolated(
+        self,
+        table: str,
+        *,
+        user: Any,
+        other: Any,
+        tenant_column: str | None = None,
+        tenant_sql: str | None = None,
+        ops: Sequence[str] = ALL_OPS,
+    ) -> None:
+        assertions.assert_isolated(
+            self, table, user=self.principal(user), other=self.principal(other),
+            tenant_column=tenant_column, tenant_sql=tenant_sql, ops=ops,
+        )
+
+    def assert_no_foreign_rows(
+        self, relation: str, *, user: Any, tenant_column: str | None = None, tenant_sql: str | None = None
+    ) -> None:
+        assertions.assert_no_foreign_rows(
+            self, relation, user=self.principal(user), tenant_column=tenant_column, tenant_sql=tenant_sql
+        )
+
+    def assert_rejected(
+        self, table: str, row: Mapping[str, Any], *, constraint: str | None = None, sqlstate: str = "23514"
+    ) -> None:
+        assertions.assert_rejected(self, table, row, constraint=constraint, sqlstate=sqlstate)
+
+    def assert_accepted(self, table: str, row: Mapping[str, Any]) -> None:
+        assertions.assert_accepted(self, table, row)
+
+    def assert_evaluated_once(
+        self, query: str, *, function: str = "auth.uid", as_user: Any = None, params: Params = None
+    ) -> None:
+        assertions.assert_evaluated_once(self, query, function=function, as_user=as_user, params=params)
+
+    def assert_index_used(
+        self, query: str, index: str, *, as_user: Any = None, params: Params = None, force: bool = False
+    ) -> None:
+        assertions.assert_index_used(self, query, index, as_user=as_user, params=params, force=force)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -33,3 +33,8 @@ class MigrationError(RlscheckError):
         super().__init__(report)
         self.location = location
         self.sqlstate = sqlstate
+
+
+class RlsAssertionError(AssertionError):
+    """An rlscheck assertion failed: the message says what was expected, what was found,
+    on which object, and how to fix it."""

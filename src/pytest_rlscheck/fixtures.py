@@ -11,12 +11,14 @@ import pytest
 
 from .client import Rls
 from .errors import RlscheckError
+from .markers import CHECK_MARKERS, start_identity
 from .session import RlsSession
 
 __all__ = ["RlscheckWarning", "rls", "rls_fresh_db", "rlscheck_session"]
 
 SESSION_KEY = pytest.StashKey[RlsSession]()
 REPORTED_KEY = pytest.StashKey[str]()
+RLS_KEY = pytest.StashKey[Rls]()
 T = TypeVar("T")
 
 
@@ -53,13 +55,15 @@ def rls(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterato
 
     With ``@pytest.mark.rls_fresh_db`` the test gets a database of its own instead."""
     if request.node.get_closest_marker("rls_fresh_db"):
-        yield from _fresh(request.config, rlscheck_session)
+        yield from _fresh(request, rlscheck_session)
         return
     config = request.config
     conn = setup_or_fail(config, rlscheck_session.worker_connection)
-    client = Rls(conn, rlscheck_session.worker_database(), transactional=True)
+    client = Rls(conn, rlscheck_session.worker_database(), transactional=True, config=rlscheck_session.settings.table)
     setup_or_fail(config, client._begin)
     try:
+        start_identity(request.node, client)
+        request.node.stash[RLS_KEY] = client
         yield client
     finally:
         if not client._end():
@@ -78,15 +82,24 @@ def rls(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterato
 def rls_fresh_db(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterator[Rls]:
     """A database cloned from the template for this test alone: commits are allowed, and
     ``rls_fresh_db.connect()`` opens more connections to it. Dropped after the test."""
-    yield from _fresh(request.config, rlscheck_session)
+    yield from _fresh(request, rlscheck_session)
 
 
-def _fresh(config: pytest.Config, session: RlsSession) -> Iterator[Rls]:
-    database = setup_or_fail(config, session.fresh_database)
+@pytest.fixture(autouse=True)
+def _rlscheck_markers(request: pytest.FixtureRequest) -> None:
+    """A test with a check marker gets the rls fixture even if it does not ask for it."""
+    if any(request.node.get_closest_marker(name) for name in (*CHECK_MARKERS, "rls_user")):
+        request.getfixturevalue("rls")
+
+
+def _fresh(request: pytest.FixtureRequest, session: RlsSession) -> Iterator[Rls]:
+    database = setup_or_fail(request.config, session.fresh_database)
     conn: Any = None
     try:
         conn = database.connect(autocommit=True)
-        client = Rls(conn, database, transactional=False)
+        client = Rls(conn, database, transactional=False, config=session.settings.table)
+        start_identity(request.node, client)
+        request.node.stash[RLS_KEY] = client
         yield client
         client._end()
     finally:

@@ -16,7 +16,16 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["Identity", "IdentityStack", "anon_identity", "role_identity", "service_role_identity", "user_identity"]
+__all__ = [
+    "OWNER",
+    "Identity",
+    "IdentityStack",
+    "Principal",
+    "anon_identity",
+    "role_identity",
+    "service_role_identity",
+    "user_identity",
+]
 
 CLAIMS = "request.jwt.claims"
 
@@ -36,6 +45,20 @@ USER_LOOKUP_SQL = (
 
 
 @dataclass(frozen=True)
+class Principal:
+    """A user of the app for the isolation checks: who they are and which tenant is theirs."""
+
+    sub: str
+    tenant: str | None = None
+    role: str = "authenticated"
+    claims: Mapping[str, Any] | None = None
+    email: str | None = None
+
+    def __str__(self) -> str:
+        return f"user {self.sub}" + (f" (tenant {self.tenant})" if self.tenant else "")
+
+
+@dataclass(frozen=True)
 class Identity:
     """Who the connection acts as: a database role plus settings (the JWT claims among them)."""
 
@@ -51,6 +74,10 @@ class Identity:
     def assignments(self) -> tuple[list[str], list[str]]:
         names = ["role", *self.settings]
         return names, [self.role, *self.settings.values()]
+
+
+#: The connection's own role (``SET ROLE NONE``), with no claims.
+OWNER = Identity("none", {}, "the table owner")
 
 
 def user_identity(

@@ -133,8 +133,8 @@ def _failure(
         name = missing.group(1) or missing.group(2)
         out.append(
             f"  rlscheck: the extension {name!r} is not installed on the server in use: {server}.\n"
-            f"    Install it there (Debian/Ubuntu: apt-get install {_debian_package(name, server)}), or point "
-            "--rlscheck-pg-bin / --rlscheck-dsn at a server that has it."
+            f"    Install it there{_install_hint(name, server)}, or point --rlscheck-pg-bin / --rlscheck-dsn "
+            "at a server that has it."
         )
     first_line, _ = source.locate(statement.start)
     last_line, _ = source.locate(statement.start + len(statement.text))
@@ -194,7 +194,10 @@ def _progress(files: Sequence[SqlFile], index: int) -> str:
 _DEBIAN_NAMES = {"vector": "pgvector", "postgis": "postgis-3", "pg_cron": "cron", "pg_partman": "partman"}
 
 
-def _debian_package(extension: str, server: str) -> str:
-    m = re.search(r"PostgreSQL (\d+)", server)
-    major = m.group(1) if m else "<major>"
-    return f"postgresql-{major}-{_DEBIAN_NAMES.get(extension, extension.replace('_', '-'))}"
+def _install_hint(extension: str, server: str) -> str:
+    """A package to install, when the server is Debian's (/usr/lib/postgresql/<major>/bin)."""
+    m = re.search(r"/usr/lib/postgresql/(\d+)/bin", server)
+    if not m:
+        return ""
+    package = _DEBIAN_NAMES.get(extension, extension.replace("_", "-"))
+    return f" (Debian/Ubuntu: apt-get install postgresql-{m.group(1)}-{package})"

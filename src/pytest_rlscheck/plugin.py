@@ -12,7 +12,8 @@ import pytest
 
 from .config import load_settings
 from .errors import ConfigError
-from .fixtures import SESSION_KEY, rls, rls_fresh_db, rlscheck_session  # noqa: F401 - fixtures
+from .fixtures import RLS_KEY, SESSION_KEY, _rlscheck_markers, rls, rls_fresh_db, rlscheck_session  # noqa: F401
+from .markers import MARKERS, run_marker_checks
 from .session import RlsSession
 
 SIGTERM_KEY = pytest.StashKey[Any]()
@@ -61,9 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "rls_fresh_db: give the test's rls fixture a database of its own (commits allowed)"
-    )
+    for line in MARKERS.values():
+        config.addinivalue_line("markers", line)
     try:
         settings = load_settings(
             rootdir=Path(config.rootpath),
@@ -105,6 +105,16 @@ def pytest_configure_node(node: Any) -> None:
         if shared is None:
             shared = node.config.stash[_SHARED_KEY] = session.shared_info()
         node.workerinput["rlscheck"] = shared
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Check markers run after the test body passed, as part of the test."""
+    result = yield
+    rls = item.stash.get(RLS_KEY, None)
+    if rls is not None:
+        run_marker_checks(item, rls)
+    return result
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -9,6 +9,7 @@ unprivileged OS account that owns the temp directory.
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import pwd
 import shutil
@@ -132,12 +133,14 @@ class LocalServer(Server):
     """A throw-away server in a private temp directory, removed again by :meth:`stop`."""
 
     def __init__(self, binaries: PgBinaries, reaper: Reaper) -> None:
-        self.binaries = binaries
         self.user = SUPERUSER
         self.maintenance_db = MAINTENANCE_DB
         self._reaper = reaper
         run_as = _unprivileged_account() if os.geteuid() == 0 else None
         self.run_as = run_as[1:] if run_as else None
+        if self.run_as and not _traversable(binaries.bindir / "postgres", *self.run_as):
+            binaries = _mirror_installation(binaries, self.run_as)
+        self.binaries = binaries
         self.tmpdir = tempfile.mkdtemp(prefix="rlscheck-", dir=_temp_parent(self.run_as))
         reaper.track_dir(self.tmpdir)
         if self.run_as:
@@ -263,6 +266,46 @@ def _temp_parent(run_as: tuple[int, int] | None) -> str:
         f"rlscheck: the temp directory {parent} cannot be reached by uid {run_as[0]}, which the server runs as; "
         "set TMPDIR to a world-traversable directory."
     )
+
+
+def _mirror_installation(binaries: PgBinaries, run_as: tuple[int, int]) -> PgBinaries:
+    """Make a server the server account cannot reach (a wheel under /root) reachable.
+
+    The installation (``bin``, ``lib``, ``share`` next to each other; PostgreSQL finds them
+    relative to its binaries) is hard-linked, or copied across file systems, once into a
+    cache directory that any account can traverse, and reused by later runs."""
+    source = binaries.bindir.parent
+    digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:10]
+    cache = Path(os.environ.get("RLSCHECK_CACHE_DIR") or ("/var/cache/pytest-rlscheck" if os.access("/var/cache", os.W_OK) else tempfile.gettempdir() + "/pytest-rlscheck-cache"))
+    target = cache / f"pg-{binaries.version}-{digest}"
+    if not (target / "bin" / "postgres").is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        os.chmod(cache, 0o755)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache))
+        try:
+            shutil.copytree(source, staging / "install", copy_function=_link_or_copy, symlinks=True)
+            os.chmod(staging / "install", 0o755)
+            try:
+                os.rename(staging / "install", target)
+            except OSError:
+                if not (target / "bin" / "postgres").is_file():  # not a concurrent run's rename
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    mirrored = PgBinaries(bindir=target / "bin", version=binaries.version, source=f"{binaries.source}, mirrored")
+    if not _traversable(mirrored.bindir / "postgres", *run_as):
+        raise ServerError(
+            f"rlscheck: {binaries.describe()} is not reachable by uid {run_as[0]}, which the server runs as, "
+            f"and neither is the copy in {target}. Install the server in a world-readable place."
+        )
+    return mirrored
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _traversable(path: Path, uid: int, gid: int) -> bool:

@@ -32,8 +32,19 @@ end
 $shim$;
 
 create schema if not exists extensions;
-create extension if not exists "uuid-ossp" with schema extensions;
-create extension if not exists pgcrypto with schema extensions;
+
+-- Supabase pre-installs these two; a server built without them (some wheels) goes without.
+do $shim$
+declare
+  ext text;
+begin
+  foreach ext in array array['uuid-ossp', 'pgcrypto'] loop
+    if exists (select from pg_catalog.pg_available_extensions where name = ext) then
+      execute format('create extension if not exists %I with schema extensions', ext);
+    end if;
+  end loop;
+end
+$shim$;
 
 grant usage on schema public to anon, authenticated, service_role;
 grant usage on schema extensions to anon, authenticated, service_role;

