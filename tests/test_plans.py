@@ -102,7 +102,7 @@ def test_learned_pattern_matches_the_stored_plans(rls) -> None:
     assert pattern.inlined and pattern.shown_as == UID_BODY
     assert rls.function_pattern("auth.jwt").shown_as.startswith("COALESCE(NULLIF(current_setting('request.jwt.claim'")
     helper = rls.function_pattern("get_user_organization_ids")
-    assert not helper.inlined and helper.tracked and helper.qualified == "public.get_user_organization_ids"
+    assert not helper.inlined and helper.tracked and helper.qualified == "private.get_user_organization_ids"
     assert not rls.function_pattern("current_setting").tracked
 
 

@@ -11,10 +11,14 @@
 --   * conversations_with_stats respects RLS (security_invoker).
 
 -- 1. Policy helpers. SECURITY DEFINER so that policies can read organization_members
---    without recursing into its own RLS; a fixed, empty search_path; and a caller can only
---    ask about themselves.
+--    without recursing into its own RLS; a fixed, empty search_path; a caller can only ask
+--    about themselves; and in a schema the API does not expose, so they are not RPCs.
 
-create or replace function public.get_user_organization_ids(p_user_id uuid)
+create schema if not exists private;
+revoke all on schema private from public;
+grant usage on schema private to authenticated, service_role;
+
+create or replace function private.get_user_organization_ids(p_user_id uuid)
 returns setof uuid
 language plpgsql
 stable
@@ -33,7 +37,7 @@ begin
 end;
 $$;
 
-create or replace function public.get_user_domain_ids(p_user_id uuid)
+create or replace function private.get_user_domain_ids(p_user_id uuid)
 returns setof uuid
 language plpgsql
 stable
@@ -53,10 +57,10 @@ begin
 end;
 $$;
 
-revoke all on function public.get_user_organization_ids(uuid) from public, anon;
-revoke all on function public.get_user_domain_ids(uuid) from public, anon;
-grant execute on function public.get_user_organization_ids(uuid) to authenticated, service_role;
-grant execute on function public.get_user_domain_ids(uuid) to authenticated, service_role;
+revoke all on function private.get_user_organization_ids(uuid) from public, anon;
+revoke all on function private.get_user_domain_ids(uuid) from public, anon;
+grant execute on function private.get_user_organization_ids(uuid) to authenticated, service_role;
+grant execute on function private.get_user_domain_ids(uuid) to authenticated, service_role;
 
 -- 2. Backfill organization_id, then make it mandatory and consistent with the parent row.
 
@@ -93,51 +97,51 @@ drop policy "Members can view messages" on public.messages;
 
 create policy conversations_select on public.conversations
   for select to authenticated
-  using (organization_id in (select public.get_user_organization_ids((select auth.uid()))));
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
 
 create policy conversations_insert on public.conversations
   for insert to authenticated
   with check (
-    organization_id in (select public.get_user_organization_ids((select auth.uid())))
-    and domain_id in (select public.get_user_domain_ids((select auth.uid())))
+    organization_id in (select private.get_user_organization_ids((select auth.uid())))
+    and domain_id in (select private.get_user_domain_ids((select auth.uid())))
   );
 
 create policy conversations_update on public.conversations
   for update to authenticated
-  using (organization_id in (select public.get_user_organization_ids((select auth.uid()))))
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))))
   with check (
-    organization_id in (select public.get_user_organization_ids((select auth.uid())))
-    and domain_id in (select public.get_user_domain_ids((select auth.uid())))
+    organization_id in (select private.get_user_organization_ids((select auth.uid())))
+    and domain_id in (select private.get_user_domain_ids((select auth.uid())))
   );
 
 create policy conversations_delete on public.conversations
   for delete to authenticated
-  using (organization_id in (select public.get_user_organization_ids((select auth.uid()))));
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
 
 create policy messages_select on public.messages
   for select to authenticated
-  using (organization_id in (select public.get_user_organization_ids((select auth.uid()))));
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
 
 create policy messages_insert on public.messages
   for insert to authenticated
-  with check (organization_id in (select public.get_user_organization_ids((select auth.uid()))));
+  with check (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
 
 create policy messages_update on public.messages
   for update to authenticated
-  using (organization_id in (select public.get_user_organization_ids((select auth.uid()))))
-  with check (organization_id in (select public.get_user_organization_ids((select auth.uid()))));
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))))
+  with check (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
 
 create policy messages_delete on public.messages
   for delete to authenticated
-  using (organization_id in (select public.get_user_organization_ids((select auth.uid()))));
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
 
 -- The lookup tables keep SELECT-only policies, with the call wrapped as well.
 alter policy "Members can view their memberships" on public.organization_members
   using (user_id = (select auth.uid()));
 alter policy "Members can view their organizations" on public.organizations
-  using (id in (select public.get_user_organization_ids((select auth.uid()))));
+  using (id in (select private.get_user_organization_ids((select auth.uid()))));
 alter policy "Members can view their domains" on public.domains
-  using (organization_id in (select public.get_user_organization_ids((select auth.uid()))));
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
 
 -- 4. Inbox filters read status and language. As generated columns they are compared with
 --    plain text equality, which is LEAKPROOF: PostgreSQL may use it as an index condition

@@ -93,18 +93,57 @@ where {_SCOPE}
 order by p.polrelid, p.polname
 """
 
-FUNCTIONS_SQL = """
+#: Functions the project wrote: the exposed schemas, and every schema that is neither
+#: PostgreSQL's nor managed by Supabase; extension members excluded.
+MANAGED_SCHEMAS = (
+    "pg_catalog", "information_schema", "auth", "storage", "extensions", "graphql", "graphql_public",
+    "realtime", "supabase_functions", "supabase_migrations", "vault", "pgsodium", "pgsodium_masks", "net", "cron",
+    "pgbouncer", "pgtle", "tiger", "topology",
+)
+_USER_FUNCTIONS = f"""(n.nspname = any(%(schemas)s::text[])
+  or (n.nspname not like 'pg\\_%%' and n.nspname <> all(array{list(MANAGED_SCHEMAS)})))
+  and not exists (select from pg_depend e where e.classid = 'pg_proc'::regclass and e.objid = p.oid and e.deptype = 'e')"""
+
+FUNCTIONS_SQL = f"""
 select p.oid, n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
        l.lanname, p.provolatile, p.prosecdef, p.proconfig::text[], p.proretset,
        pg_get_function_result(p.oid), r.rolname, r.rolsuper or r.rolbypassrls,
        array(select format_type(t, null) from unnest(p.proargtypes) t)::text[],
-       coalesce(p.proargnames, '{}')::text[]
+       coalesce(p.proargnames, '{{}}')::text[]
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_language l on l.oid = p.prolang
 join pg_roles r on r.oid = p.proowner
-where p.prokind in ('f', 'p') and n.nspname = any(%(schemas)s::text[])
+where p.prokind in ('f', 'p') and {_USER_FUNCTIONS}
 order by n.nspname, p.proname, p.oid
+"""
+
+RELATION_GRANTS_SQL = f"""
+select c.oid, coalesce(r.rolname, 'public'), a.privilege_type
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+left join pg_roles r on r.oid = a.grantee
+where c.relkind in ('r', 'p', 'v', 'm', 'f') and {_SCOPE}
+"""
+
+VIEW_DEPENDENCIES_SQL = f"""
+select distinct w.ev_class, d.refobjid
+from pg_rewrite w
+join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = w.oid
+                and d.refclassid = 'pg_class'::regclass and d.refobjid <> w.ev_class
+join pg_class c on c.oid = w.ev_class
+join pg_namespace n on n.oid = c.relnamespace
+where {_SCOPE}
+"""
+
+FUNCTION_GRANTS_SQL = f"""
+select p.oid, coalesce(r.rolname, 'public')
+from pg_proc p
+join pg_namespace n on n.oid = p.pronamespace
+cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+left join pg_roles r on r.oid = a.grantee
+where a.privilege_type = 'EXECUTE' and p.prokind in ('f', 'p') and {_USER_FUNCTIONS}
 """
 
 RESOLVE_SQL = "select c.oid, n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = to_regclass(%s)"
@@ -182,6 +221,12 @@ class Relation:
     constraints: tuple[Constraint, ...] = ()
     indexes: tuple[Index, ...] = ()
     policies: tuple[Policy, ...] = ()
+    grants: tuple[tuple[str, str], ...] = ()  # (grantee or "public", privilege)
+    depends_on: tuple[int, ...] = ()  # for views: the relations they read
+
+    def granted(self, role: str, privilege: str) -> bool:
+        """Directly granted to ``role`` or to PUBLIC."""
+        return any(g in (role, "public") and p == privilege for g, p in self.grants)
 
     @property
     def qualified(self) -> str:
@@ -228,6 +273,7 @@ class Function:
     owner_bypasses_rls: bool
     argument_types: tuple[str, ...]
     argument_names: tuple[str, ...]
+    executable_by: tuple[str, ...] = ()  # roles with EXECUTE ("public" for everyone)
 
     @property
     def qualified(self) -> str:
@@ -274,6 +320,10 @@ class Catalog:
             by_rel.setdefault(oid, {}).setdefault("policies", []).append(
                 Policy(name, command, permissive, tuple(roles), using, check)
             )
+        for oid, grantee, privilege in rows(RELATION_GRANTS_SQL):
+            by_rel.setdefault(oid, {}).setdefault("grants", []).append((grantee, privilege))
+        for oid, referenced in rows(VIEW_DEPENDENCIES_SQL):
+            by_rel.setdefault(oid, {}).setdefault("depends_on", []).append(referenced)
         built = tuple(
             Relation(
                 *row,
@@ -283,10 +333,13 @@ class Catalog:
         )
         funcs: tuple[Function, ...] = ()
         if functions and schemas:
+            executable: dict[int, list[str]] = {}
+            for oid, grantee in rows(FUNCTION_GRANTS_SQL):
+                executable.setdefault(oid, []).append(grantee)
             funcs = tuple(
                 Function(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7] or ()), r[8], r[9], r[10], r[11],
-                         tuple(r[12]), tuple(r[13]))
-                for r in conn.execute(FUNCTIONS_SQL, scope).fetchall()
+                         tuple(r[12]), tuple(r[13]), tuple(executable.get(r[0], ())))
+                for r in rows(FUNCTIONS_SQL)
             )
         return cls(built, funcs)
 

@@ -28,7 +28,7 @@ from psycopg.pq import TransactionStatus
 from . import assertions
 from .catalog import Relation, resolve_relation
 from .errors import RlsAssertionError
-from .explain import enable_call_counting, explain_json, function_pattern
+from .explain import EXPLAIN_SQL, FUNCTION_CALLS_SQL, TRACK_FUNCTIONS_SQL, function_pattern
 from .impersonation import (
     OWNER,
     USER_LOOKUP_SQL,
@@ -42,6 +42,7 @@ from .impersonation import (
 )
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
+from .scratch import OWNER_SQL, bind, identity_sql, rolled_back, settings_sql
 from .session import Database
 
 __all__ = ["Rls"]
@@ -78,6 +79,8 @@ class Rls:
         self._started: datetime | None = None
         self._has_auth_users: bool | None = None
         self._patterns: dict[str, FunctionPattern] = {}
+        # user identities looked up in auth.users; forgotten whenever the test writes
+        self._identities_seen: dict[tuple[Any, ...], Identity] = {}
 
     # -- lifecycle (driven by the fixture) -----------------------------------------
 
@@ -122,6 +125,7 @@ class Rls:
         In a transactional test the statement runs in a savepoint: if it fails, the error
         propagates and the test's transaction carries on as before the statement.
         """
+        self._identities_seen.clear()  # the statement may change auth.users
         if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
             with self.connection.transaction():
                 return self.connection.execute(query, params)
@@ -180,6 +184,14 @@ class Rls:
             role, email = sub.role, email or sub.email
             claims = {**(sub.claims or {}), **(claims or {})}
             sub = sub.sub
+        key = (str(sub), role, email, json.dumps(claims or {}, sort_keys=True, default=str))
+        if key not in self._identities_seen:
+            self._identities_seen[key] = self._new_user_identity(sub, role=role, claims=claims, email=email)
+        return self._identities_seen[key]
+
+    def _new_user_identity(
+        self, sub: str | uuid.UUID, *, role: str, claims: Mapping[str, Any] | None, email: str | None
+    ) -> Identity:
         known = self._lookup_user(sub)
         return user_identity(
             sub,
@@ -210,6 +222,9 @@ class Rls:
     @contextmanager
     def as_owner(self) -> Iterator[None]:
         """Drop any impersonation inside the block (the connection's own role)."""
+        if self.identity is None or self.identity is OWNER:
+            yield  # already the owner: no round trip
+            return
         with self.act_as(OWNER):
             yield
 
@@ -239,6 +254,7 @@ class Rls:
     ) -> uuid.UUID:
         """Insert a user into ``auth.users`` (as Supabase Auth would on sign-up); return its id."""
         user_id = uuid.uuid4()
+        self._identities_seen.clear()
         with self.as_owner():
             row = self.fetchone(
                 CREATE_USER_SQL,
@@ -301,26 +317,46 @@ class Rls:
     # -- plans ------------------------------------------------------------------------
 
     def explain(
-        self, query: Query, params: Params = None, *, as_user: Any = None, settings: Mapping[str, str] | None = None
+        self,
+        query: Query,
+        params: Params = None,
+        *,
+        as_user: Any = None,
+        settings: Mapping[str, str] | None = None,
+        count_calls: bool = True,
     ) -> Plan:
         """``EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON)`` of ``query`` in a savepoint that is
         rolled back, as ``as_user`` (a Principal, a ``sub``, an Identity) or the current
-        identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone."""
-        identity = self._identity_for(as_user)
-        with self.connection.transaction():
-            with self.as_owner():
-                counted = enable_call_counting(self.connection)
-                for name, value in (settings or {}).items():
-                    self.connection.execute("select set_config(%s, %s, true)", [name, value])
-            with self.act_as(identity) if identity is not None else _nothing():
-                document, calls = explain_json(self.connection, query, params)
-            raise psycopg.Rollback()
+        identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone.
+        ``count_calls``: also count calls with track_functions (``Plan.exact_calls``)."""
+        identity = self._identity_for(as_user) or self.identity
+        conn = self.connection
+        statements = [OWNER_SQL]  # track_functions needs the connection's own rights
+        counting = count_calls and conn.info.parameter_status("is_superuser") == "on"
+        if counting:
+            statements += [TRACK_FUNCTIONS_SQL, FUNCTION_CALLS_SQL]
+        statements += settings_sql(conn, settings or {})
+        if identity is not None and identity is not OWNER:
+            statements.append(identity_sql(conn, identity))
+        explain_at = len(statements)
+        statements.append(bind(conn, sql.SQL(EXPLAIN_SQL) + (sql.SQL(query) if isinstance(query, str) else query), params))
+        if counting:
+            statements.append(FUNCTION_CALLS_SQL)
+        results = rolled_back(conn, statements)
+        document = results[explain_at].rows[0][0]  # type: ignore[index]
+        if isinstance(document, str):
+            document = json.loads(document)
+        calls: dict[str, int] = {}
+        if counting:
+            before = dict(results[2].rows or [])
+            after = dict(results[-1].rows or [])
+            calls = {name: int(n) - int(before.get(name, 0)) for name, n in after.items() if n != before.get(name, 0)}
         label = (identity or self.identity or Identity("", {}, "")).label
         return Plan(
             document,
             statement=query if isinstance(query, str) else query.as_string(self.connection),
             patterns=self.function_pattern,
-            exact_calls=calls if counted else None,
+            exact_calls=calls if counting else None,
             identity=label,
         )
 
@@ -385,8 +421,3 @@ class Rls:
         self, query: str, index: str, *, as_user: Any = None, params: Params = None, force: bool = False
     ) -> None:
         assertions.assert_index_used(self, query, index, as_user=as_user, params=params, force=force)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield

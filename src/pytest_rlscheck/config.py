@@ -111,6 +111,7 @@ def load_settings(
                 f"{_name(pyproject)}: [tool.rlscheck] supabase must be true, false or \"auto\", got {value!r}"
             )
 
+    _check_sweep_keys(table, pyproject)
     pg_bin = cli_pg_bin or environ.get("RLSCHECK_PG_BIN") or _optional_str(table, "pg_bin", pyproject)
     dsn = cli_dsn or environ.get("RLSCHECK_DSN") or None
     return Settings(
@@ -168,6 +169,50 @@ def _check_keys(table: Mapping[str, Any], pyproject: Path | None) -> None:
             close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(sorted(KNOWN_KEYS))}."
             raise ConfigError(f"{_name(pyproject)}: unknown key {key!r} in [tool.rlscheck].{hint}")
+
+
+_TABLE_KEYS = {"tenant_column", "tenant_sql", "commands"}
+_PRINCIPAL_KEYS = {"sub", "tenant", "role", "claims", "email"}
+
+
+def _check_sweep_keys(table: Mapping[str, Any], pyproject: Path | None) -> None:
+    """The shapes of schemas, tenant_column, tables, principals, ignore and fail_on."""
+    where = _name(pyproject)
+    if "schemas" in table:
+        _string_list(table, "schemas", pyproject)
+    if "tenant_column" in table:
+        _optional_str(table, "tenant_column", pyproject)
+    if "fail_on" in table and table["fail_on"] not in ("error", "warn", "info"):
+        raise ConfigError(f"{where}: [tool.rlscheck] fail_on must be \"error\", \"warn\" or \"info\", got {table['fail_on']!r}")
+    for name, spec in _tables(table, "tables", where).items():
+        unknown = set(spec) - _TABLE_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: [tool.rlscheck.tables.\"{name}\"] has unknown keys {sorted(unknown)}; "
+                              f"allowed: {sorted(_TABLE_KEYS)}")
+        if "." not in name:
+            raise ConfigError(f"{where}: [tool.rlscheck.tables.\"{name}\"]: name tables schema-qualified, e.g. \"public.{name}\"")
+        commands = spec.get("commands")
+        if commands is not None and (
+            not isinstance(commands, list) or not set(map(str.upper, commands)) <= {"SELECT", "INSERT", "UPDATE", "DELETE"}
+        ):
+            raise ConfigError(f"{where}: [tool.rlscheck.tables.\"{name}\"] commands must list SELECT, INSERT, UPDATE, DELETE")
+    for name, spec in _tables(table, "principals", where).items():
+        unknown = set(spec) - _PRINCIPAL_KEYS
+        if unknown or not isinstance(spec.get("sub"), str):
+            raise ConfigError(f"{where}: [tool.rlscheck.principals.{name}] needs sub = \"<user uuid>\" "
+                              f"(optional: tenant, role, claims, email){'; unknown keys ' + str(sorted(unknown)) if unknown else ''}")
+    for key, reason in _tables(table, "ignore", where, values=False).items():
+        if ":" not in key:
+            raise ConfigError(f"{where}: [tool.rlscheck.ignore] key {key!r} must be \"rule-id:schema.object\"")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"{where}: [tool.rlscheck.ignore] {key!r} needs a reason (a non-empty string)")
+
+
+def _tables(table: Mapping[str, Any], key: str, where: str, *, values: bool = True) -> Mapping[str, Any]:
+    value = table.get(key) or {}
+    if not isinstance(value, dict) or (values and not all(isinstance(v, dict) for v in value.values())):
+        raise ConfigError(f"{where}: [tool.rlscheck.{key}] must be a table of tables")
+    return value
 
 
 def _string_list(table: Mapping[str, Any], key: str, pyproject: Path | None) -> list[str]:

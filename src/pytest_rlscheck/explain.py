@@ -1,6 +1,7 @@
-"""Running EXPLAIN ANALYZE for the plan checks: in a savepoint that is rolled back, with
-exact call counts from ``pg_stat_xact_user_functions`` where PostgreSQL can give them, and
-with the patterns that recognise a function in plan text once it has been inlined."""
+"""What EXPLAIN ANALYZE needs besides the statement: the SQL that counts function calls
+exactly (``pg_stat_xact_user_functions`` with ``track_functions``), and the patterns that
+recognise a function in plan text once the planner has inlined it. ``Rls.explain`` runs
+them, rolled back, in one round trip."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from psycopg import sql
 
 from .plans import FunctionPattern
 
-__all__ = ["EXPLAIN_SQL", "explain_json", "function_pattern"]
+__all__ = ["EXPLAIN_SQL", "FUNCTION_CALLS_SQL", "TRACK_FUNCTIONS_SQL", "function_pattern"]
 
 EXPLAIN_SQL = "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) "
 TRACK_FUNCTIONS_SQL = "select set_config('track_functions', 'all', true)"
@@ -32,35 +33,6 @@ where p.proname = %(name)s and (%(schema)s::text is null or n.nspname = %(schema
 order by n.nspname = any(current_schemas(false)) desc, p.pronargs
 limit 1
 """
-
-
-def explain_json(
-    conn: psycopg.Connection[Any],
-    statement: str | sql.Composable,
-    params: Sequence[Any] | Mapping[str, Any] | None,
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Run ``EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON)``; return the plan and the calls of
-    every function PostgreSQL counted (``schema.name``: calls) during the statement.
-
-    The caller runs this inside a savepoint it rolls back, with the identity to test."""
-    query = sql.SQL(EXPLAIN_SQL) + (sql.SQL(statement) if isinstance(statement, str) else statement)
-    before = dict(conn.execute(FUNCTION_CALLS_SQL).fetchall())
-    row = conn.execute(query, params).fetchone()
-    after = dict(conn.execute(FUNCTION_CALLS_SQL).fetchall())
-    assert row is not None
-    plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-    calls = {name: int(after[name]) - int(before.get(name, 0)) for name in after if after[name] != before.get(name, 0)}
-    return plan, calls
-
-
-def enable_call_counting(conn: psycopg.Connection[Any]) -> bool:
-    """``track_functions = all`` for the transaction; False without the rights for it."""
-    try:
-        with conn.transaction():
-            conn.execute(TRACK_FUNCTIONS_SQL)
-        return True
-    except psycopg.errors.InsufficientPrivilege:
-        return False
 
 
 _CAST = re.compile(r"^(.*\))::[\w .\"\[\]]+$", re.S)

@@ -21,17 +21,31 @@ from .catalog import Relation
 from .errors import RlsAssertionError
 from .impersonation import Principal
 from .rows import base_row, insert_statement, sample_row, to_json
+from .scratch import OWNER_SQL, bind, identity_sql, rolled_back
 
 if TYPE_CHECKING:
     from .client import Rls
 
-__all__ = ["ALL_OPS", "TenantKey", "assert_isolated", "assert_no_foreign_rows", "tenant_key"]
+__all__ = [
+    "ALL_OPS",
+    "NothingToTest",
+    "Outcome",
+    "TenantKey",
+    "assert_isolated",
+    "assert_no_foreign_rows",
+    "isolation_outcomes",
+    "tenant_key",
+]
 
 ALL_OPS = ("select", "insert", "update", "delete", "move")
 TENANT_COLUMN_GUESSES = ("organization_id", "tenant_id", "org_id", "account_id", "team_id", "workspace_id")
 
 
 IsolationError = RlsAssertionError  # a tenant isolation check failed (or had nothing to test)
+
+
+class NothingToTest(RlsAssertionError):
+    """An isolation check found no rows to test on: an error for an assertion, a note for the sweep."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +95,29 @@ def tenant_key(
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class Outcome:
+    """One operation of an isolation check: isolated or not, and what happened."""
+
     op: str
     isolated: bool
     detail: str
+
+
+def isolation_outcomes(
+    rls: Rls, rel: Relation, key: TenantKey, user: Principal, other: Principal, ops: Sequence[str] = ALL_OPS
+) -> tuple[list[Outcome], str]:
+    """Run each operation of the isolation check; raise when there is nothing to test."""
+    mine = _tenant_of(rls, rel, key, user)
+    theirs = _tenant_of(rls, rel, key, other)
+    if str(mine) == str(theirs):
+        raise IsolationError(f"{user} and {other} are in the same tenant ({mine}) of {rel.qualified}: nothing to isolate")
+    probe = _Probe(rls, rel, key, user, str(mine), str(theirs))
+    if probe.other_rows() == 0:
+        raise NothingToTest(
+            f"{rel.qualified} has no rows of {other}'s tenant ({theirs}) by {key.describe()}: there is nothing to "
+            "prove isolation on. Seed rows for both tenants (or create them in the test) first."
+        )
+    return [getattr(probe, op)() for op in ops], str(theirs)
 
 
 def assert_isolated(
@@ -104,17 +137,7 @@ def assert_isolated(
         raise ValueError(f"unknown ops {sorted(unknown)}; choose from {ALL_OPS}")
     rel = rls.relation(table)
     key = tenant_key(rel, tenant_column, tenant_sql, rls.config)
-    mine = _tenant_of(rls, rel, key, user)
-    theirs = _tenant_of(rls, rel, key, other)
-    if str(mine) == str(theirs):
-        raise IsolationError(f"{user} and {other} are in the same tenant ({mine}) of {rel.qualified}: nothing to isolate")
-    probe = _Probe(rls, rel, key, user, str(mine), str(theirs))
-    if probe.other_rows() == 0:
-        raise IsolationError(
-            f"{rel.qualified} has no rows of {other}'s tenant ({theirs}) by {key.describe()}: there is nothing to "
-            "prove isolation on. Seed rows for both tenants (or create them in the test) first."
-        )
-    outcomes = [getattr(probe, op)() for op in ops]
+    outcomes, theirs = isolation_outcomes(rls, rel, key, user, other, ops)
     failed = [o for o in outcomes if not o.isolated]
     if failed:
         lines = "\n".join(f"  {'LEAK' if not o.isolated else 'ok  '} {o.op:<7} {o.detail}" for o in outcomes)
@@ -145,6 +168,8 @@ class _Probe:
         self.mine = mine
         self.theirs = theirs
         self.conn = rls.connection
+        self.identity = rls._identity_for(user)  # looked up once
+        self._baseline: tuple[int, int] | None = None
 
     def _owner(self, query: sql.Composable, params: Mapping[str, Any] | None = None) -> Any:
         with self.rls.as_owner():
@@ -159,14 +184,22 @@ class _Probe:
         where, params = self._where_tenant(self.theirs)
         return self._owner(sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params)[0]
 
-    def _fingerprint(self) -> tuple[int, int]:
+    def _fingerprint_query(self) -> tuple[sql.Composable, dict[str, Any]]:
         """The other tenant's rows as the owner sees them: count and a checksum of their
         row versions (any UPDATE gives a row a new ctid)."""
         where, params = self._where_tenant(self.theirs)
         query = sql.SQL(
             "select count(*), coalesce(sum(hashtext(t.ctid::text)::bigint), 0) from {} t where {}"
         ).format(self.rel.ident, where)
-        return tuple(self._owner(query, params))  # type: ignore[return-value]
+        return query, params
+
+    def _fingerprint(self) -> tuple[int, int]:
+        return tuple(self._owner(*self._fingerprint_query()))  # type: ignore[return-value]
+
+    def _as_user(self, query: sql.Composable, params: Mapping[str, Any] | None = None) -> Any:
+        """The first row of ``query`` run as the user, in one round trip."""
+        results = rolled_back(self.conn, [identity_sql(self.conn, self.identity), bind(self.conn, query, params)])
+        return results[1].rows[0]  # type: ignore[index]
 
     def _ctids(self, tenant: str, limit: int | None = None) -> list[str]:
         where, params = self._where_tenant(tenant)
@@ -179,28 +212,34 @@ class _Probe:
         psycopg.Error | None, int, tuple[int, int], tuple[int, int]
     ]:
         """Run ``query`` as the user in a savepoint; return (error, rowcount, before, after)."""
-        before = self._fingerprint()
-        error: psycopg.Error | None = None
-        rowcount = 0
-        after = before
-        with self.conn.transaction():  # rolled back below: nothing the attempt did survives
-            with self.rls.as_user(self.user):
-                try:
-                    with self.conn.transaction():
-                        rowcount = self.conn.execute(query, params).rowcount
-                except psycopg.Error as exc:
-                    error = exc
-            after = self._fingerprint()
-            raise psycopg.Rollback()
-        return error, rowcount, before, after
+        if self._baseline is None:  # every attempt is rolled back: the baseline holds
+            self._baseline = self._fingerprint()
+        before = self._baseline
+        statements = [
+            identity_sql(self.conn, self.identity),
+            bind(self.conn, query, params),
+            OWNER_SQL,  # the effect, counted with the owner's rights, before the rollback
+            bind(self.conn, *self._fingerprint_query()),
+        ]
+        try:
+            results = rolled_back(self.conn, statements)
+        except psycopg.Error as exc:  # the statement changed nothing
+            return exc, 0, before, before
+        return None, results[1].rowcount, before, tuple(results[3].rows[0])  # type: ignore[index]
+
+    def _refused_by_privileges(self, op: str, privilege: str) -> Outcome | None:
+        """Without the table privilege PostgreSQL refuses before any row is looked at."""
+        if self.rel.granted(self.identity.role, privilege):
+            return None
+        return Outcome(op, True, f"refused: {self.identity.role} has no {privilege} privilege on {self.rel.qualified}")
 
     def _judge(self, op: str, error: psycopg.Error | None, rowcount: int, before: tuple[int, int],
-               after: tuple[int, int], what: str) -> _Outcome:
+               after: tuple[int, int], what: str) -> Outcome:
         changed = after != before
         if error is not None and error.sqlstate == "42501" and not changed:
-            return _Outcome(op, True, f"refused: {error.diag.message_primary}")
+            return Outcome(op, True, f"refused: {error.diag.message_primary}")
         if error is not None and (error.sqlstate or "").startswith("23"):
-            return _Outcome(
+            return Outcome(
                 op,
                 False,
                 f"{what}: the row got past RLS and was stopped only by a constraint "
@@ -208,33 +247,29 @@ class _Probe:
                 "PostgreSQL checks policies before constraints, so no policy refused it",
             )
         if error is not None:
-            return _Outcome(op, False, f"{what}: inconclusive, failed with {error.sqlstate}: {error.diag.message_primary}")
+            return Outcome(op, False, f"{what}: inconclusive, failed with {error.sqlstate}: {error.diag.message_primary}")
         if changed or rowcount:
-            return _Outcome(
+            return Outcome(
                 op,
                 False,
                 f"{what}: {rowcount} row(s) affected; the other tenant's rows went from {before[0]} to {after[0]}"
                 + (" and their contents changed" if after[0] == before[0] and changed else ""),
             )
-        return _Outcome(op, True, "no row of the other tenant affected")
+        return Outcome(op, True, "no row of the other tenant affected")
 
     # -- operations -------------------------------------------------------------------
 
-    def select(self) -> _Outcome:
+    def select(self) -> Outcome:
         total = self.other_rows()
         if self.key.column:
             where, params = self._where_tenant(self.theirs)
-            with self.rls.as_user(self.user):
-                seen = self.conn.execute(
-                    sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params
-                ).fetchone()[0]
+            seen = self._as_user(sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params)[0]
         else:
             # The tenant comes through a parent the user may not see: collect the visible
             # rows as the user, evaluate tenant_sql over them as the owner.
-            with self.rls.as_user(self.user):
-                visible = self.conn.execute(
-                    sql.SQL("select coalesce(jsonb_agg(to_jsonb(t)), '[]') from {} t").format(self.rel.ident)
-                ).fetchone()[0]
+            visible = self._as_user(
+                sql.SQL("select coalesce(jsonb_agg(to_jsonb(t)), '[]') from {} t").format(self.rel.ident)
+            )[0]
             where, params = self._where_tenant(self.theirs)
             seen = self._owner(
                 sql.SQL("select count(*) from jsonb_populate_recordset(null::{}, %(rows)s::jsonb) t where {}").format(
@@ -243,31 +278,43 @@ class _Probe:
                 {**params, "rows": to_json_list(visible)},
             )[0]
         if seen:
-            return _Outcome("select", False, f"the user sees {seen} of the other tenant's {total} rows")
-        return _Outcome("select", True, f"none of the other tenant's {total} rows visible")
+            return Outcome("select", False, f"the user sees {seen} of the other tenant's {total} rows")
+        return Outcome("select", True, f"none of the other tenant's {total} rows visible")
 
-    def insert(self) -> _Outcome:
+    def insert(self) -> Outcome:
+        refused = self._refused_by_privileges("insert", "INSERT")
+        if refused:
+            return refused
         where, params = self._where_tenant(self.theirs)
         with self.rls.as_owner():
             sample = sample_row(self.conn, self.rel, where, params)
         query, values = insert_statement(self.rel, base_row(self.rel, sample, {}))
         return self._judge("insert", *self._attempt(query, values), what="a copy of one of their rows was inserted")
 
-    def update(self) -> _Outcome:
+    def update(self) -> Outcome:
+        refused = self._refused_by_privileges("update", "UPDATE")
+        if refused:
+            return refused
         target = self.key.column or (self.rel.primary_key or (self.rel.columns[0].name,))[0]
         query = sql.SQL("update {rel} t set {col} = t.{col} where t.ctid = any(%(ctids)s::tid[])").format(
             rel=self.rel.ident, col=sql.Identifier(target)
         )
         return self._judge("update", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were updated")
 
-    def delete(self) -> _Outcome:
+    def delete(self) -> Outcome:
+        refused = self._refused_by_privileges("delete", "DELETE")
+        if refused:
+            return refused
         query = sql.SQL("delete from {} t where t.ctid = any(%(ctids)s::tid[])").format(self.rel.ident)
         return self._judge("delete", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were deleted")
 
-    def move(self) -> _Outcome:
+    def move(self) -> Outcome:
+        refused = self._refused_by_privileges("move", "UPDATE")
+        if refused:
+            return refused
         own = self._ctids(self.mine, limit=1)
         if not own:
-            return _Outcome("move", False, f"inconclusive: the user's tenant ({self.mine}) has no row to move")
+            return Outcome("move", False, f"inconclusive: the user's tenant ({self.mine}) has no row to move")
         where, params = self._where_tenant(self.theirs)
         with self.rls.as_owner():
             sample = sample_row(self.conn, self.rel, where, params) or {}
@@ -278,7 +325,7 @@ class _Probe:
         columns |= {c for k in self.rel.constraints if k.type == "f" for c in k.columns if c not in keys}
         columns = {c for c in columns if c and c in sample}
         if not columns:
-            return _Outcome("move", False, "inconclusive: no tenant or foreign key column to move the row with")
+            return Outcome("move", False, "inconclusive: no tenant or foreign key column to move the row with")
         ordered = sorted(columns)
         query = sql.SQL(
             "update {rel} t set ({cols}) = (select {cols} from jsonb_populate_record(null::{rel}, %(row)s::jsonb))"
@@ -360,7 +407,7 @@ def assert_no_foreign_rows(
         {"mine": mine},
     )[0][0]
     if not others:
-        raise IsolationError(
+        raise NothingToTest(
             f"{name} has no rows outside {user}'s tenant ({mine}) even for the owner: there is nothing to prove. "
             "Seed rows for another tenant first."
         )

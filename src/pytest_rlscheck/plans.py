@@ -53,6 +53,12 @@ class FunctionPattern:
     shown_as: str  # what it looks like in a plan, for messages
     tracked: bool = False  # a user function PostgreSQL counts calls of (track_functions)
     qualified: str = ""  # schema.name when known
+    exclude: tuple[re.Pattern[str], ...] = ()  # text to ignore first (other functions' inlined bodies)
+
+    def count(self, expression: str) -> int:
+        for pattern in self.exclude:
+            expression = pattern.sub(" ", expression)
+        return len(self.regex.findall(expression))
 
     @classmethod
     def by_name(cls, name: str, *, tracked: bool = False, qualified: str = "") -> FunctionPattern:
@@ -250,7 +256,7 @@ class Plan:
             if field_name in REFERENCE_FIELDS:
                 continue
             for expression in expressions:
-                occurrences = len(pattern.regex.findall(expression))
+                occurrences = pattern.count(expression)
                 if not occurrences or field_name == "Output" and not node.computes_output(expression):
                     continue
                 each = node.evaluations_per_occurrence(field_name, expression)

@@ -13,6 +13,8 @@ import pytest
 from .config import load_settings
 from .errors import ConfigError
 from .fixtures import RLS_KEY, SESSION_KEY, _rlscheck_markers, rls, rls_fresh_db, rlscheck_session  # noqa: F401
+from .findings import Severity
+from .items import SweepPlugin
 from .markers import MARKERS, run_marker_checks
 from .session import RlsSession
 
@@ -55,6 +57,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--rlscheck-pg-bin", metavar="DIR", help="PostgreSQL server binaries (or RLSCHECK_PG_BIN)")
     group.addoption(
+        "--rlscheck",
+        action="store_true",
+        default=False,
+        help="sweep the schema: one generated item per rule and object (select them alone with -m rlscheck)",
+    )
+    group.addoption(
+        "--rlscheck-fail-on",
+        choices=("error", "warn", "info"),
+        default=None,
+        help="lowest severity that fails an item (default: [tool.rlscheck] fail_on, else warn)",
+    )
+    group.addoption(
+        "--rlscheck-report",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="write the sweep's findings to PATH.json, PATH.md or PATH.sarif (repeatable)",
+    )
+    group.addoption(
         "--rlscheck-dsn",
         metavar="URL",
         help="use an existing server (or RLSCHECK_DSN): rlscheck creates and drops its own rlscheck_* databases",
@@ -64,6 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS.values():
         config.addinivalue_line("markers", line)
+    config.addinivalue_line("markers", "rlscheck: the generated checks of the --rlscheck sweep")
     try:
         settings = load_settings(
             rootdir=Path(config.rootpath),
@@ -84,6 +106,12 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         session = RlsSession(settings)
     config.stash[SESSION_KEY] = session
+    if config.getoption("rlscheck"):
+        for path in config.getoption("rlscheck_report"):
+            if Path(path).suffix.lower() not in (".json", ".md", ".sarif"):
+                raise pytest.UsageError(f"--rlscheck-report {path}: the file must end in .json, .md or .sarif")
+        fail_on = config.getoption("rlscheck_fail_on") or settings.table.get("fail_on") or "warn"
+        config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on)), "rlscheck-sweep")
     _install_sigterm(config)
 
 

@@ -1,0 +1,152 @@
+"""pytest glue for the sweep: generated items, ``rlscheck::<object>::<rule>``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import RlscheckError
+from .findings import Finding, Severity
+from .report import SweepReport
+from .session import RlsSession
+from .sweep import Check, Sweep
+
+__all__ = ["RESULT_KEY", "SweepPlugin", "collect_sweep"]
+
+RESULT_KEY = "rlscheck"
+MARKER = "rlscheck"
+
+
+class RlscheckFailure(Exception):
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__(findings)
+        self.findings = findings
+
+
+class RlscheckCollector(pytest.Collector):
+    """A node without a file: ``rlscheck`` and ``rlscheck::<object>``."""
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:  # pragma: no cover - filled in by the plugin
+        return []
+
+
+class RlscheckItem(pytest.Item):
+    def __init__(self, *, check: Check | None, sweep: Sweep | None, fail_on: Severity, report: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.sweep = sweep
+        self.fail_on = fail_on
+        self.fixed_report = report  # a setup problem (a migration that failed) to report as is
+        self.add_marker(MARKER)
+
+    def runtest(self) -> None:
+        if self.check is None or self.sweep is None:
+            raise RlscheckFailure([])
+        result = self.sweep.run_in_transaction(self.check)
+        self.user_properties.append((RESULT_KEY, result.to_dict()))
+        failing = result.failing(self.fail_on)
+        if failing:
+            raise RlscheckFailure(failing)
+        if result.ignored and not result.findings:
+            reasons = "; ".join(reason for _, reason in result.ignored)
+            raise pytest.skip.Exception(
+                f"{self.check.rule}:{self.check.object} ignored in [tool.rlscheck.ignore]: {reasons}",
+                _use_item_location=True,
+            )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if self.fixed_report:
+            return self.fixed_report
+        if isinstance(excinfo.value, RlscheckFailure):
+            blocks = []
+            for f in excinfo.value.findings:
+                where = f" ({f.file}:{f.line})" if f.file else ""
+                block = f"[{f.severity}] {f.rule} on {f.object}{where}\n{f.message}"
+                if f.fix:
+                    block += "\nFix:\n" + "\n".join(f"    {line}" for line in f.fix.splitlines())
+                blocks.append(block)
+            return "\n\n".join(blocks)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        config_file = self.sweep.session.settings.config_file if self.sweep else None
+        return (config_file or self.path), 0, self.nodeid
+
+
+def collect_sweep(session: pytest.Session, sweep: Sweep, fail_on: Severity) -> tuple[list[pytest.Item], list[str]]:
+    """Items of the sweep (or one ``migration-failed`` item), and configuration notes."""
+    root = RlscheckCollector.from_parent(session, name="rlscheck", nodeid="rlscheck")
+    try:
+        sweep.prepare()
+    except RlscheckError as exc:
+        group = RlscheckCollector.from_parent(root, name="migrations")
+        item = RlscheckItem.from_parent(
+            group, name="migration-failed", check=None, sweep=None, fail_on=fail_on, report=exc.render()
+        )
+        item.user_properties.append((RESULT_KEY, _migration_failure(exc)))
+        return [item], []
+    groups: dict[str, RlscheckCollector] = {}
+    items: list[pytest.Item] = []
+    for check in sweep.checks:
+        group = groups.get(check.object)
+        if group is None:
+            group = groups[check.object] = RlscheckCollector.from_parent(root, name=check.object)
+        items.append(RlscheckItem.from_parent(group, name=check.rule, check=check, sweep=sweep, fail_on=fail_on))
+    notes = sweep.unknown_ignores()
+    if notes:
+        group = RlscheckCollector.from_parent(root, name="config")
+        message = "[tool.rlscheck.ignore] entries that match nothing:\n" + "\n".join(f"  - {n}" for n in notes)
+        items.append(
+            RlscheckItem.from_parent(group, name="ignore", check=None, sweep=None, fail_on=fail_on, report=message)
+        )
+    return items, notes
+
+
+def _migration_failure(exc: RlscheckError) -> dict[str, Any]:
+    """The failure as a finding, for the reports (with file and line when known)."""
+    location = getattr(exc, "location", "") or ""
+    file, _, rest = location.partition(":")
+    line = int(rest.split(":")[0]) if rest.split(":")[0].isdigit() else None
+    finding = Finding("migration-failed", Severity.ERROR, file or "migrations", exc.render(), "", file or None, line)
+    return {"rule": "migration-failed", "object": finding.object, "kind": "migration",
+            "findings": [finding.to_dict()], "ignored": [], "facts": {}}
+
+
+class SweepPlugin:
+    """Registered with --rlscheck: adds the items, gathers their results, reports them."""
+
+    def __init__(self, config: pytest.Config, session: RlsSession, fail_on: Severity) -> None:
+        self.config = config
+        self.session = session
+        self.report = SweepReport(fail_on)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        """Before -m/-k/--deselect choose among them."""
+        generated, notes = collect_sweep(session, Sweep(self.session), self.report.fail_on)
+        items.extend(generated)
+        self.report.notes += [f"rlscheck config: {note}" for note in notes]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":  # setup/teardown reports carry the same properties
+            return
+        for key, value in report.user_properties:
+            if key == RESULT_KEY:
+                self.report.add(value)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if hasattr(self.config, "workerinput") or not self.report:
+            return
+        terminalreporter.section("rlscheck")
+        for line in self.report.terminal_lines():
+            terminalreporter.line(line)
+        unused = self.report.unused_ignores(self.session.settings.table.get("ignore") or {})
+        known_unused = {n.split("'")[1] for n in self.report.notes if "'" in n}
+        for key in unused:
+            if key not in known_unused:
+                terminalreporter.line(f"rlscheck config: ignore {key!r} matched no finding; remove it")
+        for path in self.config.getoption("rlscheck_report"):
+            self.report.write(Path(path))
+            terminalreporter.line(f"rlscheck report written to {path}")

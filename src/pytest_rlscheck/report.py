@@ -1,0 +1,224 @@
+"""Reporting the sweep: the terminal summary, and JSON, Markdown and SARIF files.
+
+Results reach the report as plain dicts attached to each item's test report, so the same
+code aggregates a plain run and an xdist run (where the controller only sees reports)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .findings import Severity
+from .rules import RULES
+
+__all__ = ["SweepReport"]
+
+SARIF_LEVEL = {"error": "error", "warn": "warning", "info": "note"}
+
+
+class SweepReport:
+    def __init__(self, fail_on: Severity) -> None:
+        self.fail_on = fail_on
+        self.results: list[dict[str, Any]] = []
+        self.notes: list[str] = []  # configuration problems found at collection
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.results.append(result)
+
+    def __bool__(self) -> bool:
+        return bool(self.results or self.notes)
+
+    # -- aggregation ------------------------------------------------------------------
+
+    def findings(self) -> list[dict[str, Any]]:
+        return sorted(
+            (f for r in self.results for f in r["findings"]),
+            key=lambda f: (-Severity.parse(f["severity"]), f["object"], f["rule"]),
+        )
+
+    def ignored(self) -> list[dict[str, Any]]:
+        return [f for r in self.results for f in r.get("ignored", ())]
+
+    def by_rule(self) -> Counter[str]:
+        return Counter(f["rule"] for f in self.findings())
+
+    def tables(self) -> list[dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for result in self.results:
+            if result["kind"] != "table":
+                continue
+            row = rows.setdefault(result["object"], {"table": result["object"], "error": 0, "warn": 0, "info": 0})
+            facts = result["facts"]
+            if "table" in facts:
+                row.update(facts["table"])
+            if result["rule"] == "auth-per-row" and facts.get("auth.uid"):
+                row["auth_uid_evaluations"] = facts["auth.uid"].get("auth.uid")
+                row["rows"] = facts["auth.uid"].get("rows")
+            if result["rule"] == "tenant-leak":
+                row["isolation"] = facts.get("isolation")
+            for finding in result["findings"]:
+                row[finding["severity"]] += 1
+        return [rows[k] for k in sorted(rows)]
+
+    def unused_ignores(self, configured: Iterable[str]) -> list[str]:
+        used = {f"{f['rule']}:{f['object']}" for f in self.ignored()} | {
+            f"{f['rule']}:{f['object'].split('(')[0]}" for f in self.ignored()
+        }
+        return [key for key in configured if key not in used]
+
+    # -- terminal -----------------------------------------------------------------------
+
+    def terminal_lines(self) -> list[str]:
+        lines: list[str] = []
+        tables = self.tables()
+        if tables:
+            width = max(len(t["table"]) for t in tables)
+            lines.append(
+                f"{'table':<{width}}  {'RLS':<6}  {'S I U D':<7}  {'auth.uid() sel/upd/del':<22}  "
+                f"{'isolation':<14}  err warn info"
+            )
+            for t in tables:
+                rls = ("forced" if t.get("forced") else "on") if t.get("rls") else "OFF"
+                policies = t.get("policies") or {}
+                counts = " ".join(str(policies.get(c, 0)) for c in ("SELECT", "INSERT", "UPDATE", "DELETE"))
+                evaluations = t.get("auth_uid_evaluations") or {}
+                auth = "/".join("-" if evaluations.get(k) is None else str(evaluations[k]) for k in ("select", "update", "delete"))
+                if evaluations and t.get("rows") is not None:
+                    auth += f" ({t['rows']} rows)"
+                lines.append(
+                    f"{t['table']:<{width}}  {rls:<6}  {counts:<7}  {auth if evaluations else '-':<22}  "
+                    f"{t.get('isolation') or '-':<14}  {t['error']:>3} {t['warn']:>4} {t['info']:>4}"
+                )
+        by_rule = self.by_rule()
+        if by_rule:
+            lines.append("")
+            lines.append("findings by rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items())))
+        below = [f for f in self.findings() if Severity.parse(f["severity"]) < self.fail_on]
+        if below:
+            lines.append("")
+            lines.append(f"below --rlscheck-fail-on={self.fail_on} (reported, not failing):")
+            lines += [f"  {f['severity']:<5} {f['rule']} {f['object']}: {f['message']}" for f in below]
+        for f in self.ignored():
+            lines.append(f"  ignored {f['rule']}:{f['object']} — {f['reason']}")
+        lines += self.notes
+        return lines
+
+    # -- files ----------------------------------------------------------------------------
+
+    def write(self, path: Path) -> None:
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            text = json.dumps(self.as_json(), indent=2, default=str)
+        elif suffix == ".md":
+            text = self.as_markdown()
+        elif suffix == ".sarif":
+            text = json.dumps(self.as_sarif(), indent=2, default=str)
+        else:
+            raise ValueError(f"--rlscheck-report: {path} must end in .json, .md or .sarif")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tool": "pytest-rlscheck",
+            "version": __version__,
+            "fail_on": str(self.fail_on),
+            "findings": [
+                {k: f[k] for k in ("rule", "severity", "object", "message", "fix", "file", "line")}
+                for f in self.findings()
+            ],
+            "ignored": [
+                {k: f[k] for k in ("rule", "severity", "object", "message", "reason")} for f in self.ignored()
+            ],
+            "tables": self.tables(),
+            "by_rule": dict(self.by_rule()),
+        }
+
+    def as_markdown(self) -> str:
+        findings = self.findings()
+        counts = Counter(f["severity"] for f in findings)
+        out = [
+            "## pytest-rlscheck",
+            "",
+            f"**{counts.get('error', 0)} error(s), {counts.get('warn', 0)} warning(s), {counts.get('info', 0)} note(s)**"
+            f" · fails on {self.fail_on} and above",
+            "",
+        ]
+        tables = self.tables()
+        if tables:
+            out += ["| table | RLS | policies S/I/U/D | auth.uid() per query | isolation | findings |",
+                    "|---|---|---|---|---|---|"]
+            for t in tables:
+                policies = t.get("policies") or {}
+                evaluations = t.get("auth_uid_evaluations") or {}
+                per_query = "/".join("–" if evaluations.get(k) is None else str(evaluations[k]) for k in ("select", "update", "delete"))
+                rls = ("forced" if t.get("forced") else "on") if t.get("rls") else "**off**"
+                out.append(
+                    f"| `{t['table']}` | {rls} | {'/'.join(str(policies.get(c, 0)) for c in ('SELECT', 'INSERT', 'UPDATE', 'DELETE'))} "
+                    f"| {per_query if evaluations else '–'} | {t.get('isolation') or '–'} "
+                    f"| {t['error']} err, {t['warn']} warn, {t['info']} info |"
+                )
+            out.append("")
+        for severity in ("error", "warn", "info"):
+            group = [f for f in findings if f["severity"] == severity]
+            if not group:
+                continue
+            out += [f"### {severity}", ""]
+            for f in group:
+                where = f" ({f['file']}:{f['line']})" if f.get("file") else ""
+                out.append(f"- **{f['rule']}** `{f['object']}`{where}: {f['message']}")
+                if f.get("fix"):
+                    out += ["  ```sql", *[f"  {line}" for line in f["fix"].splitlines()], "  ```"]
+            out.append("")
+        return "\n".join(out)
+
+    def as_sarif(self) -> dict[str, Any]:
+        rules = [
+            {
+                "id": rule.id,
+                "name": rule.id,
+                "shortDescription": {"text": rule.summary},
+                "defaultConfiguration": {"level": SARIF_LEVEL[str(rule.severity)]},
+            }
+            for rule in sorted(RULES.values(), key=lambda r: r.id)
+        ]
+        results = []
+        for f in self.findings():
+            result: dict[str, Any] = {
+                "ruleId": f["rule"],
+                "level": SARIF_LEVEL[f["severity"]],
+                "message": {"text": f"{f['object']}: {f['message']}" + (f"\nFix: {f['fix']}" if f.get("fix") else "")},
+                "logicalLocations": [{"fullyQualifiedName": f["object"]}],
+            }
+            if f.get("file"):
+                result["locations"] = [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": Path(f["file"]).as_posix()},
+                            "region": {"startLine": int(f["line"] or 1)},
+                        },
+                        "logicalLocations": [{"fullyQualifiedName": f["object"]}],
+                    }
+                ]
+            results.append(result)
+        return {
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {
+                        "driver": {
+                            "name": "pytest-rlscheck",
+                            "version": __version__,
+                            "informationUri": "https://pypi.org/project/pytest-rlscheck/",
+                            "rules": rules,
+                        }
+                    },
+                    "results": results,
+                }
+            ],
+        }

@@ -1,0 +1,134 @@
+"""The sweep's rules: one module each, registered here by id (ids are public interface).
+
+A static rule is a pure function from a :class:`SweepContext` (the catalog of the exposed
+schemas, read in bulk) to findings. A dynamic rule measures the database itself (plans,
+isolation) for one object at a time; see ``auth_per_row`` and ``tenant_leak``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..catalog import Catalog, Function, Policy, Relation
+from ..findings import Finding, Severity
+from ..isolation import TENANT_COLUMN_GUESSES, TenantKey
+
+__all__ = ["API_ROLES", "RULES", "Rule", "SweepContext", "rule"]
+
+API_ROLES = ("anon", "authenticated")
+COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    catalog: Catalog
+    schemas: tuple[str, ...]
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def tables(self) -> Iterator[Relation]:
+        return (r for r in self.catalog.relations if r.kind in ("r", "p") and r.schema in self.schemas)
+
+    def views(self) -> Iterator[Relation]:
+        return (r for r in self.catalog.relations if r.kind in ("v", "m") and r.schema in self.schemas)
+
+    def functions(self) -> Iterator[Function]:
+        return (f for f in self.catalog.functions if f.schema in self.schemas)
+
+    def relation_by_oid(self, oid: int) -> Relation | None:
+        return next((r for r in self.catalog.relations if r.oid == oid), None)
+
+    def api_privileges(self, rel: Relation) -> set[str]:
+        """What anon/authenticated (directly or through PUBLIC) may do with ``rel``."""
+        return {p for g, p in rel.grants if g in (*API_ROLES, "public")}
+
+    def api_commands(self, rel: Relation) -> set[str]:
+        return self.api_privileges(rel) & set(COMMANDS)
+
+    def table_config(self, rel: Relation) -> Mapping[str, Any]:
+        return (self.config.get("tables") or {}).get(rel.qualified) or {}
+
+    def tenant_key(self, rel: Relation) -> TenantKey | None:
+        table = self.table_config(rel)
+        if table.get("tenant_column") or table.get("tenant_sql"):
+            return TenantKey(table.get("tenant_column"), table.get("tenant_sql"))
+        names = [self.config["tenant_column"]] if self.config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
+        column = next((n for n in names if rel.column(n)), None)
+        return TenantKey(column) if column else None
+
+    def expected_commands(self, rel: Relation) -> set[str] | None:
+        commands = self.table_config(rel).get("commands")
+        return {c.upper() for c in commands} if commands is not None else None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity  # the usual severity; a finding may carry another
+    targets: str  # "table", "view" or "function"
+    summary: str
+    check: Callable[[SweepContext], Iterable[Finding]] | None = None  # None: dynamic
+
+    @property
+    def dynamic(self) -> bool:
+        return self.check is None
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(id: str, severity: Severity, targets: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(check: Callable[[SweepContext], Iterable[Finding]]) -> Callable[[SweepContext], Iterable[Finding]]:
+        RULES[id] = Rule(id, severity, targets, summary, check)
+        return check
+
+    return register
+
+
+def dynamic_rule(id: str, severity: Severity, targets: str, summary: str) -> None:
+    RULES[id] = Rule(id, severity, targets, summary, None)
+
+
+def function_name(fn: Function) -> str:
+    return f"{fn.qualified}({fn.arguments})"
+
+
+def calls_unwrapped(text: str | None, names: Iterable[str]) -> bool:
+    """Whether ``text`` (a policy expression as PostgreSQL prints it) calls one of ``names``
+    outside a ``( SELECT ... )``."""
+    if not text:
+        return False
+    for name in names:
+        for m in re.finditer(rf"\b{re.escape(name)}\(", text):
+            if not re.search(r"\(\s*SELECT\s+\(?$", text[: m.start()], re.I):
+                return True
+    return False
+
+
+def policies_for(rel: Relation, command: str, role: str) -> list[Policy]:
+    return [p for p in rel.policies if p.covers(command) and (role in p.roles or "public" in p.roles)]
+
+
+dynamic_rule("migration-failed", Severity.ERROR, "migration", "a migration or seed file does not apply")
+
+from . import (  # noqa: E402,F401 - registration
+    auth_per_row,
+    command_uncovered,
+    definer_exposed,
+    definer_search_path,
+    insert_without_select,
+    multiple_permissive,
+    no_primary_key,
+    policy_always_true,
+    policy_rls_disabled,
+    rls_disabled,
+    rls_no_policy,
+    tenant_column_nullable,
+    tenant_leak,
+    unindexed_fk,
+    unindexed_policy_column,
+    user_metadata_in_policy,
+    view_bypasses_rls,
+)

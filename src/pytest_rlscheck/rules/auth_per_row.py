@@ -1,0 +1,133 @@
+"""auth-per-row: a call of auth.*() or current_setting() that runs once per row.
+
+Measured, not guessed: as an authenticated user, the plain SELECT (and the UPDATE and
+DELETE forms) of the table run under EXPLAIN ANALYZE, and the plan says how many times
+each call ran. A call text matching would flag but the plan runs once — inside an
+uncorrelated, hashed SubPlan, or wrapped as ``(select auth.jwt() ->> 'role')`` — is not a
+finding.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from ..catalog import Relation
+from ..findings import Finding, Severity
+from ..plans import FunctionPattern
+from . import calls_unwrapped, dynamic_rule
+
+if TYPE_CHECKING:
+    from ..client import Rls
+
+RULE = "auth-per-row"
+dynamic_rule(RULE, Severity.WARN, "table", "a call of auth.*() or current_setting() that runs once per row")
+
+AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email")
+EXISTING_SQL = "select p.proname from pg_proc p where p.pronamespace = to_regnamespace('auth') and p.pronargs = 0"
+
+
+def functions(rls: Rls) -> list[FunctionPattern]:
+    """The auth functions that exist, and current_setting() outside their inlined bodies."""
+    names = {r[0] for r in rls.owner_fetchall(EXISTING_SQL)} if _has_auth(rls) else set()
+    patterns = [rls.function_pattern(f) for f in AUTH_FUNCTIONS if f.split(".")[1] in names]
+    bodies = tuple(re.compile(p.regex.pattern) for p in patterns if p.inlined)
+    setting = FunctionPattern.by_name("current_setting")
+    patterns.append(FunctionPattern(setting.name, setting.regex, False, setting.shown_as, exclude=bodies))
+    return patterns
+
+
+def _has_auth(rls: Rls) -> bool:
+    return bool(rls.owner_fetchall("select to_regnamespace('auth') is not null")[0][0])
+
+
+def statements(rel: Relation) -> list[tuple[str, sql.Composable]]:
+    column = sql.Identifier((rel.primary_key or (rel.columns[0].name,))[0])
+    return [
+        ("select", sql.SQL("select * from {}").format(rel.ident)),
+        ("update", sql.SQL("update {} set {} = {}").format(rel.ident, column, column)),
+        ("delete", sql.SQL("delete from {}").format(rel.ident)),
+    ]
+
+
+def measure(
+    rls: Rls, rel: Relation, principal: Any, patterns: list[FunctionPattern]
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings for ``rel`` and what was measured (evaluations of auth.uid() per statement).
+
+    ``patterns``: :func:`functions` of this database, computed once per sweep."""
+    from ..assertions import _attribute, _plan_catalog, _wrap_fix
+
+    identity = rls._identity_for(principal)
+    findings: list[Finding] = []
+    rows = 0
+    measured: dict[str, Any] = {"rows": rows, "auth.uid": {}}
+    for kind, statement in statements(rel):
+        try:
+            plan = rls.explain(statement, as_user=identity, count_calls=False)
+        except psycopg.Error as exc:  # e.g. no UPDATE privilege: nothing runs, nothing to count
+            measured["auth.uid"][kind] = None
+            measured.setdefault("skipped", {})[kind] = f"{exc.sqlstate}: {exc.diag.message_primary}"
+            continue
+        if kind == "select":  # rows the table's scan examined: what the counts were measured on
+            rows = measured["rows"] = _rows_examined(plan, rel)
+        catalog = None
+        for pattern in patterns:
+            rls._patterns[pattern.name] = pattern  # current_setting: minus the auth.* bodies
+            sites = plan.call_sites(pattern.name)
+            if pattern.name == "auth.uid":
+                measured["auth.uid"][kind] = sum(s.evaluations for s in sites)
+            repeated = [s for s in sites if s.evaluations > 1]
+            if not repeated:
+                continue
+            catalog = catalog or _plan_catalog(rls, plan)
+            total = sum(s.evaluations for s in sites)
+            where = "; ".join(f"{s.node.label} ({s.field}): {s.evaluations}" for s in repeated)
+            fixes = list(dict.fromkeys(
+                _wrap_fix(*found, pattern.name) for s in repeated if (found := _attribute(catalog, s, pattern.name))
+            ))
+            findings.append(
+                Finding(
+                    RULE,
+                    Severity.WARN,
+                    rel.qualified,
+                    f"{pattern.name}() ran {total:,} times for one `{statement.as_string(rls.connection)}` "
+                    f"(measured on {rows:,} rows, as {plan.identity}): {where}. It should run once per statement.",
+                    "\n".join(fixes) or f"Wrap the call: (select {pattern.name}())",
+                    details={"statement": kind, "function": pattern.name, "evaluations": total, "rows": rows},
+                )
+            )
+    if rows < 2 and not findings and any(
+        calls_unwrapped(p.using, ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting"))
+        for p in rel.policies
+    ):
+        findings.append(
+            Finding(
+                RULE,
+                Severity.INFO,
+                rel.qualified,
+                f"Not measurable on {rows} row(s); the policy text calls auth.*() or current_setting() without "
+                "(select ...), which usually runs once per row. Seed a few rows to measure it.",
+                "Wrap the call: (select auth.uid())",
+            )
+        )
+    return _dedupe(findings), measured
+
+
+def _rows_examined(plan: Any, rel: Relation) -> int:
+    scans = [n for n in plan.nodes() if n.relation == rel.qualified and n.parent_relationship not in ("InitPlan", "SubPlan")]
+    return round(sum((n.rows + n.removed_by_filter) * n.loops for n in scans[:1]))
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in findings:
+        key = (f.details.get("function", ""), f.details.get("statement", ""))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out

@@ -1,0 +1,31 @@
+"""command-uncovered: a command the API roles may run that no policy covers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding, Severity
+from . import API_ROLES, COMMANDS, SweepContext, policies_for, rule
+
+
+@rule("command-uncovered", Severity.WARN, "table", "a granted (or expected) command no policy covers")
+def check(ctx: SweepContext) -> Iterator[Finding]:
+    for rel in ctx.tables():
+        if not rel.rls_enabled or not rel.policies:
+            continue  # rls-disabled / rls-no-policy say it better
+        expected = ctx.expected_commands(rel)
+        wanted = expected if expected is not None else ctx.api_commands(rel)
+        for command in (c for c in COMMANDS if c in wanted):
+            if any(policies_for(rel, command, role) for role in API_ROLES):
+                continue
+            reason = "the configuration expects it" if expected is not None else "anon/authenticated are granted it"
+            yield Finding(
+                "command-uncovered",
+                Severity.WARN,
+                rel.qualified,
+                f"{command} is not covered by any policy although {reason}: every {command} through the API is "
+                "refused (or affects no row). Either a policy is missing or the grant is too wide.",
+                f"CREATE POLICY {rel.name}_{command.lower()} ON {rel.qualified} FOR {command} TO authenticated ...;"
+                f"  -- or: REVOKE {command} ON {rel.qualified} FROM anon, authenticated;",
+                details={"command": command},
+            )

@@ -1,0 +1,25 @@
+"""rls-disabled: a table the API roles can reach, with row level security off."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding, Severity
+from . import SweepContext, rule
+
+
+@rule("rls-disabled", Severity.ERROR, "table", "RLS is off on a table anon/authenticated can reach")
+def check(ctx: SweepContext) -> Iterator[Finding]:
+    for rel in ctx.tables():
+        privileges = ctx.api_commands(rel)
+        if rel.rls_enabled or not privileges:
+            continue
+        yield Finding(
+            "rls-disabled",
+            Severity.ERROR,
+            rel.qualified,
+            f"Row level security is off, and anon/authenticated hold {', '.join(sorted(privileges))} on it: "
+            "anyone with the project's anon key can use those on every row through the API.",
+            f"ALTER TABLE {rel.qualified} ENABLE ROW LEVEL SECURITY;  -- then add policies"
+            f" (or REVOKE ALL ON {rel.qualified} FROM anon, authenticated; if the API must not see it)",
+        )

@@ -1,0 +1,24 @@
+"""rls-no-policy: RLS on, but no policy: every API request is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding, Severity
+from . import SweepContext, rule
+
+
+@rule("rls-no-policy", Severity.INFO, "table", "RLS on without any policy: the API can do nothing with it")
+def check(ctx: SweepContext) -> Iterator[Finding]:
+    for rel in ctx.tables():
+        if not rel.rls_enabled or rel.policies or not ctx.api_commands(rel):
+            continue
+        yield Finding(
+            "rls-no-policy",
+            Severity.INFO,
+            rel.qualified,
+            "Row level security is on and there is no policy, so every request of anon/authenticated is refused "
+            "or sees nothing. Fine for a backend-only table; otherwise the API is broken for it.",
+            f"REVOKE ALL ON {rel.qualified} FROM anon, authenticated;  -- backend-only; or CREATE POLICY ... ON "
+            f"{rel.qualified} ...",
+        )

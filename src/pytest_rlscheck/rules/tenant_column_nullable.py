@@ -1,0 +1,26 @@
+"""tenant-column-nullable: a row may belong to no tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding, Severity
+from . import SweepContext, rule
+
+
+@rule("tenant-column-nullable", Severity.WARN, "table", "the tenant column accepts NULL")
+def check(ctx: SweepContext) -> Iterator[Finding]:
+    for rel in ctx.tables():
+        key = ctx.tenant_key(rel)
+        column = rel.column(key.column) if key and key.column else None
+        if column is None or column.not_null or column.name in rel.primary_key:
+            continue
+        yield Finding(
+            "tenant-column-nullable",
+            Severity.WARN,
+            rel.qualified,
+            f"{column.name} is the tenant column and accepts NULL: a row without a tenant is either invisible to "
+            "everyone or, with a policy written as `tenant IS NULL OR ...`, visible to every tenant.",
+            f"UPDATE {rel.qualified} SET {column.name} = ... WHERE {column.name} IS NULL;  -- backfill, then\n"
+            f"ALTER TABLE {rel.qualified} ALTER COLUMN {column.name} SET NOT NULL;",
+        )

@@ -1,0 +1,118 @@
+"""tenant-leak: with two principals in different tenants and the seed data, every RLS
+table is put through the isolation checks and every view and set-returning function the
+API roles can read through the foreign-rows check."""
+
+from __future__ import annotations
+
+from itertools import permutations
+from typing import TYPE_CHECKING, Any
+
+from ..catalog import Function, Relation
+from ..errors import RlsAssertionError
+from ..findings import Finding, Severity
+from ..impersonation import Principal
+from ..isolation import ALL_OPS, NothingToTest, TenantKey, assert_no_foreign_rows, isolation_outcomes
+from . import API_ROLES, SweepContext, dynamic_rule, function_name
+
+if TYPE_CHECKING:
+    from ..client import Rls
+
+RULE = "tenant-leak"
+dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows")
+
+
+def pair(principals: list[Principal]) -> tuple[Principal, Principal] | None:
+    """Two principals of different tenants, or None."""
+    for a, b in permutations(principals, 2):
+        if a.tenant and b.tenant and str(a.tenant) != str(b.tenant):
+            return a, b
+    return None
+
+
+def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
+    users = pair(principals)
+    if users is None:
+        return [], "no principals"  # configure two principals of different tenants
+    key = ctx.tenant_key(rel)
+    if key is None:
+        return [], "no tenant column"  # set tenant_column or tenant_sql for the table
+    findings: list[Finding] = []
+    checked = 0
+    empty = 0
+    for user, other in (users, users[::-1]):
+        try:
+            outcomes, theirs = isolation_outcomes(rls, rel, key, user, other, ALL_OPS)
+        except NothingToTest:
+            empty += 1
+            continue
+        except RlsAssertionError as exc:
+            findings.append(Finding(RULE, Severity.WARN, rel.qualified, f"Isolation could not be checked: {exc}"))
+            continue
+        checked += 1
+        leaks = [o for o in outcomes if not o.isolated]
+        if leaks:
+            findings.append(
+                Finding(
+                    RULE,
+                    Severity.ERROR,
+                    rel.qualified,
+                    f"Acting as {user.sub} (tenant {user.tenant}), {len(leaks)} operation(s) reached the rows of "
+                    f"{other.sub} (tenant {theirs}, by {key.describe()}): "
+                    + "; ".join(f"{o.op}: {o.detail}" for o in leaks),
+                    f"Give {rel.qualified} a policy per command that limits {key.describe()} to the user's tenants "
+                    "(USING, and WITH CHECK for INSERT/UPDATE).",
+                    details={"user": user.sub, "other": other.sub, "ops": [o.op for o in leaks]},
+                )
+            )
+    if any(f.severity is Severity.ERROR for f in findings):
+        return findings, "LEAK"
+    if checked == 2:
+        return findings, "verified"
+    return findings, "partly verified" if checked else "no data" if empty else "not checked"
+
+
+def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
+    if "SELECT" not in ctx.api_privileges(view):
+        return [], "not readable by the API"
+    return _foreign_rows(rls, view.qualified, ctx.tenant_key(view), principals)
+
+
+def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal]) -> tuple[list[Finding], str]:
+    if not fn.returns_set or fn.argument_types or not set(fn.executable_by) & {*API_ROLES, "public"}:
+        return [], "not applicable"
+    returned = fn.result.removeprefix("SETOF ").strip()
+    rel = next((r for r in ctx.catalog.relations if returned in (r.name, r.qualified)), None)
+    key = ctx.tenant_key(rel) if rel is not None else None
+    return _foreign_rows(rls, f"{fn.qualified}()", key, principals, label=function_name(fn))
+
+
+def _foreign_rows(
+    rls: Rls, relation: str, key: TenantKey | None, principals: list[Principal], label: str | None = None
+) -> tuple[list[Finding], str]:
+    name = label or relation
+    if not [p for p in principals if p.tenant]:
+        return [], "no principals"
+    if key is None or not key.column:
+        return [], "no tenant column"
+    findings: list[Finding] = []
+    checked = 0
+    for user in (p for p in principals if p.tenant):
+        try:
+            assert_no_foreign_rows(rls, relation, user=user, tenant_column=key.column)
+            checked += 1
+        except NothingToTest:
+            continue
+        except RlsAssertionError as exc:
+            findings.append(Finding(RULE, Severity.ERROR, name, str(exc).split("\n")[0],
+                                    "\n".join(str(exc).split("\n")[1:]), details={"user": user.sub}))
+    if findings:
+        return findings, "LEAK"
+    return findings, "verified" if checked else "no data"
+
+
+def principals_from(config: dict[str, Any]) -> list[Principal]:
+    return [
+        Principal(str(p["sub"]), None if p.get("tenant") is None else str(p["tenant"]), p.get("role", "authenticated"),
+                  p.get("claims"), p.get("email"))
+        for p in (config.get("principals") or {}).values()
+    ]

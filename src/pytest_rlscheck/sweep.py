@@ -1,0 +1,199 @@
+"""The ``--rlscheck`` sweep: which checks exist (one per rule and object), and running one.
+
+Static rules run once over a catalog read in bulk when the sweep is prepared; dynamic rules
+(``auth-per-row``, ``tenant-leak``) run for one object when its item runs, inside a
+transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .catalog import Catalog, Relation
+from .client import Rls
+from .findings import Finding, Severity
+from .locate import creation_sites
+from .migrations import load_files
+from .rules import COMMANDS, RULES, SweepContext, function_name
+from .rules import auth_per_row, tenant_leak
+from .session import RlsSession
+
+__all__ = ["Check", "CheckResult", "Sweep"]
+
+DEFAULT_SCHEMAS = ("public",)
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    object: str
+    kind: str  # table, view, function
+    oid: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check found, and what the summary needs to know about its object."""
+
+    check: Check
+    findings: tuple[Finding, ...]
+    ignored: tuple[tuple[Finding, str], ...]
+    facts: Mapping[str, Any]
+
+    def failing(self, threshold: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= threshold]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.check.rule,
+            "object": self.check.object,
+            "kind": self.check.kind,
+            "findings": [f.to_dict() for f in self.findings],
+            "ignored": [{**f.to_dict(), "reason": reason} for f, reason in self.ignored],
+            "facts": dict(self.facts),
+        }
+
+
+class Sweep:
+    def __init__(self, session: RlsSession) -> None:
+        self.session = session
+        self.config: Mapping[str, Any] = session.settings.table
+        self.schemas = tuple(self.config.get("schemas") or DEFAULT_SCHEMAS)
+        self.ignores: dict[str, str] = dict(self.config.get("ignore") or {})
+        self.ctx: SweepContext | None = None
+        self.static: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+        self.sites: dict[str, tuple[str, int]] = {}
+        self.checks: list[Check] = []
+        self._auth_patterns: list[Any] | None = None  # what auth.*() looks like in plans, once
+
+    # -- preparation (collection time) ------------------------------------------------
+
+    def prepare(self, conn: Any = None) -> None:
+        """Build the database (raises RlscheckError when a migration fails), read the catalog
+        in bulk and run the static rules. ``conn``: read this connection's view instead."""
+        conn = conn if conn is not None else self.session.worker_connection()
+        self.static.clear()
+        self._auth_patterns = None
+        catalog = Catalog.load(conn, schemas=self.schemas, functions=True)
+        self.ctx = SweepContext(catalog, self.schemas, self.config)
+        for rule in RULES.values():
+            if rule.check is not None:
+                for finding in rule.check(self.ctx):
+                    self.static[(rule.id, finding.object)].append(finding)
+        settings = self.session.settings
+        files = load_files(settings.migrations, "migration", settings.rootdir)
+        self.sites = creation_sites(files)
+        self.checks = self._checks(self.ctx)
+
+    def _checks(self, ctx: SweepContext) -> list[Check]:
+        objects: dict[str, list[tuple[str, int]]] = {
+            "table": [(r.qualified, r.oid) for r in ctx.tables()],
+            "view": [(r.qualified, r.oid) for r in ctx.views()],
+            "function": [(function_name(f), f.oid) for f in ctx.catalog.functions],
+        }
+        checks = [
+            Check(rule.id, name, rule.targets, oid)
+            for rule in sorted(RULES.values(), key=lambda r: r.id)
+            for name, oid in objects.get(rule.targets, ())
+        ]
+        # tenant-leak also covers views and set-returning functions the API can read
+        checks += [Check("tenant-leak", name, "view", oid) for name, oid in objects["view"]]
+        checks += [
+            Check("tenant-leak", function_name(f), "function", f.oid)
+            for f in ctx.functions()
+            if f.returns_set and not f.argument_types
+        ]
+        return sorted(checks, key=lambda c: (c.object, c.rule))
+
+    def unknown_ignores(self) -> list[str]:
+        """Ignore entries that cannot match: unknown rule, unknown object, or a static rule
+        that found nothing there."""
+        names = {c.object for c in self.checks} | {c.object.split("(")[0] for c in self.checks}
+        out = []
+        for key in self.ignores:
+            rule_id, _, obj = key.partition(":")
+            if rule_id not in RULES:
+                out.append(f"{key!r}: no rule {rule_id!r} (rules: {', '.join(sorted(RULES))})")
+            elif obj not in names:
+                out.append(f"{key!r}: no object {obj!r} in the schemas {', '.join(self.schemas)}")
+            elif RULES[rule_id].check is not None and not any(
+                f.object == obj or f.object.split("(")[0] == obj for (r, _), fs in self.static.items() if r == rule_id for f in fs
+            ):
+                out.append(f"{key!r}: {rule_id} finds nothing on {obj}; remove the entry")
+        return out
+
+    # -- running one check ------------------------------------------------------------------
+
+    def run_in_transaction(self, check: Check) -> CheckResult:
+        """Run one check in a transaction of its own on the worker database, rolled back."""
+        session = self.session
+        rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=self.config)
+        rls._begin()
+        try:
+            return self.run(check, rls)
+        finally:
+            if not rls._end():
+                session.reset_worker_database()
+
+    def run_all(self, rls: Rls) -> list[CheckResult]:
+        return [self.run(check, rls) for check in self.checks]
+
+    def run(self, check: Check, rls: Rls) -> CheckResult:
+        """Run one check with ``rls`` (inside its transaction; dynamic checks use savepoints)."""
+        assert self.ctx is not None
+        facts: dict[str, Any] = {}
+        if check.kind == "table":
+            facts["table"] = self.table_facts(self.ctx.catalog.relation(check.oid))
+        if RULES[check.rule].check is not None:
+            findings = list(self.static.get((check.rule, check.object), ()))
+        else:
+            findings, measured = self._dynamic(check, rls)
+            facts.update(measured)
+        findings = [self._locate(f) for f in findings]
+        kept, ignored = [], []
+        for finding in findings:
+            reason = self.ignores.get(f"{finding.rule}:{finding.object}") or self.ignores.get(
+                f"{finding.rule}:{finding.object.split('(')[0]}"
+            )
+            (ignored.append((finding, reason)) if reason else kept.append(finding))
+        return CheckResult(check, tuple(kept), tuple(ignored), facts)
+
+    def _dynamic(self, check: Check, rls: Rls) -> tuple[list[Finding], dict[str, Any]]:
+        assert self.ctx is not None
+        principals = tenant_leak.principals_from(dict(self.config))
+        if check.rule == "auth-per-row":
+            rel = self.ctx.catalog.relation(check.oid)
+            if not rel.rls_enabled or not rel.policies:
+                return [], {"auth.uid": None}
+            user = principals[0] if principals else rls.user("00000000-0000-4000-8000-00000000a11c")
+            if self._auth_patterns is None:
+                self._auth_patterns = auth_per_row.functions(rls)
+            findings, measured = auth_per_row.measure(rls, rel, user, self._auth_patterns)
+            return findings, {"auth.uid": measured}
+        if check.kind == "table":
+            rel = self.ctx.catalog.relation(check.oid)
+            if not rel.rls_enabled:
+                return [], {"isolation": "RLS off"}
+            findings, status = tenant_leak.check_table(rls, self.ctx, rel, principals)
+        elif check.kind == "view":
+            findings, status = tenant_leak.check_view(rls, self.ctx, self.ctx.catalog.relation(check.oid), principals)
+        else:
+            fn = next(f for f in self.ctx.catalog.functions if f.oid == check.oid)
+            findings, status = tenant_leak.check_function(rls, self.ctx, fn, principals)
+        return findings, {"isolation": status}
+
+    def _locate(self, finding: Finding) -> Finding:
+        site = self.sites.get(finding.object.split("(")[0])
+        return replace(finding, file=site[0], line=site[1]) if site and finding.file is None else finding
+
+    @staticmethod
+    def table_facts(rel: Relation) -> dict[str, Any]:
+        return {
+            "rls": rel.rls_enabled,
+            "forced": rel.rls_forced,
+            "policies": {c: sum(1 for p in rel.policies if p.covers(c)) for c in COMMANDS},
+        }
+

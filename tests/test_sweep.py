@@ -1,0 +1,197 @@
+"""`pytest --rlscheck` from a user's seat: items, selection, severities, ignores, reports."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_rlscheck.catalog import Catalog
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "sql"
+PRINCIPALS = """
+[tool.rlscheck.principals.alice]
+sub = "11111111-1111-1111-1111-111111111111"
+tenant = "aaaaaaaa-0000-0000-0000-000000000001"
+
+[tool.rlscheck.principals.bob]
+sub = "22222222-2222-2222-2222-222222222222"
+tenant = "bbbbbbbb-0000-0000-0000-000000000002"
+
+[tool.rlscheck.tables."public.organizations"]
+tenant_column = "id"
+"""
+
+
+def _project(pytester: pytest.Pytester, extra_sql: str = "", config: str = "") -> None:
+    """The worked example (plus ``extra_sql`` as a last migration) in a project of its own."""
+    migrations = pytester.path / "supabase" / "migrations"
+    migrations.mkdir(parents=True)
+    for path in sorted((EXAMPLE / "migrations").glob("*.sql")):
+        (migrations / path.name).write_text(path.read_text())
+    if extra_sql:
+        (migrations / "20250101000000_change.sql").write_text(textwrap.dedent(extra_sql))
+    (pytester.path / "supabase" / "seed.sql").write_text((EXAMPLE / "seed.sql").read_text())
+    pytester.makefile(".toml", pyproject="[tool.rlscheck]\n" + textwrap.dedent(config) + PRINCIPALS)
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rlscheck", *args, timeout=300)
+
+
+def test_clean_example_passes_with_a_summary(pytester: pytest.Pytester) -> None:
+    _project(pytester)
+    pytester.makepyfile("def test_user_test():\n    pass\n")
+    result = _run(pytester, "-rA")
+    assert result.ret == 0
+    out = result.stdout.str()
+    assert "PASSED rlscheck::public.conversations::auth-per-row" in out
+    assert "PASSED rlscheck::public.messages::tenant-leak" in out
+    assert "PASSED test_clean_example_passes_with_a_summary.py::test_user_test" in out
+    result.stdout.fnmatch_lines(
+        [
+            "*= rlscheck =*",
+            "table * RLS * S I U D * auth.uid() sel/upd/del * isolation * err warn info",
+            "public.conversations * on * 1 1 1 1 * 1/4/1 (2132 rows) * verified * 0 * 0 * 0",
+        ]
+    )
+
+
+def test_findings_fail_items_by_severity_and_name_the_fix(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        """
+        alter policy "Members can view their memberships" on public.organization_members using (user_id = auth.uid());
+        alter table public.conversations add column assigned_to uuid references auth.users (id);
+        """,
+    )
+    result = _run(pytester, "-m", "rlscheck")
+    assert result.ret == 1
+    result.assert_outcomes(failed=1, passed=result.parseoutcomes()["passed"])
+    out = result.stdout.str()
+    assert "FAILED rlscheck::public.organization_members::auth-per-row" in out
+    assert "[warn] auth-per-row on public.organization_members (supabase/migrations/20240101000000_chat_schema.sql:" in out
+    assert 'ALTER POLICY "Members can view their memberships" ON public.organization_members USING ((user_id = (select auth.uid())));' in out
+    assert "measured on 2 rows" in out
+    # info findings pass at the default threshold, and are listed in the summary
+    assert "info  unindexed-fk public.conversations" in out
+    stricter = _run(pytester, "-m", "rlscheck", "--rlscheck-fail-on=info")
+    assert "FAILED rlscheck::public.conversations::unindexed-fk" in stricter.stdout.str()
+    laxer = _run(pytester, "-m", "rlscheck", "--rlscheck-fail-on=error")
+    assert laxer.ret == 0
+
+
+def test_items_can_be_selected_and_deselected(pytester: pytest.Pytester) -> None:
+    _project(pytester, "alter policy \"Members can view their memberships\" on public.organization_members using (user_id = auth.uid());")
+    pytester.makepyfile("def test_user_test():\n    pass\n")
+    only_rule = _run(pytester, "-k", "auth-per-row")
+    assert only_rule.parseoutcomes() == {"failed": 1, "passed": 4, "deselected": only_rule.parseoutcomes()["deselected"]}
+    deselected = _run(pytester, "--deselect", "rlscheck::public.organization_members::auth-per-row", "-m", "rlscheck")
+    assert deselected.ret == 0
+    users_only = _run(pytester, "-m", "not rlscheck")
+    users_only.assert_outcomes(passed=1, deselected=users_only.parseoutcomes()["deselected"])
+
+
+def test_ignores_need_a_reason_and_stale_ones_are_reported(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        "alter table public.conversations add column assigned_to uuid references auth.users (id);",
+        config="""
+        [tool.rlscheck.ignore]
+        "unindexed-fk:public.conversations" = "assignment is rare; the index costs more than it saves"
+        "no-primary-key:public.domains" = "left over"
+        "unindexed-fk:public.nowhere" = "typo"
+        """,
+    )
+    result = _run(pytester, "-m", "rlscheck", "--rlscheck-fail-on=info", "-rfs")
+    out = result.stdout.str()
+    assert "pyproject.toml:1: unindexed-fk:public.conversations ignored in [tool.rlscheck.ignore]: assignment is rare" in out
+    assert "FAILED rlscheck::config::ignore" in out
+    assert "'no-primary-key:public.domains': no-primary-key finds nothing on public.domains; remove the entry" in out
+    assert "'unindexed-fk:public.nowhere': no object 'public.nowhere'" in out
+
+    pytester.makefile(".toml", pyproject='[tool.rlscheck.ignore]\n"unindexed-fk:public.x" = ""\n')
+    bad = _run(pytester)
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "'unindexed-fk:public.x' needs a reason" in bad.stderr.str()
+
+
+def test_a_migration_that_fails_is_one_error_item(pytester: pytest.Pytester) -> None:
+    _project(pytester, "create index concurrently idx_hour on public.conversations (date_trunc('hour', started_at));")
+    result = _run(pytester, "-m", "rlscheck", "--rlscheck-report=out.sarif")
+    assert result.ret == 1
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "FAILED rlscheck::migrations::migration-failed" in out
+    (entry,) = json.loads((pytester.path / "out.sarif").read_text())["runs"][0]["results"]
+    region = entry["locations"][0]["physicalLocation"]
+    assert entry["ruleId"] == "migration-failed" and region["region"]["startLine"] == 1
+    assert region["artifactLocation"]["uri"] == "supabase/migrations/20250101000000_change.sql"
+    assert "supabase/migrations/20250101000000_change.sql:1:1: migration failed: ERROR 42P17" in out
+    assert "Traceback" not in out
+
+
+def test_reports_json_markdown_and_sarif(pytester: pytest.Pytester) -> None:
+    _project(pytester, "alter table public.messages alter column organization_id drop not null;")
+    result = _run(
+        pytester, "-m", "rlscheck", "--rlscheck-report=out/report.json", "--rlscheck-report=out/report.md",
+        "--rlscheck-report=out/report.sarif",
+    )
+    assert result.ret == 1
+    data = json.loads((pytester.path / "out/report.json").read_text())
+    (finding,) = data["findings"]
+    assert finding["rule"] == "tenant-column-nullable" and finding["severity"] == "warn"
+    assert finding["object"] == "public.messages" and "SET NOT NULL" in finding["fix"]
+    assert finding["file"] == "supabase/migrations/20240101000000_chat_schema.sql" and finding["line"] > 1
+    tables = {t["table"]: t for t in data["tables"]}
+    assert tables["public.messages"]["isolation"] == "verified" and tables["public.messages"]["warn"] == 1
+    assert data["by_rule"] == {"tenant-column-nullable": 1}
+    markdown = (pytester.path / "out/report.md").read_text()
+    assert "**0 error(s), 1 warning(s), 0 note(s)**" in markdown
+    assert "- **tenant-column-nullable** `public.messages` (supabase/migrations/20240101000000_chat_schema.sql:" in markdown
+    sarif = json.loads((pytester.path / "out/report.sarif").read_text())
+    (result_entry,) = sarif["runs"][0]["results"]
+    assert sarif["version"] == "2.1.0" and result_entry["level"] == "warning"
+    location = result_entry["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "supabase/migrations/20240101000000_chat_schema.sql"
+    assert location["region"]["startLine"] == finding["line"]
+    assert {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]} >= {"rls-disabled", "tenant-leak"}
+
+
+def test_sweep_under_xdist(pytester: pytest.Pytester) -> None:
+    _project(pytester, "create policy conversations_read_all on public.conversations for select to authenticated using (true);")
+    result = _run(pytester, "-n", "2", "-m", "rlscheck", "--rlscheck-report=out.json")
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert {(f["rule"], f["object"]) for f in data["findings"]} == {
+        ("policy-always-true", "public.conversations"),
+        ("multiple-permissive", "public.conversations"),
+        ("tenant-leak", "public.conversations"),
+        ("tenant-leak", "public.conversations_with_stats"),
+    }
+    assert result.ret == 1
+
+
+def test_catalog_reads_a_fixed_number_of_queries(rls) -> None:
+    """One query per kind, whatever the number of tables."""
+
+    def queries_for(tables: int) -> int:
+        for i in range(tables):
+            rls.execute(f"create table public.q{tables}_{i} (id int primary key, organization_id uuid)")
+            rls.execute(f"create policy p on public.q{tables}_{i} using (true)")
+        counter = _Counting(rls.connection)
+        Catalog.load(counter, schemas=["public"], functions=True)
+        return counter.count
+
+    assert queries_for(1) == queries_for(50) == 9
+
+
+class _Counting:
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.count = 0
+
+    def execute(self, *args, **kwargs):
+        self.count += 1
+        return self.conn.execute(*args, **kwargs)
