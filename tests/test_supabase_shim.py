@@ -109,6 +109,10 @@ def test_extensions_live_in_the_extensions_schema(rls) -> None:
         ("-- uses auth.uid() later\ncreate table t (id int);", ()),
         ("create schema auth;\ncreate function auth.uid() returns uuid language sql as $$ select null::uuid $$;", ()),
         ("create function f() returns uuid language sql as $$ select auth.uid() $$;", ("core", "auth")),
+        ("grant execute on function public.hook to supabase_auth_admin;", ("core",)),
+        ("create policy p on realtime.messages for select using (true);", ("core", "realtime")),
+        ("create trigger t after insert on x for each row execute function supabase_functions.http_request();",
+         ("core", "functions")),
     ],
 )
 def test_shim_parts_follow_what_the_sql_references(sql: str, parts: tuple[str, ...]) -> None:
@@ -116,5 +120,38 @@ def test_shim_parts_follow_what_the_sql_references(sql: str, parts: tuple[str, .
 
 
 def test_shim_can_be_forced_either_way() -> None:
-    assert needed_parts(["select 1"], True) == ("core", "auth", "storage", "realtime")
+    assert needed_parts(["select 1"], True) == ("core", "auth", "storage", "realtime", "functions")
     assert needed_parts(["select auth.uid()"], False) == ()
+
+
+def test_common_supabase_migration_lines_apply(run_sql) -> None:
+    """What real projects' migrations do with Supabase's own objects."""
+    from pytest_rlscheck.migrations import SqlFile, apply_files
+    from pytest_rlscheck.supabase import PARTS, shim_sql
+
+    shim = [SqlFile(f"<shim {p}>", shim_sql(p), "shim") for p in PARTS]
+    run_sql({f"{i:03d}_{f.display}": f.text for i, f in enumerate(shim)}, kind="shim")
+    run_sql(
+        {
+            "100_app.sql": """
+                create function public.custom_access_token_hook(event jsonb) returns jsonb
+                  language sql stable as $$ select event $$;
+                grant execute on function public.custom_access_token_hook to supabase_auth_admin;
+                revoke execute on function public.custom_access_token_hook from authenticated, anon, public;
+                create table public.profiles (id uuid primary key references auth.users on delete cascade, name text);
+                create function public.handle_new_user() returns trigger language plpgsql security definer
+                  set search_path = '' as $$ begin insert into public.profiles (id, name)
+                  values (new.id, new.raw_user_meta_data ->> 'full_name'); return new; end $$;
+                create trigger on_auth_user_created after insert on auth.users
+                  for each row execute procedure public.handle_new_user();
+                insert into storage.buckets (id, name, public) values ('avatars', 'avatars', true);
+                create policy "Avatar uploads" on storage.objects for insert to authenticated
+                  with check (bucket_id = 'avatars' and (select auth.uid())::text = (storage.foldername(name))[1]);
+                create policy "Members listen" on realtime.messages for select to authenticated
+                  using (realtime.topic() = 'room-1');
+                alter publication supabase_realtime add table public.profiles;
+                create trigger profiles_webhook after insert on public.profiles for each row
+                  execute function supabase_functions.http_request('https://example.test', 'POST', '{}', '{}', '1000');
+            """
+        }
+    )

@@ -160,6 +160,31 @@ def test_reports_json_markdown_and_sarif(pytester: pytest.Pytester) -> None:
     assert {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]} >= {"rls-disabled", "tenant-leak"}
 
 
+def test_fuzz_items_report_constraint_defects(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        """
+        alter table public.messages drop constraint messages_metadata_response_time_positive;
+        alter table public.messages add constraint response_time_positive
+          check ((metadata ->> 'response_time_ms')::numeric > 0);
+        alter table public.messages alter column metadata drop not null;
+        """,
+    )
+    result = _run(
+        pytester, "-m", "rlscheck", "-rA", "--rlscheck-fuzz", "--rlscheck-fuzz-examples=300", "--rlscheck-report=out.json"
+    )
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert "FAILED rlscheck::public.messages.metadata::constraint-fuzz" in out
+    assert "PASSED rlscheck::public.conversations.metadata::constraint-fuzz" in out
+    assert "constraint response_time_positive raises 22P02" in out
+    findings = {(f["rule"], f["object"]) for f in json.loads((pytester.path / "out.json").read_text())["findings"]}
+    assert findings == {
+        ("constraint-raises", "public.messages.metadata"),
+        ("constraint-admits-null", "public.messages.metadata"),
+    }
+
+
 def test_sweep_under_xdist(pytester: pytest.Pytester) -> None:
     _project(pytester, "create policy conversations_read_all on public.conversations for select to authenticated using (true);")
     result = _run(pytester, "-n", "2", "-m", "rlscheck", "--rlscheck-report=out.json")

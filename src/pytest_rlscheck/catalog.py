@@ -12,6 +12,7 @@ from psycopg import sql
 
 __all__ = [
     "Catalog",
+    "Dependency",
     "Column",
     "Constraint",
     "Function",
@@ -118,6 +119,7 @@ where p.prokind in ('f', 'p') and {_USER_FUNCTIONS}
 order by n.nspname, p.proname, p.oid
 """
 
+# Table privileges, and column privileges (which grant the command on some columns).
 RELATION_GRANTS_SQL = f"""
 select c.oid, coalesce(r.rolname, 'public'), a.privilege_type
 from pg_class c
@@ -125,13 +127,23 @@ join pg_namespace n on n.oid = c.relnamespace
 cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
 left join pg_roles r on r.oid = a.grantee
 where c.relkind in ('r', 'p', 'v', 'm', 'f') and {_SCOPE}
+union
+select c.oid, coalesce(r.rolname, 'public'), a.privilege_type
+from pg_attribute t
+join pg_class c on c.oid = t.attrelid
+join pg_namespace n on n.oid = c.relnamespace
+cross join lateral aclexplode(t.attacl) a
+left join pg_roles r on r.oid = a.grantee
+where t.attacl is not null and t.attnum > 0 and not t.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f') and {_SCOPE}
 """
 
 VIEW_DEPENDENCIES_SQL = f"""
-select distinct w.ev_class, d.refobjid
+select distinct w.ev_class, d.refobjid, rn.nspname || '.' || r.relname, r.relrowsecurity
 from pg_rewrite w
 join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = w.oid
                 and d.refclassid = 'pg_class'::regclass and d.refobjid <> w.ev_class
+join pg_class r on r.oid = d.refobjid
+join pg_namespace rn on rn.oid = r.relnamespace
 join pg_class c on c.oid = w.ev_class
 join pg_namespace n on n.oid = c.relnamespace
 where {_SCOPE}
@@ -205,6 +217,15 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Dependency:
+    """A relation a view reads."""
+
+    oid: int
+    qualified: str
+    rls_enabled: bool
+
+
+@dataclass(frozen=True)
 class Relation:
     oid: int
     schema: str
@@ -222,7 +243,7 @@ class Relation:
     indexes: tuple[Index, ...] = ()
     policies: tuple[Policy, ...] = ()
     grants: tuple[tuple[str, str], ...] = ()  # (grantee or "public", privilege)
-    depends_on: tuple[int, ...] = ()  # for views: the relations they read
+    depends_on: tuple[Dependency, ...] = ()  # for views: the relations they read, in any schema
 
     def granted(self, role: str, privilege: str) -> bool:
         """Directly granted to ``role`` or to PUBLIC."""
@@ -322,8 +343,8 @@ class Catalog:
             )
         for oid, grantee, privilege in rows(RELATION_GRANTS_SQL):
             by_rel.setdefault(oid, {}).setdefault("grants", []).append((grantee, privilege))
-        for oid, referenced in rows(VIEW_DEPENDENCIES_SQL):
-            by_rel.setdefault(oid, {}).setdefault("depends_on", []).append(referenced)
+        for oid, referenced, name, rls in rows(VIEW_DEPENDENCIES_SQL):
+            by_rel.setdefault(oid, {}).setdefault("depends_on", []).append(Dependency(referenced, name, rls))
         built = tuple(
             Relation(
                 *row,

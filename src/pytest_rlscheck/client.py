@@ -337,12 +337,12 @@ class Rls:
             statements += [TRACK_FUNCTIONS_SQL, FUNCTION_CALLS_SQL]
         statements += settings_sql(conn, settings or {})
         if identity is not None and identity is not OWNER:
-            statements.append(identity_sql(conn, identity))
+            statements.append(identity_sql(conn, identity, self._identities.names_in_effect()))
         explain_at = len(statements)
         statements.append(bind(conn, sql.SQL(EXPLAIN_SQL) + (sql.SQL(query) if isinstance(query, str) else query), params))
         if counting:
             statements.append(FUNCTION_CALLS_SQL)
-        results = rolled_back(conn, statements)
+        results = rolled_back(conn, statements, checked=False)  # the user's SQL may not parse
         document = results[explain_at].rows[0][0]  # type: ignore[index]
         if isinstance(document, str):
             document = json.loads(document)
@@ -416,6 +416,23 @@ class Rls:
         self, query: str, *, function: str = "auth.uid", as_user: Any = None, params: Params = None
     ) -> None:
         assertions.assert_evaluated_once(self, query, function=function, as_user=as_user, params=params)
+
+    def fuzz_constraint(
+        self,
+        table: str,
+        column: str,
+        *,
+        base_row: Mapping[str, Any] | None = None,
+        oracle: Any = None,
+        max_examples: int = 200,
+        strategy: Any = None,
+    ) -> Any:
+        """Fuzz ``table.column``'s CHECK constraints with Hypothesis (see :mod:`pytest_rlscheck.fuzz`)."""
+        from .fuzz import fuzz_constraint
+
+        return fuzz_constraint(
+            self, table, column, base_row=base_row, oracle=oracle, max_examples=max_examples, strategy=strategy
+        )
 
     def assert_index_used(
         self, query: str, index: str, *, as_user: Any = None, params: Params = None, force: bool = False

@@ -149,8 +149,16 @@ class IdentityStack:
     def current(self) -> Identity | None:
         return self._frames[-1].identity if self._frames else None
 
+    def names_in_effect(self) -> set[str]:
+        """Settings the stacked identities set (besides the role)."""
+        return {name for frame in self._frames for name in frame.names if name != "role"}
+
     def push(self, identity: Identity) -> None:
         names, values = identity.assignments()
+        # settings an outer identity set, that this one does not: blank them, as a new
+        # request would have them (restored with the rest on pop)
+        stale = sorted(self.names_in_effect() - set(names))
+        names, values = names + stale, values + [""] * len(stale)
         rows = self._conn.execute(PUSH_SQL, {"names": names, "values": values, "local": self._local}).fetchall()
         self._frames.append(_Frame(identity, [r[0] for r in rows], [r[1] for r in rows]))
 

@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 ALL_OPS = ("select", "insert", "update", "delete", "move")
+#: A row's address: its table (a partition, for a partitioned table) and its version.
+ADDRESS = sql.SQL("(t.tableoid::text || ':' || t.ctid::text)")
 TENANT_COLUMN_GUESSES = ("organization_id", "tenant_id", "org_id", "account_id", "team_id", "workspace_id")
 
 
@@ -96,11 +98,16 @@ def tenant_key(
 
 @dataclass(frozen=True)
 class Outcome:
-    """One operation of an isolation check: isolated or not, and what happened."""
+    """One operation of an isolation check: isolated (True), a leak (False), or not
+    provable either way (None), and what happened."""
 
     op: str
-    isolated: bool
+    isolated: bool | None
     detail: str
+
+    @property
+    def label(self) -> str:
+        return {True: "ok  ", False: "LEAK", None: "??  "}[self.isolated]
 
 
 def isolation_outcomes(
@@ -138,15 +145,29 @@ def assert_isolated(
     rel = rls.relation(table)
     key = tenant_key(rel, tenant_column, tenant_sql, rls.config)
     outcomes, theirs = isolation_outcomes(rls, rel, key, user, other, ops)
-    failed = [o for o in outcomes if not o.isolated]
-    if failed:
-        lines = "\n".join(f"  {'LEAK' if not o.isolated else 'ok  '} {o.op:<7} {o.detail}" for o in outcomes)
+    leaks = [o for o in outcomes if o.isolated is False]
+    unproven = [o for o in outcomes if o.isolated is None]
+    if leaks or unproven:
+        lines = "\n".join(f"  {o.label} {o.op:<7} {o.detail}" for o in outcomes)
+        headline = (
+            f"{rel.qualified} is not isolated: acting as {user}, {len(leaks)} of {len(outcomes)} operations "
+            f"reached the rows of {other.sub}"
+            if leaks
+            else f"{rel.qualified}: isolation from {other.sub} could not be proven for {len(unproven)} of "
+            f"{len(outcomes)} operations, acting as {user}"
+        )
         raise IsolationError(
-            f"{rel.qualified} is not isolated: acting as {user}, {len(failed)} of {len(outcomes)} operations "
-            f"reached the rows of {other.sub} (tenant {theirs}, by {key.describe()}).\n{lines}\n"
+            f"{headline} (tenant {theirs}, by {key.describe()}).\n{lines}\n"
             f"Fix: give {rel.qualified} a policy for each command that limits {key.describe()} to the user's "
             f"tenants, e.g. {example_policy_condition(key)}, as USING and, for INSERT and UPDATE, WITH CHECK."
         )
+
+
+def updatable_column(rel: Relation) -> str:
+    """A column ``SET c = c`` can name: not generated, not an identity column."""
+    columns = [c for c in rel.columns if not c.generated and not c.identity]
+    preferred = [c for c in columns if c.name in rel.primary_key] or columns
+    return (preferred or list(rel.columns))[0].name
 
 
 def example_policy_condition(key: TenantKey) -> str:
@@ -170,6 +191,11 @@ class _Probe:
         self.conn = rls.connection
         self.identity = rls._identity_for(user)  # looked up once
         self._baseline: tuple[int, int] | None = None
+        if key.expression:  # the probes send it unparsed with their savepoint: check it parses
+            try:
+                self._owner(sql.SQL("select {} from {} t limit 0").format(key.sql(), rel.ident))
+            except psycopg.Error as exc:
+                raise IsolationError(f"{rel.qualified}: tenant_sql {key.expression!r} does not run: {exc}") from None
 
     def _owner(self, query: sql.Composable, params: Mapping[str, Any] | None = None) -> Any:
         with self.rls.as_owner():
@@ -189,7 +215,7 @@ class _Probe:
         row versions (any UPDATE gives a row a new ctid)."""
         where, params = self._where_tenant(self.theirs)
         query = sql.SQL(
-            "select count(*), coalesce(sum(hashtext(t.ctid::text)::bigint), 0) from {} t where {}"
+            "select count(*), coalesce(sum(hashtext(t.tableoid::text || t.ctid::text)::bigint), 0) from {} t where {}"
         ).format(self.rel.ident, where)
         return query, params
 
@@ -198,14 +224,16 @@ class _Probe:
 
     def _as_user(self, query: sql.Composable, params: Mapping[str, Any] | None = None) -> Any:
         """The first row of ``query`` run as the user, in one round trip."""
-        results = rolled_back(self.conn, [identity_sql(self.conn, self.identity), bind(self.conn, query, params)])
+        identity = identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect())
+        results = rolled_back(self.conn, [identity, bind(self.conn, query, params)])
         return results[1].rows[0]  # type: ignore[index]
 
     def _ctids(self, tenant: str, limit: int | None = None) -> list[str]:
+        """Addresses of the tenant's rows: table and row version (partitions share ctids)."""
         where, params = self._where_tenant(tenant)
-        query = sql.SQL("select coalesce(array_agg(t.ctid::text), '{{}}') from (select t.ctid from {} t where {} {}) t").format(
-            self.rel.ident, where, sql.SQL(f"limit {int(limit)}") if limit else sql.SQL("")
-        )
+        query = sql.SQL(
+            "select coalesce(array_agg(a), '{{}}') from (select {} as a from {} t where {} {}) t"
+        ).format(ADDRESS, self.rel.ident, where, sql.SQL(f"limit {int(limit)}") if limit else sql.SQL(""))
         return list(self._owner(query, params)[0])
 
     def _attempt(self, query: sql.Composable, params: Mapping[str, Any] | None) -> tuple[
@@ -216,7 +244,7 @@ class _Probe:
             self._baseline = self._fingerprint()
         before = self._baseline
         statements = [
-            identity_sql(self.conn, self.identity),
+            identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect()),
             bind(self.conn, query, params),
             OWNER_SQL,  # the effect, counted with the owner's rights, before the rollback
             bind(self.conn, *self._fingerprint_query()),
@@ -247,7 +275,7 @@ class _Probe:
                 "PostgreSQL checks policies before constraints, so no policy refused it",
             )
         if error is not None:
-            return Outcome(op, False, f"{what}: inconclusive, failed with {error.sqlstate}: {error.diag.message_primary}")
+            return Outcome(op, None, f"inconclusive: the attempt failed with {error.sqlstate}: {error.diag.message_primary}")
         if changed or rowcount:
             return Outcome(
                 op,
@@ -260,6 +288,9 @@ class _Probe:
     # -- operations -------------------------------------------------------------------
 
     def select(self) -> Outcome:
+        refused = self._refused_by_privileges("select", "SELECT")
+        if refused:
+            return refused
         total = self.other_rows()
         if self.key.column:
             where, params = self._where_tenant(self.theirs)
@@ -288,16 +319,17 @@ class _Probe:
         where, params = self._where_tenant(self.theirs)
         with self.rls.as_owner():
             sample = sample_row(self.conn, self.rel, where, params)
-        query, values = insert_statement(self.rel, base_row(self.rel, sample, {}))
+        keep = {self.key.column} if self.key.column else set()
+        query, values = insert_statement(self.rel, base_row(self.rel, sample, {}, keep=keep))
         return self._judge("insert", *self._attempt(query, values), what="a copy of one of their rows was inserted")
 
     def update(self) -> Outcome:
         refused = self._refused_by_privileges("update", "UPDATE")
         if refused:
             return refused
-        target = self.key.column or (self.rel.primary_key or (self.rel.columns[0].name,))[0]
-        query = sql.SQL("update {rel} t set {col} = t.{col} where t.ctid = any(%(ctids)s::tid[])").format(
-            rel=self.rel.ident, col=sql.Identifier(target)
+        target = self.key.column or updatable_column(self.rel)
+        query = sql.SQL("update {rel} t set {col} = t.{col} where {address} = any(%(ctids)s::text[])").format(
+            rel=self.rel.ident, col=sql.Identifier(target), address=ADDRESS
         )
         return self._judge("update", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were updated")
 
@@ -305,7 +337,7 @@ class _Probe:
         refused = self._refused_by_privileges("delete", "DELETE")
         if refused:
             return refused
-        query = sql.SQL("delete from {} t where t.ctid = any(%(ctids)s::tid[])").format(self.rel.ident)
+        query = sql.SQL("delete from {} t where {} = any(%(ctids)s::text[])").format(self.rel.ident, ADDRESS)
         return self._judge("delete", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were deleted")
 
     def move(self) -> Outcome:
@@ -314,7 +346,7 @@ class _Probe:
             return refused
         own = self._ctids(self.mine, limit=1)
         if not own:
-            return Outcome("move", False, f"inconclusive: the user's tenant ({self.mine}) has no row to move")
+            return Outcome("move", None, f"inconclusive: the user's tenant ({self.mine}) has no row to move")
         where, params = self._where_tenant(self.theirs)
         with self.rls.as_owner():
             sample = sample_row(self.conn, self.rel, where, params) or {}
@@ -325,12 +357,12 @@ class _Probe:
         columns |= {c for k in self.rel.constraints if k.type == "f" for c in k.columns if c not in keys}
         columns = {c for c in columns if c and c in sample}
         if not columns:
-            return Outcome("move", False, "inconclusive: no tenant or foreign key column to move the row with")
+            return Outcome("move", None, "inconclusive: no tenant or foreign key column to move the row with")
         ordered = sorted(columns)
         query = sql.SQL(
             "update {rel} t set ({cols}) = (select {cols} from jsonb_populate_record(null::{rel}, %(row)s::jsonb))"
-            " where t.ctid = %(ctid)s::tid"
-        ).format(rel=self.rel.ident, cols=sql.SQL(", ").join(map(sql.Identifier, ordered)))
+            " where {address} = %(ctid)s"
+        ).format(rel=self.rel.ident, cols=sql.SQL(", ").join(map(sql.Identifier, ordered)), address=ADDRESS)
         values = {"row": to_json({c: sample[c] for c in ordered}), "ctid": own[0]}
         return self._judge("move", *self._attempt(query, values), what=f"an own row was moved ({', '.join(ordered)})")
 

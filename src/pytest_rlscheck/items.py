@@ -117,15 +117,17 @@ def _migration_failure(exc: RlscheckError) -> dict[str, Any]:
 class SweepPlugin:
     """Registered with --rlscheck: adds the items, gathers their results, reports them."""
 
-    def __init__(self, config: pytest.Config, session: RlsSession, fail_on: Severity) -> None:
+    def __init__(self, config: pytest.Config, session: RlsSession, fail_on: Severity, fuzz_examples: int | None) -> None:
         self.config = config
         self.session = session
+        self.fuzz_examples = fuzz_examples
         self.report = SweepReport(fail_on)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         """Before -m/-k/--deselect choose among them."""
-        generated, notes = collect_sweep(session, Sweep(self.session), self.report.fail_on)
+        sweep = Sweep(self.session, fuzz_examples=self.fuzz_examples)
+        generated, notes = collect_sweep(session, sweep, self.report.fail_on)
         items.extend(generated)
         self.report.notes += [f"rlscheck config: {note}" for note in notes]
 

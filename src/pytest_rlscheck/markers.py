@@ -24,8 +24,9 @@ MARKERS = {
     "prove tenant isolation",
     "rls_rejects": "rls_rejects(table, row, constraint=None, sqlstate='23514'): the row must be rejected",
     "rls_initplan": "rls_initplan(sql, function='auth.uid', as_user=None): each call site runs once",
+    "rls_fuzz": "rls_fuzz(table, column, oracle=None, base_row=None, max_examples=200): fuzz the column's CHECKs",
 }
-CHECK_MARKERS = ("rls_policies", "rls_isolated", "rls_rejects", "rls_initplan")
+CHECK_MARKERS = ("rls_policies", "rls_isolated", "rls_rejects", "rls_initplan", "rls_fuzz")
 
 
 def _bind(mark: pytest.Mark, *names: str) -> dict[str, Any]:
@@ -72,6 +73,8 @@ def _run(name: str, mark: pytest.Mark, rls: Rls) -> None:
         if "sql" in kwargs:
             kwargs["query"] = kwargs.pop("sql")
         rls.assert_evaluated_once(**kwargs)
+    elif name == "rls_fuzz":
+        rls.fuzz_constraint(**_bind(mark, "table", "column"))
 
 
 def _args(mark: pytest.Mark) -> str:

@@ -76,6 +76,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the sweep's findings to PATH.json, PATH.md or PATH.sarif (repeatable)",
     )
     group.addoption(
+        "--rlscheck-fuzz",
+        action="store_true",
+        default=False,
+        help="with --rlscheck: fuzz every json/jsonb column that has CHECK constraints (constraint-fuzz items)",
+    )
+    group.addoption(
+        "--rlscheck-fuzz-examples",
+        type=int,
+        default=200,
+        metavar="N",
+        help="payloads per column for --rlscheck-fuzz (default 200)",
+    )
+    group.addoption(
         "--rlscheck-dsn",
         metavar="URL",
         help="use an existing server (or RLSCHECK_DSN): rlscheck creates and drops its own rlscheck_* databases",
@@ -111,7 +124,8 @@ def pytest_configure(config: pytest.Config) -> None:
             if Path(path).suffix.lower() not in (".json", ".md", ".sarif"):
                 raise pytest.UsageError(f"--rlscheck-report {path}: the file must end in .json, .md or .sarif")
         fail_on = config.getoption("rlscheck_fail_on") or settings.table.get("fail_on") or "warn"
-        config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on)), "rlscheck-sweep")
+        fuzz = config.getoption("rlscheck_fuzz_examples") if config.getoption("rlscheck_fuzz") else None
+        config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on), fuzz), "rlscheck-sweep")
     _install_sigterm(config)
 
 

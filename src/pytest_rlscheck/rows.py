@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import psycopg
@@ -37,10 +38,13 @@ def sample_row(
     return row[0] if row else None
 
 
-def base_row(rel: Relation, sample: Mapping[str, Any] | None, values: Mapping[str, Any]) -> dict[str, Any]:
+def base_row(
+    rel: Relation, sample: Mapping[str, Any] | None, values: Mapping[str, Any], *, keep: Iterable[str] = ()
+) -> dict[str, Any]:
     """A row to insert: ``sample`` with generated and identity columns dropped, one column
-    of each unique key made fresh (left to its default when it has one), ``values`` on top."""
-    fresh = _columns_to_renew(rel, values)
+    of each unique key made fresh (left to its default when it has one), ``values`` on top.
+    Columns in ``keep`` (the tenant column) are never renewed."""
+    fresh = _columns_to_renew(rel, values, set(keep))
     row: dict[str, Any] = {}
     for column in rel.columns:
         if column.generated or column.identity:
@@ -55,28 +59,52 @@ def base_row(rel: Relation, sample: Mapping[str, Any] | None, values: Mapping[st
     return row
 
 
-def _columns_to_renew(rel: Relation, values: Mapping[str, Any]) -> set[str]:
-    """One column per unique key, so that a copied row does not collide with its original."""
+def _columns_to_renew(rel: Relation, values: Mapping[str, Any], keep: set[str]) -> set[str]:
+    """One column per unique key, so that a copied row does not collide with its original:
+    one with a default if there is one, else the one whose type takes a fresh value most
+    surely; never a kept column, and a foreign key column only as a last resort."""
+    references = {c for k in rel.constraints if k.type == "f" for c in k.columns}
     fresh: set[str] = set()
     for key in sorted(rel.unique_keys, key=len):
         if not key or any(c in values or c in fresh for c in key):
             continue
-        columns = [rel.column(c) for c in key]
-        pick = next((c for c in columns if c is not None and c.has_default), None) or next(
-            (c for c in columns if c is not None), None
-        )
-        if pick is not None:
-            fresh.add(pick.name)
+        columns = [c for c in (rel.column(n) for n in key) if c is not None and c.name not in keep]
+        ranked = sorted(columns, key=lambda c: (not c.has_default, c.name in references, _freshness(c.type)))
+        if ranked and (ranked[0].has_default or _freshness(ranked[0].type) < len(_FRESHNESS)):
+            fresh.add(ranked[0].name)
     return fresh
 
 
+_FRESHNESS = ("uuid", "integer", "bigint", "smallint", "numeric", "text", "character varying", "citext",
+              "character", "date", "timestamp with time zone", "timestamp without time zone")
+
+
+def _freshness(type_name: str) -> int:
+    base = type_name.split("(")[0].strip()
+    return _FRESHNESS.index(base) if base in _FRESHNESS else len(_FRESHNESS)
+
+
 def _fresh(type_name: str, old: Any) -> Any:
-    if type_name == "uuid":
+    """A value of ``type_name`` unlikely to exist yet (as JSON, for jsonb_populate_record)."""
+    base = type_name.split("(")[0].strip()
+    if base == "uuid":
         return str(uuid.uuid4())
-    if type_name in _INT_RANGES:
-        return random.randrange(_INT_RANGES[type_name] // 2, _INT_RANGES[type_name])
+    if base in _INT_RANGES:
+        return random.randrange(_INT_RANGES[base] // 2, _INT_RANGES[base])
+    if base == "numeric":
+        return random.randrange(10**8, 10**9)
+    day = f"{random.randrange(2900, 2999)}-{random.randrange(1, 13):02d}-{random.randrange(1, 29):02d}"
+    if base == "date":
+        return day
+    if base.startswith("timestamp"):
+        return f"{day}T{random.randrange(24):02d}:{random.randrange(60):02d}:00Z"
     if isinstance(old, str):
-        return f"{old}-rlscheck-{uuid.uuid4().hex[:8]}"
+        suffix = f"~{uuid.uuid4().hex[:8]}"
+        limit = re.search(r"\((\d+)\)", type_name)
+        if limit:
+            width = int(limit.group(1))
+            return (old[: max(0, width - len(suffix))] + suffix)[:width]
+        return old + suffix
     return old
 
 

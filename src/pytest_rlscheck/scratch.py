@@ -8,7 +8,7 @@ of one per statement. Identities set inside with ``set_config(..., true)`` go wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,24 +35,35 @@ def bind(conn: psycopg.Connection[Any], query: str | sql.Composable, params: Any
     return psycopg.ClientCursor(conn).mogrify(query, params)
 
 
-def identity_sql(conn: psycopg.Connection[Any], identity: Identity) -> str:
-    """One statement that sets ``identity`` for the rest of the transaction (or savepoint)."""
+def identity_sql(conn: psycopg.Connection[Any], identity: Identity, reset: Iterable[str] = ()) -> str:
+    """One statement that sets ``identity`` for the rest of the transaction (or savepoint),
+    blanking the settings in ``reset`` that it does not set itself."""
     names, values = identity.assignments()
+    stale = sorted(set(reset) - set(names))
+    names, values = names + stale, values + [""] * len(stale)
     calls = sql.SQL(", ").join(
         sql.SQL("set_config({}, {}, true)").format(sql.Literal(n), sql.Literal(v)) for n, v in zip(names, values)
     )
     return sql.SQL("select {}").format(calls).as_string(conn)
 
 
-def rolled_back(conn: psycopg.Connection[Any], statements: Sequence[str]) -> list[Result]:
+def rolled_back(conn: psycopg.Connection[Any], statements: Sequence[str], *, checked: bool = True) -> list[Result]:
     """Run ``statements`` and undo them; return one :class:`Result` per statement.
 
-    A failing statement raises its error, after the rollback."""
+    A failing statement raises its error, after the rollback. PostgreSQL parses a whole
+    message before it runs any of it, so a syntax error would also stop the SAVEPOINT in
+    front: statements not known to parse (``checked=False``: the user's SQL) get the
+    savepoint in a round trip of its own."""
     in_transaction = conn.info.transaction_status != TransactionStatus.IDLE
     head = [f"SAVEPOINT {SAVEPOINT}"] if in_transaction else ["BEGIN"]
     tail = [f"ROLLBACK TO SAVEPOINT {SAVEPOINT}", f"RELEASE SAVEPOINT {SAVEPOINT}"] if in_transaction else ["ROLLBACK"]
+    if not checked:
+        conn.execute(head[0])
+        head = []
     try:
-        cursor = conn.execute(";\n".join([*head, *statements, *tail]))  # no parameters: simple protocol
+        # no parameters: the simple protocol, which takes several statements; each ends on
+        # a line of its own so that a trailing -- comment cannot swallow the separator
+        cursor = conn.execute("\n;\n".join([*head, *statements, *tail]))
     except psycopg.Error:
         if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
             conn.execute(";\n".join(tail))

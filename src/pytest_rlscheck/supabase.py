@@ -12,14 +12,19 @@ __all__ = ["PARTS", "needed_parts", "shim_sql"]
 
 #: Parts in installation order; ``core`` (roles, extensions schema, default privileges)
 #: comes with any other part.
-PARTS = ("core", "auth", "storage", "realtime")
+PARTS = ("core", "auth", "storage", "realtime", "functions")
 
 _OWN_AUTH_SCHEMA = re.compile(r"create\s+schema\s+(?!if\s+not\s+exists)(\"?)auth\1(\s|;|$)", re.I)
 _REFERENCES = {
-    "core": re.compile(r"\b(anon|authenticated|service_role|authenticator)\b|\bextensions\s*\.", re.I),
+    "core": re.compile(
+        r"\b(anon|authenticated|service_role|authenticator|supabase_\w+_admin|supabase_admin|dashboard_user)\b"
+        r"|\bextensions\s*\.",
+        re.I,
+    ),
     "auth": re.compile(r"\bauth\s*\.\s*\"?[a-z_]", re.I),
     "storage": re.compile(r"\bstorage\s*\.\s*\"?[a-z_]", re.I),
-    "realtime": re.compile(r"\bsupabase_realtime\b", re.I),
+    "realtime": re.compile(r"\bsupabase_realtime\b|\brealtime\s*\.\s*\"?[a-z_]", re.I),
+    "functions": re.compile(r"\bsupabase_functions\s*\.", re.I),
 }
 
 

@@ -57,9 +57,13 @@ class CheckResult:
         }
 
 
+FUZZ = "constraint-fuzz"  # the item that reports constraint-raises and constraint-admits-null
+
+
 class Sweep:
-    def __init__(self, session: RlsSession) -> None:
+    def __init__(self, session: RlsSession, *, fuzz_examples: int | None = None) -> None:
         self.session = session
+        self.fuzz_examples = fuzz_examples  # None: no constraint-fuzz items
         self.config: Mapping[str, Any] = session.settings.table
         self.schemas = tuple(self.config.get("schemas") or DEFAULT_SCHEMAS)
         self.ignores: dict[str, str] = dict(self.config.get("ignore") or {})
@@ -106,6 +110,13 @@ class Sweep:
             for f in ctx.functions()
             if f.returns_set and not f.argument_types
         ]
+        if self.fuzz_examples:
+            checks += [
+                Check(FUZZ, f"{rel.qualified}.{column.name}", "column", rel.oid)
+                for rel in ctx.tables()
+                for column in rel.columns
+                if column.type in ("json", "jsonb") and any(column.name in c.columns for c in rel.checks())
+            ]
         return sorted(checks, key=lambda c: (c.object, c.rule))
 
     def unknown_ignores(self) -> list[str]:
@@ -147,7 +158,10 @@ class Sweep:
         facts: dict[str, Any] = {}
         if check.kind == "table":
             facts["table"] = self.table_facts(self.ctx.catalog.relation(check.oid))
-        if RULES[check.rule].check is not None:
+        if check.rule == FUZZ:
+            findings, measured = self._fuzz(check, rls)
+            facts.update(measured)
+        elif RULES[check.rule].check is not None:
             findings = list(self.static.get((check.rule, check.object), ()))
         else:
             findings, measured = self._dynamic(check, rls)
@@ -185,8 +199,47 @@ class Sweep:
             findings, status = tenant_leak.check_function(rls, self.ctx, fn, principals)
         return findings, {"isolation": status}
 
+    def _fuzz(self, check: Check, rls: Rls) -> tuple[list[Finding], dict[str, Any]]:
+        from .fuzz import FuzzFailure, admits_null, fuzz_constraint
+
+        assert self.ctx is not None
+        rel = self.ctx.catalog.relation(check.oid)
+        column = check.object[len(rel.qualified) + 1 :]
+        findings: list[Finding] = []
+        facts: dict[str, Any] = {}
+        try:
+            result = fuzz_constraint(rls, rel.qualified, column, max_examples=self.fuzz_examples or 200)
+            facts["fuzz"] = {"examples": result.examples, "verdicts": dict(result.verdicts)}
+        except FuzzFailure as exc:
+            name = exc.constraint.name if exc.constraint else "a CHECK constraint"
+            findings.append(
+                Finding(
+                    "constraint-raises",
+                    Severity.ERROR,
+                    check.object,
+                    str(exc).split("\nA CHECK")[0],
+                    "Test the JSON type before converting: CASE WHEN jsonb_typeof(x) = 'number' THEN (x)::numeric "
+                    f"> 0 ELSE false END (in {name})",
+                    details={"constraint": name},
+                )
+            )
+        null = admits_null(rls, rel.qualified, column)
+        if null is not None:
+            findings.append(
+                Finding(
+                    "constraint-admits-null",
+                    Severity.WARN,
+                    check.object,
+                    f"{column} is nullable and SQL NULL passes {null.name} ({null.definition}): a CHECK that "
+                    "evaluates to NULL passes, so a row without the value gets in.",
+                    f"ALTER TABLE {rel.qualified} ALTER COLUMN {column} SET NOT NULL;  -- or CHECK ({column} IS NOT NULL AND ...)",
+                    details={"constraint": null.name},
+                )
+            )
+        return findings, facts
+
     def _locate(self, finding: Finding) -> Finding:
-        site = self.sites.get(finding.object.split("(")[0])
+        site = self.sites.get(finding.object.split("(")[0]) or self.sites.get(finding.object.rpartition(".")[0])
         return replace(finding, file=site[0], line=site[1]) if site and finding.file is None else finding
 
     @staticmethod

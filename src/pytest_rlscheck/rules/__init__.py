@@ -112,6 +112,9 @@ def policies_for(rel: Relation, command: str, role: str) -> list[Policy]:
 
 
 dynamic_rule("migration-failed", Severity.ERROR, "migration", "a migration or seed file does not apply")
+# reported by the constraint-fuzz items of --rlscheck-fuzz
+dynamic_rule("constraint-raises", Severity.ERROR, "column", "a CHECK constraint raises an error instead of rejecting")
+dynamic_rule("constraint-admits-null", Severity.WARN, "column", "a CHECK that reads like it needs a value lets NULL pass")
 
 from . import (  # noqa: E402,F401 - registration
     auth_per_row,

@@ -18,6 +18,7 @@ from psycopg import sql
 from ..catalog import Relation
 from ..findings import Finding, Severity
 from ..plans import FunctionPattern
+from ..isolation import updatable_column
 from . import calls_unwrapped, dynamic_rule
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def _has_auth(rls: Rls) -> bool:
 
 
 def statements(rel: Relation) -> list[tuple[str, sql.Composable]]:
-    column = sql.Identifier((rel.primary_key or (rel.columns[0].name,))[0])
+    column = sql.Identifier(updatable_column(rel))
     return [
         ("select", sql.SQL("select * from {}").format(rel.ident)),
         ("update", sql.SQL("update {} set {} = {}").format(rel.ident, column, column)),
@@ -118,8 +119,19 @@ def measure(
 
 
 def _rows_examined(plan: Any, rel: Relation) -> int:
-    scans = [n for n in plan.nodes() if n.relation == rel.qualified and n.parent_relationship not in ("InitPlan", "SubPlan")]
-    return round(sum((n.rows + n.removed_by_filter) * n.loops for n in scans[:1]))
+    """Rows the statement's own scans of the table (or of its partitions) looked at."""
+    own = [n for n in _outer_nodes(plan.root) if n.relation]
+    scans = [n for n in own if n.relation == rel.qualified] or own
+    return round(sum((n.rows + n.removed_by_filter) * n.loops for n in scans))
+
+
+def _outer_nodes(node: Any) -> list[Any]:
+    """The node and its descendants, leaving out InitPlans and SubPlans (the policies' own reads)."""
+    found = [node]
+    for child in node.children:
+        if child.parent_relationship not in ("InitPlan", "SubPlan"):
+            found += _outer_nodes(child)
+    return found
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

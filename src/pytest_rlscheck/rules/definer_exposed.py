@@ -15,8 +15,8 @@ _IDENTITY_PARAM = re.compile(r"(^|_)(user|uid|owner|member|account|tenant|org|or
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for fn in ctx.functions():
         callers = sorted(set(fn.executable_by) & {*API_ROLES, "public"})
-        if not fn.security_definer or not callers:
-            continue
+        if not fn.security_definer or not callers or fn.result in ("trigger", "event_trigger"):
+            continue  # a trigger function cannot be called as an RPC
         identity = [n for n in fn.argument_names if n and _IDENTITY_PARAM.search(n)]
         severity = Severity.ERROR if identity else Severity.WARN
         extra = (

@@ -7,6 +7,9 @@ from __future__ import annotations
 from itertools import permutations
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+from psycopg import sql
+
 from ..catalog import Function, Relation
 from ..errors import RlsAssertionError
 from ..findings import Finding, Severity
@@ -45,11 +48,24 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
         except NothingToTest:
             empty += 1
             continue
-        except RlsAssertionError as exc:
+        except (RlsAssertionError, psycopg.Error) as exc:
             findings.append(Finding(RULE, Severity.WARN, rel.qualified, f"Isolation could not be checked: {exc}"))
             continue
         checked += 1
-        leaks = [o for o in outcomes if not o.isolated]
+        leaks = [o for o in outcomes if o.isolated is False]
+        unproven = [o for o in outcomes if o.isolated is None]
+        if unproven and not leaks:
+            findings.append(
+                Finding(
+                    RULE,
+                    Severity.WARN,
+                    rel.qualified,
+                    f"Isolation of {user.sub} from {other.sub} not proven for "
+                    + "; ".join(f"{o.op} ({o.detail})" for o in unproven),
+                    "Seed rows the checks can use for both tenants, or set tenant_sql for the table.",
+                    details={"user": user.sub, "other": other.sub, "ops": [o.op for o in unproven]},
+                )
+            )
         if leaks:
             findings.append(
                 Finding(
@@ -66,6 +82,8 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             )
     if any(f.severity is Severity.ERROR for f in findings):
         return findings, "LEAK"
+    if findings:
+        return findings, "not proven"
     if checked == 2:
         return findings, "verified"
     return findings, "partly verified" if checked else "no data" if empty else "not checked"
@@ -74,7 +92,8 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
 def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
     if "SELECT" not in ctx.api_privileges(view):
         return [], "not readable by the API"
-    return _foreign_rows(rls, view.qualified, ctx.tenant_key(view), principals)
+    quoted = view.ident.as_string(rls.connection)
+    return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, label=view.qualified)
 
 
 def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal]) -> tuple[list[Finding], str]:
@@ -83,7 +102,8 @@ def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[P
     returned = fn.result.removeprefix("SETOF ").strip()
     rel = next((r for r in ctx.catalog.relations if returned in (r.name, r.qualified)), None)
     key = ctx.tenant_key(rel) if rel is not None else None
-    return _foreign_rows(rls, f"{fn.qualified}()", key, principals, label=function_name(fn))
+    call = sql.SQL("{}()").format(sql.Identifier(fn.schema, fn.name)).as_string(rls.connection)
+    return _foreign_rows(rls, call, key, principals, label=function_name(fn))
 
 
 def _foreign_rows(
@@ -94,7 +114,8 @@ def _foreign_rows(
         return [], "no principals"
     if key is None or not key.column:
         return [], "no tenant column"
-    findings: list[Finding] = []
+    leaks: list[tuple[str, str]] = []
+    errors: list[str] = []
     checked = 0
     for user in (p for p in principals if p.tenant):
         try:
@@ -103,11 +124,16 @@ def _foreign_rows(
         except NothingToTest:
             continue
         except RlsAssertionError as exc:
-            findings.append(Finding(RULE, Severity.ERROR, name, str(exc).split("\n")[0],
-                                    "\n".join(str(exc).split("\n")[1:]), details={"user": user.sub}))
-    if findings:
-        return findings, "LEAK"
-    return findings, "verified" if checked else "no data"
+            leaks.append((user.sub, str(exc)))
+        except psycopg.Error as exc:
+            errors.append(f"as {user.sub}: {exc.sqlstate}: {exc.diag.message_primary}")
+    if leaks:  # one finding for the relation, whoever it leaked to
+        first = leaks[0][1].split("\n")
+        return [Finding(RULE, Severity.ERROR, name, first[0] + (f" (and for {len(leaks) - 1} more user(s))" if len(leaks) > 1 else ""),
+                        "\n".join(first[1:]), details={"users": [u for u, _ in leaks]})], "LEAK"
+    if errors:
+        return [Finding(RULE, Severity.WARN, name, "Could not be checked: " + "; ".join(errors))], "not proven"
+    return [], "verified" if checked else "no data"
 
 
 def principals_from(config: dict[str, Any]) -> list[Principal]:

@@ -13,15 +13,18 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
     for view in ctx.views():
         if view.security_invoker or not view.owner_bypasses_rls or "SELECT" not in ctx.api_privileges(view):
             continue
-        protected = [t for t in map(ctx.relation_by_oid, view.depends_on) if t is not None and t.rls_enabled]
+        protected = sorted({d.qualified for d in view.depends_on if d.rls_enabled})
         if not protected:
             continue
+        materialized = view.kind == "m"
         yield Finding(
             "view-bypasses-rls",
             Severity.ERROR,
             view.qualified,
-            f"The view reads {', '.join(t.qualified for t in protected)} (RLS on) with the rights of its owner "
-            f"{view.owner}, who bypasses RLS, and anon/authenticated may select from it: their policies do not "
-            "apply through the view.",
-            f"ALTER VIEW {view.qualified} SET (security_invoker = true);  -- PostgreSQL 15+",
+            f"The {'materialized view stores rows of' if materialized else 'view reads'} {', '.join(protected)} "
+            f"(RLS on) {'read' if materialized else ''} with the rights of its owner {view.owner}, who bypasses RLS, "
+            "and anon/authenticated may select from it: the policies of those tables do not apply through it.",
+            f"REVOKE SELECT ON {view.qualified} FROM anon, authenticated;  -- a materialized view has no RLS"
+            if materialized
+            else f"ALTER VIEW {view.qualified} SET (security_invoker = true);  -- PostgreSQL 15+",
         )

@@ -11,7 +11,15 @@ begin
       ('anon', 'nologin noinherit'),
       ('authenticated', 'nologin noinherit'),
       ('service_role', 'nologin noinherit bypassrls'),
-      ('authenticator', 'login noinherit')
+      ('authenticator', 'login noinherit'),
+      -- Supabase's own service roles, which migrations grant to (auth hooks, storage,
+      -- dashboards); no privileges come with them here
+      ('supabase_admin', 'nologin'),
+      ('supabase_auth_admin', 'nologin noinherit'),
+      ('supabase_storage_admin', 'nologin noinherit'),
+      ('supabase_realtime_admin', 'nologin noinherit'),
+      ('supabase_functions_admin', 'nologin noinherit'),
+      ('dashboard_user', 'nologin')
     ) as roles(name, attributes)
   loop
     if not exists (select from pg_catalog.pg_roles where rolname = r.name) then

@@ -1,0 +1,108 @@
+"""Schemas and statements real projects have that the worked example does not."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from pytest_rlscheck.catalog import Catalog
+from pytest_rlscheck.errors import RlsAssertionError
+from pytest_rlscheck.rules import SweepContext, auth_per_row, tenant_leak
+from pytest_rlscheck.sweep import Sweep
+
+ALICE = "11111111-1111-1111-1111-111111111111"
+BOB = "22222222-2222-2222-2222-222222222222"
+ACME = "aaaaaaaa-0000-0000-0000-000000000001"
+GLOBEX = "bbbbbbbb-0000-0000-0000-000000000002"
+POLICY = "org_id in (select private.get_user_organization_ids((select auth.uid())))"
+
+
+def test_a_syntax_error_in_explained_sql_leaves_the_test_usable(rls) -> None:
+    with pytest.raises(psycopg.errors.SyntaxError):
+        rls.explain("selec 1")
+    assert rls.scalar("select 1") == 1
+    plan = rls.explain("select count(*) from conversations -- all of them", as_user=ALICE)
+    assert plan.root.node_type == "Aggregate"
+
+
+def test_nested_identities_do_not_inherit_app_settings(rls) -> None:
+    with rls.as_role("authenticated", settings={"app.current_tenant": "X"}):
+        with rls.as_user(ALICE):
+            assert rls.scalar("select current_setting('app.current_tenant', true)") in ("", None)
+        assert rls.scalar("select current_setting('app.current_tenant')") == "X"
+        plan_tenant = rls.explain("select current_setting('app.current_tenant', true)", as_user=ALICE)
+        assert plan_tenant.root is not None
+
+
+def test_rows_with_date_and_varchar_keys_can_be_copied(rls) -> None:
+    rls.execute("create type plan as enum ('free', 'pro')")
+    rls.execute(
+        "create table daily (day date, org_id uuid references organizations, code varchar(12), tier plan,"
+        " hits int not null default 0, primary key (day, org_id), unique (code))"
+    )
+    rls.execute(f"insert into daily values ('2024-01-01', '{ACME}', 'ACME-0000001', 'pro', 3)")
+    rls.assert_accepted("daily", {"hits": 5})
+
+
+def test_an_operation_that_cannot_be_tried_is_unproven_not_a_leak(rls) -> None:
+    rls.execute("create table notes (id bigint generated always as identity primary key, org_id uuid not null, body text)")
+    rls.execute("alter table notes enable row level security")
+    for command in ("select", "insert", "update", "delete"):
+        clause = "with check" if command == "insert" else "using"
+        rls.execute(f"create policy notes_{command} on notes for {command} to authenticated {clause} ({POLICY})")
+    rls.execute(f"insert into notes (org_id, body) values ('{GLOBEX}', 'theirs')")  # none of alice's
+    with pytest.raises(RlsAssertionError) as info:
+        rls.assert_isolated("notes", user=rls.user(ALICE, tenant=ACME), other=rls.user(BOB, tenant=GLOBEX),
+                            tenant_column="org_id")
+    message = str(info.value)
+    assert "could not be proven for 1 of 5 operations" in message
+    assert "??   move" in message and "LEAK" not in message
+
+
+def test_identity_primary_keys_are_measured_for_update(rls) -> None:
+    rls.execute("create table notes (id bigint generated always as identity primary key, org_id uuid not null)")
+    rls.execute("alter table notes enable row level security")
+    rls.execute(f"create policy notes_all on notes for all to authenticated using ({POLICY})")
+    rls.execute(f"insert into notes (org_id) values ('{ACME}'), ('{GLOBEX}')")
+    rel = rls.relation("notes")
+    findings, measured = auth_per_row.measure(rls, rel, rls.user(ALICE), auth_per_row.functions(rls))
+    assert findings == [] and measured["rows"] == 2
+    assert measured["auth.uid"]["update"] >= 1  # measured (an identity key cannot be SET)
+
+
+def test_column_grants_count_as_reachable(rls) -> None:
+    rls.execute("create table profiles (id uuid primary key, full_name text)")
+    rls.execute("revoke all on profiles from anon, authenticated")
+    rls.execute("grant update (full_name) on profiles to authenticated")
+    rel = Catalog.load(rls.connection, schemas=["public"]).relation("public.profiles")
+    assert rel.granted("authenticated", "UPDATE")
+    assert not rel.granted("authenticated", "SELECT")
+
+
+def test_sweep_copes_with_revoked_select_and_quoted_names(rls, rlscheck_session) -> None:
+    rls.execute('create table secrets (id bigint generated always as identity primary key, organization_id uuid not null references organizations, v text)')
+    rls.execute("create index on secrets (organization_id)")
+    rls.execute("alter table secrets enable row level security")
+    rls.execute("create policy s on secrets for all to authenticated using (organization_id in (select private.get_user_organization_ids((select auth.uid()))))")
+    rls.execute(f"insert into secrets (organization_id, v) values ('{ACME}', 'a'), ('{GLOBEX}', 'b')")
+    rls.execute("revoke all on secrets from anon, authenticated")
+    rls.execute('create view public."OrgConversations" with (security_invoker = true) as select id, organization_id from conversations')
+    rls.execute('create function public."myConversations"() returns setof conversations language sql stable as \'select * from conversations\'')
+    sweep = Sweep(rlscheck_session)
+    sweep.prepare(rls.connection)
+    results = {(r.check.rule, r.check.object): r for r in sweep.run_all(rls)}
+    assert results[("tenant-leak", "public.secrets")].findings == ()
+    assert results[("tenant-leak", "public.secrets")].facts["isolation"] == "verified"
+    assert results[("tenant-leak", "public.OrgConversations")].facts["isolation"] == "verified"
+    assert results[("tenant-leak", 'public.myConversations()')].facts["isolation"] == "verified"
+    # the function is SECURITY INVOKER: no definer finding either
+    assert not [f for r in results.values() for f in r.findings]
+
+
+def test_tenant_leak_reports_leaks_to_several_users_once(rls) -> None:
+    rls.execute("create view leaky as select id, organization_id from conversations")
+    ctx = SweepContext(Catalog.load(rls.connection, schemas=["public"]), ("public",), {})
+    principals = [rls.user(ALICE, tenant=ACME), rls.user(BOB, tenant=GLOBEX)]
+    findings, status = tenant_leak.check_view(rls, ctx, ctx.catalog.relation("public.leaky"), principals)
+    assert status == "LEAK" and len(findings) == 1
+    assert "(and for 1 more user(s))" in findings[0].message

@@ -1,0 +1,198 @@
+"""Hypothesis fuzzing of the metadata CHECK constraints: clean on the example, and each
+broken variant found and shrunk to a payload of the expected shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_rlscheck.fuzz import FuzzFailure, admits_null
+from pytest_rlscheck.strategies import (
+    SQL_NULL,
+    analyse_checks,
+    invalid_json_texts,
+    json_values,
+    jsonb_objects,
+    near_misses,
+)
+
+STATUSES = ("active", "waiting", "resolved", "closed")
+SENTIMENTS = ("positive", "neutral", "negative")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def conversations_oracle(metadata) -> bool:
+    """The documented rules: an object; status in the set; language a string of ≤ 10 characters."""
+    if not isinstance(metadata, dict):
+        return False
+    if "status" in metadata and not (isinstance(metadata["status"], str) and metadata["status"] in STATUSES):
+        return False
+    if "language" in metadata and not (isinstance(metadata["language"], str) and len(metadata["language"]) <= 10):
+        return False
+    return True
+
+
+def messages_oracle(metadata) -> bool:
+    """An object; sentiment in the set; response_time_ms a positive number."""
+    if not isinstance(metadata, dict):
+        return False
+    if "sentiment" in metadata and not (isinstance(metadata["sentiment"], str) and metadata["sentiment"] in SENTIMENTS):
+        return False
+    if "response_time_ms" in metadata and not (_number(metadata["response_time_ms"]) and metadata["response_time_ms"] > 0):
+        return False
+    return True
+
+
+MESSAGES_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "sentiment": {"enum": list(SENTIMENTS)},
+        "response_time_ms": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
+
+
+# -- the worked example ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table, oracle", [("conversations", conversations_oracle), ("messages", messages_oracle)])
+def test_corrected_constraints_agree_with_the_documented_rules(rls, table, oracle) -> None:
+    result = rls.fuzz_constraint(table, "metadata", oracle=oracle, max_examples=300)
+    assert result.examples >= 300
+    assert result.verdicts["accepted"] > 10  # valid payloads were tried, not only invalid ones
+    assert sum(n for k, n in result.verdicts.items() if k != "accepted") > 10
+
+
+def test_a_json_schema_works_as_the_oracle(rls) -> None:
+    rls.fuzz_constraint("messages", "metadata", oracle=MESSAGES_SCHEMA, max_examples=150)
+
+
+def test_the_reports_payloads_through_the_fuzzer_verdicts(rls) -> None:
+    """The optimisation report's examples, as explicit strategies."""
+    invalid = st.sampled_from([{"status": "invalid_value"}, {"language": "x" * 11}])
+    with pytest.raises(FuzzFailure) as info:
+        rls.fuzz_constraint("conversations", "metadata", strategy=invalid, oracle=lambda m: True, max_examples=10)
+    assert info.value.verdict.constraint in ("conversations_metadata_status_valid", "conversations_metadata_language_length")
+    rls.fuzz_constraint(
+        "messages", "metadata", strategy=st.sampled_from([{"sentiment": 123}, {"response_time_ms": -500}]),
+        oracle=lambda m: False, max_examples=10,
+    )
+    rls.fuzz_constraint(
+        "messages", "metadata", strategy=st.sampled_from([{"sentiment": "neutral", "response_time_ms": 12}, {}]),
+        oracle=lambda m: True, max_examples=10,
+    )
+
+
+# -- broken variants: found, and shrunk -----------------------------------------------------
+
+
+def test_cast_that_raises_is_found_and_shrunk(rls) -> None:
+    rls.execute("alter table messages drop constraint messages_metadata_response_time_positive")
+    rls.execute("alter table messages add constraint rt_positive check ((metadata ->> 'response_time_ms')::numeric > 0)")
+    with pytest.raises(FuzzFailure) as info:
+        rls.fuzz_constraint("messages", "metadata", max_examples=400)
+    failure = info.value
+    assert failure.kind == "raises" and failure.verdict.sqlstate == "22P02"
+    assert failure.constraint is not None and failure.constraint.name == "rt_positive"
+    payload = failure.payload
+    assert isinstance(payload, dict) and set(payload) == {"response_time_ms"}
+    assert not _number(payload["response_time_ms"]) and payload["response_time_ms"] is not None
+    assert "constraint rt_positive raises 22P02" in str(failure) and "shrunk payload" in str(failure)
+
+
+def test_null_passing_a_typeof_check_is_found(rls) -> None:
+    rls.execute("alter table messages alter column metadata drop not null")
+    rls.execute("alter table messages drop constraint messages_metadata_is_object")
+    rls.execute("alter table messages add constraint is_object check (jsonb_typeof(metadata) = 'object')")
+    with pytest.raises(FuzzFailure) as info:
+        rls.fuzz_constraint("messages", "metadata", oracle=messages_oracle, max_examples=400)
+    assert info.value.kind == "disagrees" and info.value.payload is SQL_NULL
+    assert "the database accepted, the oracle would reject it" in str(info.value)
+    assert admits_null(rls, "messages", "metadata").name == "is_object"
+
+
+def test_status_checked_only_when_a_string_is_found(rls) -> None:
+    rls.execute("alter table conversations drop constraint conversations_metadata_status_valid")
+    rls.execute(
+        "alter table conversations add constraint status_if_string check ("
+        "jsonb_typeof(metadata -> 'status') <> 'string' or (metadata ->> 'status') in ('active', 'waiting', 'resolved', 'closed'))"
+    )
+    with pytest.raises(FuzzFailure) as info:
+        rls.fuzz_constraint("conversations", "metadata", oracle=conversations_oracle, max_examples=400)
+    payload = info.value.payload
+    assert info.value.kind == "disagrees" and info.value.verdict.accepted and info.value.expected is False
+    assert isinstance(payload, dict) and set(payload) == {"status"} and not isinstance(payload["status"], str)
+
+
+def test_length_in_bytes_instead_of_characters_is_found(rls) -> None:
+    rls.execute("alter table conversations drop constraint conversations_metadata_language_length")
+    rls.execute(
+        "alter table conversations add constraint language_bytes check (not (metadata ? 'language') or "
+        "(jsonb_typeof(metadata -> 'language') = 'string' and octet_length(metadata ->> 'language') <= 10))"
+    )
+    with pytest.raises(FuzzFailure) as info:
+        rls.fuzz_constraint("conversations", "metadata", oracle=conversations_oracle, max_examples=400)
+    payload = info.value.payload
+    assert set(payload) == {"language"}
+    language = payload["language"]
+    assert len(language) <= 10 < len(language.encode())  # fine in characters, too long in bytes
+    assert info.value.verdict.constraint == "language_bytes"
+
+
+def test_a_failure_is_replayed_first_from_the_database(rls) -> None:
+    rls.execute("alter table messages drop constraint messages_metadata_response_time_positive")
+    rls.execute("alter table messages add constraint rt_positive check ((metadata ->> 'response_time_ms')::numeric > 0)")
+    with pytest.raises(FuzzFailure) as first:
+        rls.fuzz_constraint("messages", "metadata", max_examples=400)
+    with pytest.raises(FuzzFailure) as again:
+        rls.fuzz_constraint("messages", "metadata", max_examples=1)  # one example: the saved one
+    assert again.value.payload == first.value.payload
+
+
+# -- strategies ---------------------------------------------------------------------------------
+
+
+# rls is safe across examples here: each example only reads
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(json_values(max_depth=3))
+def test_every_json_value_is_accepted_by_jsonb(rls, value) -> None:
+    assert rls.scalar("select %s::jsonb = %s::jsonb", [json.dumps(value), json.dumps(value)]) is True
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(invalid_json_texts())
+def test_invalid_texts_are_refused_by_jsonb(rls, text) -> None:
+    import psycopg
+
+    with pytest.raises(psycopg.errors.DataError):
+        rls.execute("select %s::jsonb", [text])
+
+
+@settings(max_examples=50, deadline=None)
+@given(jsonb_objects(["status", "language"]))
+def test_objects_are_objects(value) -> None:
+    assert isinstance(value, dict)
+
+
+def test_analysis_reads_keys_sets_bounds_and_types(rls) -> None:
+    rel = rls.relation("messages")
+    shape = analyse_checks([c.definition for c in rel.checks() if "metadata" in c.columns], "metadata")
+    assert shape.top_types == {"object"}
+    assert shape.keys["sentiment"].literals == list(SENTIMENTS)
+    assert shape.keys["response_time_ms"].bounds == [0.0] and shape.keys["response_time_ms"].types == {"number"}
+    rel = rls.relation("conversations")
+    shape = analyse_checks([c.definition for c in rel.checks() if "metadata" in c.columns], "metadata")
+    assert shape.keys["language"].length_bounds == [10]
+    assert set(shape.keys["status"].literals) == set(STATUSES)
+
+
+def test_near_misses() -> None:
+    misses = near_misses("active")
+    assert {"ACTIVE", "Active", " active", "active ", "activ", "activee", "аctive"} <= set(misses)
+    assert "active" not in misses
