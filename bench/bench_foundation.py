@@ -170,11 +170,11 @@ def main() -> None:
     print(f"{'test kind':<40} {'ms/test':>9} {'minus plain':>12}")
     for name, ms in overhead:
         print(f"{name:<40} {ms:>9.3f} {ms - plain:>12.3f}")
-    print(f"\n2. Database round trips (median of 2000)")
+    print("\n2. Database round trips (median of 2000)")
     print(f"{'operation':<45} {'ms':>8} {'x bare query':>13}")
     for name, ms in costs[5:]:
         print(f"{name:<45} {ms:>8.3f} {ms / bare:>13.1f}")
-    print(f"\n3. One-off costs")
+    print("\n3. One-off costs")
     print(f"{'step':<50} {'ms':>9}")
     for name, ms in costs[:5]:
         print(f"{name:<50} {ms:>9.1f}")

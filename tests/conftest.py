@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import textwrap
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from psycopg import sql
@@ -13,6 +14,18 @@ from pytest_rlscheck.migrations import SqlFile, apply_files
 from pytest_rlscheck.session import Database, RlsSession
 
 _counter = itertools.count()
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "sql"
+#: The worked example's two users, as a project configures them.
+EXAMPLE_PRINCIPALS = """
+[tool.rlscheck.principals.alice]
+sub = "11111111-1111-1111-1111-111111111111"
+tenant = "aaaaaaaa-0000-0000-0000-000000000001"
+
+[tool.rlscheck.principals.bob]
+sub = "22222222-2222-2222-2222-222222222222"
+tenant = "bbbbbbbb-0000-0000-0000-000000000002"
+"""
 
 
 @pytest.fixture

@@ -229,5 +229,5 @@ def test_old_policy_ran_auth_uid_once_per_row(rls, alice, table, rows) -> None:
     per_row = [s for s in plan.call_sites("auth.uid") if s.node.loops == rows]
     assert per_row, plan.render()
     assert plan.evaluations("auth.uid") >= rows
-    with pytest.raises(AssertionError, match=rf"auth.uid\(\) ran \d+ times for one statement"):
+    with pytest.raises(AssertionError, match=r"auth.uid\(\) ran \d+ times for one statement"):
         rls.assert_evaluated_once(f"select * from {table}", as_user=alice)

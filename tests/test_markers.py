@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "sql"
+from conftest import EXAMPLE, EXAMPLE_PRINCIPALS
+
 # "--opt=value": pytest would otherwise read the paths as candidates for the rootdir
 ARGS = ("--strict-markers", f"--rlscheck-migrations={EXAMPLE / 'migrations'}", f"--rlscheck-seed={EXAMPLE / 'seed.sql'}")
-PYPROJECT = """
-[tool.rlscheck.principals.alice]
-sub = "11111111-1111-1111-1111-111111111111"
-tenant = "aaaaaaaa-0000-0000-0000-000000000001"
-
-[tool.rlscheck.principals.bob]
-sub = "22222222-2222-2222-2222-222222222222"
-tenant = "bbbbbbbb-0000-0000-0000-000000000002"
-"""
+PYPROJECT = EXAMPLE_PRINCIPALS
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

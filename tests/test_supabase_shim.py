@@ -126,7 +126,7 @@ def test_shim_can_be_forced_either_way() -> None:
 
 def test_common_supabase_migration_lines_apply(run_sql) -> None:
     """What real projects' migrations do with Supabase's own objects."""
-    from pytest_rlscheck.migrations import SqlFile, apply_files
+    from pytest_rlscheck.migrations import SqlFile
     from pytest_rlscheck.supabase import PARTS, shim_sql
 
     shim = [SqlFile(f"<shim {p}>", shim_sql(p), "shim") for p in PARTS]

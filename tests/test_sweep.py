@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 
+from conftest import EXAMPLE, EXAMPLE_PRINCIPALS
 from pytest_rlscheck.catalog import Catalog
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "sql"
-PRINCIPALS = """
-[tool.rlscheck.principals.alice]
-sub = "11111111-1111-1111-1111-111111111111"
-tenant = "aaaaaaaa-0000-0000-0000-000000000001"
-
-[tool.rlscheck.principals.bob]
-sub = "22222222-2222-2222-2222-222222222222"
-tenant = "bbbbbbbb-0000-0000-0000-000000000002"
-
+PRINCIPALS = EXAMPLE_PRINCIPALS + """
 [tool.rlscheck.tables."public.organizations"]
 tenant_column = "id"
 """

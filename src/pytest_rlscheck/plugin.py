@@ -153,9 +153,9 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Any:
     """Check markers run after the test body passed, as part of the test."""
     result = yield
-    rls = item.stash.get(RLS_KEY, None)
-    if rls is not None:
-        run_marker_checks(item, rls)
+    client = item.stash.get(RLS_KEY, None)
+    if client is not None:
+        run_marker_checks(item, client)
     return result
 
 
