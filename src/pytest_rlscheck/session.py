@@ -20,13 +20,15 @@ from .config import Settings
 from .errors import MigrationError, RlscheckError
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
-from .server import ExternalServer, Server, start_server
+from .server import ExternalServer, LocalServer, Server, start_server
 from .supabase import needed_parts, shim_sql
 
 __all__ = ["Database", "RlsSession"]
 
 SUPABASE_SEARCH_PATH = '"$user", public, extensions'
 CREATE_DATABASE = "CREATE DATABASE {} TEMPLATE {}"
+#: On the throw-away server (fsync off), copying files is twice as fast as WAL_LOG.
+CREATE_DATABASE_FILE_COPY = CREATE_DATABASE + " STRATEGY FILE_COPY"
 DROP_DATABASE = "DROP DATABASE IF EXISTS {} WITH (FORCE)"
 
 
@@ -147,7 +149,9 @@ class RlsSession:
         with server.admin() as conn:
             if name in self._owned:  # re-cloning one of ours
                 conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
-            conn.execute(sql.SQL(CREATE_DATABASE).format(sql.Identifier(name), sql.Identifier(template)))
+            local = isinstance(server, LocalServer) and server.server_version >= 150000
+            statement = CREATE_DATABASE_FILE_COPY if local else CREATE_DATABASE
+            conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Identifier(template)))
         self._owned.add(name)
         return name
 
