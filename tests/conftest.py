@@ -16,6 +16,11 @@ from pytest_rlscheck.session import Database, RlsSession
 _counter = itertools.count()
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "sql"
+#: The seed's users and their tenants.
+ALICE = "11111111-1111-1111-1111-111111111111"
+BOB = "22222222-2222-2222-2222-222222222222"
+ACME = "aaaaaaaa-0000-0000-0000-000000000001"
+GLOBEX = "bbbbbbbb-0000-0000-0000-000000000002"
 #: The worked example's two users, as a project configures them.
 EXAMPLE_PRINCIPALS = """
 [tool.rlscheck.principals.alice]
@@ -61,3 +66,15 @@ def write_project(pytester: pytest.Pytester, migrations: dict[str, str], seed: s
         pytester.path.joinpath("migrations", name).write_text(textwrap.dedent(text).lstrip("\n"))
     if seed is not None:
         pytester.path.joinpath("seed.sql").write_text(textwrap.dedent(seed).lstrip("\n"))
+
+
+@pytest.fixture
+def alice(rls):
+    """Alice of Acme, as the isolation checks take a user."""
+    return rls.user(ALICE, tenant=ACME)
+
+
+@pytest.fixture
+def bob(rls):
+    """Bob of Globex."""
+    return rls.user(BOB, tenant=GLOBEX)

@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import ACME, ALICE, BOB, GLOBEX
+
 from pytest_rlscheck import assertions
 from pytest_rlscheck.errors import RlsAssertionError
 
-ALICE = "11111111-1111-1111-1111-111111111111"
-BOB = "22222222-2222-2222-2222-222222222222"
-ACME = "aaaaaaaa-0000-0000-0000-000000000001"
-GLOBEX = "bbbbbbbb-0000-0000-0000-000000000002"
-
-
-@pytest.fixture
-def alice(rls):
-    return rls.user(ALICE, tenant=ACME)
-
-
-@pytest.fixture
-def bob(rls):
-    return rls.user(BOB, tenant=GLOBEX)
 
 
 def test_rls_off_is_reported_with_the_fix(rls) -> None:

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pytest
 
-ALICE = "11111111-1111-1111-1111-111111111111"
-BOB = "22222222-2222-2222-2222-222222222222"
-ACME = "aaaaaaaa-0000-0000-0000-000000000001"
-GLOBEX = "bbbbbbbb-0000-0000-0000-000000000002"
+from conftest import ACME, ALICE, BOB
+
 ALL_COMMANDS = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 OLD_SCHEMA = Path(__file__).resolve().parents[1] / "sql/migrations/20240101000000_chat_schema.sql"
-
-
-@pytest.fixture
-def alice(rls):
-    return rls.user(ALICE, tenant=ACME)
-
-
-@pytest.fixture
-def bob(rls):
-    return rls.user(BOB, tenant=GLOBEX)
 
 
 # -- policies, RLS, NOT NULL ------------------------------------------------------------
