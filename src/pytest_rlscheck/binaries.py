@@ -36,10 +36,6 @@ class PgBinaries:
     def pg_ctl(self) -> str:
         return str(self.bindir / "pg_ctl")
 
-    @property
-    def initdb(self) -> str:
-        return str(self.bindir / "initdb")
-
     def describe(self) -> str:
         return f"PostgreSQL {self.version} at {self.bindir} (found via {self.source})"
 

@@ -41,7 +41,3 @@ class Finding:
         data = asdict(self)
         data["severity"] = str(self.severity)
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(**{**data, "severity": Severity.parse(data["severity"])})

@@ -217,11 +217,11 @@ class ExternalServer(Server):
             raise ServerError(f"rlscheck: cannot connect to --rlscheck-dsn server {where}: {str(exc).strip()}")
         with conn:
             row = conn.execute(
-                "select current_user, rolsuper, rolcreatedb, rolcreaterole, current_setting('server_version')"
+                "select current_user, rolsuper, rolcreatedb, current_setting('server_version')"
                 " from pg_roles where rolname = current_user"
             ).fetchone()
             assert row is not None
-            self.user, superuser, createdb, createrole, version = row
+            self.user, superuser, createdb, version = row
             self.server_version = conn.info.server_version
         if not (superuser or createdb):
             raise PrivilegeError(
@@ -230,7 +230,6 @@ class ExternalServer(Server):
                 f"the run; it never touches other databases. Grant it: ALTER ROLE {self.user} CREATEDB; "
                 "or drop --rlscheck-dsn to use a throw-away local server."
             )
-        self.can_create_roles = bool(superuser or createrole)
         self.description = description or f"PostgreSQL {version} at {where} (--rlscheck-dsn, as role {self.user})"
 
     def stop(self) -> None:

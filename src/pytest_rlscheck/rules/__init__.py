@@ -37,9 +37,6 @@ class SweepContext:
     def functions(self) -> Iterator[Function]:
         return (f for f in self.catalog.functions if f.schema in self.schemas)
 
-    def relation_by_oid(self, oid: int) -> Relation | None:
-        return next((r for r in self.catalog.relations if r.oid == oid), None)
-
     def api_privileges(self, rel: Relation) -> set[str]:
         """What anon/authenticated (directly or through PUBLIC) may do with ``rel``."""
         return {p for g, p in rel.grants if g in (*API_ROLES, "public")}
@@ -70,10 +67,6 @@ class Rule:
     targets: str  # "table", "view" or "function"
     summary: str
     check: Callable[[SweepContext], Iterable[Finding]] | None = None  # None: dynamic
-
-    @property
-    def dynamic(self) -> bool:
-        return self.check is None
 
 
 RULES: dict[str, Rule] = {}
