@@ -7,6 +7,7 @@ import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis import strategies as st
 
 from pytest_rlscheck.fuzz import FuzzFailure, admits_null
@@ -145,14 +146,27 @@ def test_length_in_bytes_instead_of_characters_is_found(rls) -> None:
     assert info.value.verdict.constraint == "language_bytes"
 
 
-def test_a_failure_is_replayed_first_from_the_database(rls) -> None:
+def test_a_failure_is_replayed_first_from_the_database(rls, tmp_path) -> None:
+    # an explicit database: the active profile may have none (Hypothesis' "ci" profile under CI=1)
+    replaying = settings(database=DirectoryBasedExampleDatabase(tmp_path / "examples"), derandomize=False)
     rls.execute("alter table messages drop constraint messages_metadata_response_time_positive")
     rls.execute("alter table messages add constraint rt_positive check ((metadata ->> 'response_time_ms')::numeric > 0)")
     with pytest.raises(FuzzFailure) as first:
-        rls.fuzz_constraint("messages", "metadata", max_examples=400)
+        rls.fuzz_constraint("messages", "metadata", max_examples=400, settings=replaying)
     with pytest.raises(FuzzFailure) as again:
-        rls.fuzz_constraint("messages", "metadata", max_examples=1)  # one example: the saved one
+        rls.fuzz_constraint("messages", "metadata", max_examples=1, settings=replaying)  # one example: the saved one
     assert again.value.payload == first.value.payload
+
+
+def test_the_active_profile_is_followed_derandomized_runs_repeat(rls) -> None:
+    # Hypothesis' "ci" profile (database=None, derandomize=True): the same payloads every run
+    ci_like = settings(database=None, derandomize=True)
+    runs = [rls.fuzz_constraint("messages", "metadata", max_examples=150, settings=ci_like).verdicts for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert sum(runs[0].values()) == 150 and len(runs[0]) > 1  # accepted and rejected, by constraint
+    random = [rls.fuzz_constraint("messages", "metadata", max_examples=150,
+                                  settings=settings(database=None, derandomize=False)).verdicts for _ in range(2)]
+    assert random[0] != random[1]
 
 
 # -- strategies ---------------------------------------------------------------------------------

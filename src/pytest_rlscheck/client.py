@@ -426,12 +426,14 @@ class Rls:
         oracle: Any = None,
         max_examples: int = 200,
         strategy: Any = None,
+        settings: Any = None,
     ) -> Any:
         """Fuzz ``table.column``'s CHECK constraints with Hypothesis (see :mod:`pytest_rlscheck.fuzz`)."""
         from .fuzz import fuzz_constraint
 
         return fuzz_constraint(
-            self, table, column, base_row=base_row, oracle=oracle, max_examples=max_examples, strategy=strategy
+            self, table, column, base_row=base_row, oracle=oracle, max_examples=max_examples, strategy=strategy,
+            settings=settings,
         )
 
     def assert_index_used(

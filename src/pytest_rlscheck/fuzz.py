@@ -5,8 +5,10 @@ otherwise valid. The database must either accept it or reject it with a constrai
 violation (23514, 23502); any other error raised while checking the row — ``22P02`` from a
 cast, ``22003``, ``42883`` — is a defect of the constraint. With an oracle (a predicate, or
 a JSON Schema), the database's verdict must also equal the oracle's. Hypothesis shrinks a
-failure to a minimal payload, and keeps it in the project's ``.hypothesis/`` database, so it
-is replayed first next time.
+failure to a minimal payload, and keeps it in the example database of the active settings
+profile (``.hypothesis/`` by default), so it is replayed first next time. Hypothesis' own
+``ci`` profile, loaded when a ``CI`` variable is set, keeps no database and derandomizes
+instead: the same payloads every run. ``settings=`` overrides either.
 """
 
 from __future__ import annotations
@@ -181,9 +183,14 @@ def fuzz_constraint(
     oracle: Oracle | None = None,
     max_examples: int = 200,
     strategy: st.SearchStrategy[Any] | None = None,
+    settings: hypothesis_settings | None = None,
 ) -> FuzzResult:
     """Insert generated payloads into ``table.column``; fail on a constraint that raises,
-    or (with ``oracle``) on any payload the database judges differently."""
+    or (with ``oracle``) on any payload the database judges differently.
+
+    ``settings`` (a :class:`hypothesis.settings`) is the parent of the run's own: its
+    database, derandomize, phases and verbosity are used; ``max_examples`` and the deadline
+    and health checks (a database round trip per example) are set here."""
     target = _Target(rls, table, column, base_row)
     if not target.checks and oracle is None:
         raise RlsAssertionError(f"{target.rel.qualified}.{column} has no CHECK constraint and no oracle: nothing to fuzz")
@@ -207,6 +214,7 @@ def fuzz_constraint(
         f"rlscheck-fuzz:{target.rel.qualified}.{column}:{'oracle' if oracle is not None else 'none'}".encode()
     )
     run = hypothesis_settings(
+        settings,
         max_examples=max_examples,
         deadline=None,
         suppress_health_check=list(HealthCheck),
