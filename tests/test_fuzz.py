@@ -7,8 +7,8 @@ import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from pytest_rlscheck.fuzz import FuzzFailure, admits_null
 from pytest_rlscheck.strategies import (

@@ -28,7 +28,12 @@ from psycopg.pq import TransactionStatus
 from . import assertions
 from .catalog import Relation, resolve_relation
 from .errors import RlsAssertionError
-from .explain import EXPLAIN_SQL, FUNCTION_CALLS_SQL, TRACK_FUNCTIONS_SQL, function_pattern
+from .explain import (
+    EXPLAIN_SQL,
+    FUNCTION_CALLS_SQL,
+    TRACK_FUNCTIONS_SQL,
+    function_pattern,
+)
 from .impersonation import (
     OWNER,
     USER_LOOKUP_SQL,
