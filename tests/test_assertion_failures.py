@@ -211,3 +211,38 @@ def test_functions_are_importable_too(rls, alice, bob) -> None:
     assertions.assert_isolated(rls, "messages", user=alice, other=bob, ops=("select",))
     with pytest.raises(RlsAssertionError):
         assertions.assert_policies(rls, "messages", count=1)
+
+
+def test_the_fix_names_the_policy_of_the_statements_command(rls, alice) -> None:
+    rls.execute(NOTES)
+    for command in ("update", "delete"):  # same expression, other commands: not the SELECT's policy
+        rls.execute(f'create policy "Own notes {command}" on notes for {command} to authenticated using (user_id = auth.uid())')
+    with pytest.raises(RlsAssertionError) as info:
+        rls.assert_evaluated_once("select * from notes", as_user=alice)
+    assert 'from policy "Own notes" on public.notes' in str(info.value)
+    rls.execute("grant delete on notes to authenticated")
+    with pytest.raises(RlsAssertionError) as info:
+        rls.assert_evaluated_once("delete from notes", as_user=alice)
+    assert 'ALTER POLICY "Own notes delete" ON public.notes USING ((user_id = (select auth.uid())));' in str(info.value)
+
+
+def test_a_wrapper_function_is_named_and_wrapped(rls, alice) -> None:
+    rls.execute(NOTES)
+    rls.execute("create function public.current_uid() returns uuid language sql stable as 'select auth.uid()'")
+    rls.execute('alter policy "Own notes" on notes using (user_id = public.current_uid())')
+    with pytest.raises(RlsAssertionError) as info:
+        rls.assert_evaluated_once("select * from notes", as_user=alice)  # inlined: only auth.uid()'s body shows
+    message = str(info.value)
+    assert 'from policy "Own notes" on public.notes (through public.current_uid())' in message
+    assert 'ALTER POLICY "Own notes" ON public.notes USING ((user_id = (select current_uid())));' in message
+
+
+def test_a_call_that_takes_the_rows_columns_gets_another_fix(rls, alice) -> None:
+    rls.execute(NOTES)
+    rls.execute("create function public.is_self(u uuid) returns boolean language sql stable as 'select u = auth.uid()'")
+    rls.execute('alter policy "Own notes" on notes using (public.is_self(user_id))')
+    with pytest.raises(RlsAssertionError) as info:
+        rls.assert_evaluated_once("select * from notes", as_user=alice)
+    message = str(info.value)
+    assert "passes the row's columns to public.is_self(), so it runs per row however it is wrapped" in message
+    assert "ALTER POLICY" not in message

@@ -33,6 +33,15 @@ def test_files_from_several_sources_run_sorted_by_name(tmp_path: Path) -> None:
     assert [p.name for p in settings.migrations] == ["20240101_first.sql", "20240201_second.sql", "20240301_third.sql"]
 
 
+def test_a_symlinked_migration_is_ordered_by_its_own_name(tmp_path: Path) -> None:
+    _touch(tmp_path / "shared/schema.sql")
+    _touch(tmp_path / "migrations/001_changes.sql")
+    (tmp_path / "migrations/000_schema.sql").symlink_to(tmp_path / "shared/schema.sql")
+    settings = _load(tmp_path, '[tool.rlscheck]\nmigrations = ["migrations", "shared/schema.sql"]\n')
+    # the link's name orders it, and the file it points to (listed again) is applied once
+    assert [p.name for p in settings.migrations] == ["000_schema.sql", "001_changes.sql"]
+
+
 def test_command_line_overrides_the_config_and_seeds_keep_their_order(tmp_path: Path) -> None:
     _touch(tmp_path / "cli/001.sql")
     _touch(tmp_path / "cfg/001.sql")

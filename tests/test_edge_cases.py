@@ -106,3 +106,43 @@ def test_tenant_leak_reports_leaks_to_several_users_once(rls) -> None:
     findings, status = tenant_leak.check_view(rls, ctx, ctx.catalog.relation("public.leaky"), principals)
     assert status == "LEAK" and len(findings) == 1
     assert "(and for 1 more user(s))" in findings[0].message
+
+
+def test_a_move_blocked_by_a_trigger_on_another_key_is_retried_with_the_tenant_alone(rls, alice, bob) -> None:
+    rls.execute("alter table conversations add column assigned_to uuid references auth.users (id)")
+    rls.execute("create index on conversations (assigned_to)")
+    rls.execute("update conversations set assigned_to = %s where organization_id = %s", [BOB, GLOBEX])
+    rls.execute(
+        "create function public.assignee_is_fixed() returns trigger language plpgsql as $$ begin"
+        " if new.assigned_to is distinct from old.assigned_to then raise exception 'assigned_to is immutable'; end if;"
+        " return new; end $$"
+    )
+    rls.execute("create trigger assignee_is_fixed before update on conversations for each row"
+                " execute function public.assignee_is_fixed()")
+    rls.assert_isolated("conversations", user=alice, other=bob, ops=("move",))
+    # the policies that pin the tenant are what refuse; without them the move is a leak
+    rls.execute("alter policy conversations_update on conversations with check (true)")
+    rls.execute("alter policy conversations_select on conversations using (true)")
+    with pytest.raises(RlsAssertionError, match=r"LEAK +move"):
+        rls.assert_isolated("conversations", user=alice, other=bob, ops=("move",))
+
+
+def test_a_per_user_table_is_keyed_by_the_column_its_policies_compare_with_auth_uid(rls, alice, bob) -> None:
+    rls.execute(
+        """
+        create table public.notes (id bigint generated always as identity primary key,
+          author uuid not null default auth.uid() references auth.users (id), body text);
+        alter table public.notes enable row level security;
+        create policy notes_own on public.notes for all to authenticated
+          using (author = (select auth.uid())) with check (author = (select auth.uid()));
+        insert into public.notes (author, body) select id, email from auth.users;
+        """
+    )
+    rls.assert_isolated("notes", user=alice, other=bob)
+    rls.execute("create policy notes_read on public.notes for select to authenticated using (true)")
+    with pytest.raises(RlsAssertionError) as info:
+        rls.assert_isolated("notes", user=alice, other=bob, ops=("select",))
+    message = str(info.value)
+    assert f"reached the rows of {BOB} (owned by {BOB}, by column author (the owning user))" in message
+    assert "the user sees 1 of the other tenant's 1 rows" in message
+    assert "limits column author (the owning user) to the user, e.g. author = (SELECT auth.uid())" in message

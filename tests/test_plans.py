@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ALICE
 from pytest_rlscheck.plans import FunctionPattern, Plan
 
 DATA = Path(__file__).parent / "data"
@@ -104,6 +105,27 @@ def test_learned_pattern_matches_the_stored_plans(rls) -> None:
     helper = rls.function_pattern("get_user_organization_ids")
     assert not helper.inlined and helper.tracked and helper.qualified == "private.get_user_organization_ids"
     assert not rls.function_pattern("current_setting").tracked
+
+
+def test_a_filter_behind_constant_false_runs_nothing(rls) -> None:
+    """UPDATE with no UPDATE policy: the filter is (false AND <select policy>), and PostgreSQL
+    stops at the constant. The plan count agrees with the calls PostgreSQL itself counted."""
+    rls.execute("create function public.whoami() returns uuid language plpgsql stable as 'begin return auth.uid(); end'")
+    rls.execute("create table subs (id int primary key, user_id uuid, x int)")
+    rls.execute("alter table subs enable row level security")
+    rls.execute("create policy own on subs for select to authenticated using (public.whoami() = user_id)")
+    rls.execute("grant select, update on subs to authenticated")
+    rls.execute("insert into subs select i, case when i %% 2 = 0 then %s::uuid end, i from generate_series(1, 100) i",
+                [ALICE])
+    # the planner may call a STABLE function once more, to estimate the selectivity of f() = col
+    select = rls.explain("select * from subs", as_user=ALICE)
+    assert select.evaluations("public.whoami") == 100
+    assert select.exact_calls("public.whoami") - 100 in (0, 1)
+    update = rls.explain("update subs set x = x", as_user=ALICE)
+    (site,) = update.call_sites("public.whoami")
+    assert site.field == "Filter" and site.expression.startswith("(false AND")
+    assert update.evaluations("public.whoami") == 0
+    assert update.exact_calls("public.whoami") in (0, 1)
 
 
 def test_render_is_readable(rls) -> None:

@@ -204,6 +204,31 @@ def test_missing_migration_path_is_a_usage_error(pytester: pytest.Pytester) -> N
     result.stderr.fnmatch_lines(["*--rlscheck-migrations: 'db/migratons' is not a file, a directory or a pattern*"])
 
 
+def test_an_option_value_read_as_a_test_path_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    """pytest chooses the rootdir and config before plugins load: `--rlscheck-seed other/x.sql`
+    would make it read other/'s pyproject.toml. We say so instead of using the wrong config."""
+    project = pytester.mkdir("project")
+    other = pytester.mkdir("other")
+    (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\n\n[tool.rlscheck]\nmigrations = "db"\n')
+    (project / "db").mkdir()
+    (project / "db" / "001.sql").write_text("create table t (id int primary key);\n")
+    (other / "pyproject.toml").write_text('[tool.pytest.ini_options]\n\n[tool.rlscheck]\nmigrations = "nowhere"\n')
+    (other / "seed.sql").write_text("insert into t values (1);\n")
+    (project / "test_one.py").write_text("def test_one(rls):\n    assert rls.scalar('select count(*) from t') == 1\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        result = _run(pytester, "--rlscheck-seed", str(other / "seed.sql"))
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        err = result.stderr.str()
+        assert f"pytest took the value in `--rlscheck-seed {other / 'seed.sql'}` for a test path" in err
+        assert f"Write the option with '=': --rlscheck-seed={other / 'seed.sql'}" in err
+        result = _run(pytester, f"--rlscheck-seed={other / 'seed.sql'}")
+        result.assert_outcomes(passed=1)
+        # a value that is no path changes nothing
+        result = _run(pytester, f"--rlscheck-seed={other / 'seed.sql'}", "--rlscheck-fail-on", "error")
+        result.assert_outcomes(passed=1)
+
+
 def test_tests_without_the_fixture_start_no_server(pytester: pytest.Pytester) -> None:
     write_project(pytester, SCHEMA)
     pytester.makepyfile(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import psycopg
 import pytest
 
 from pytest_rlscheck.supabase import needed_parts
@@ -155,3 +156,40 @@ def test_common_supabase_migration_lines_apply(run_sql) -> None:
             """
         }
     )
+
+
+def test_seeds_that_create_users_the_supabase_way_apply(rls) -> None:
+    """The columns seeds set when they create confirmed users by hand, and their identities."""
+    rls.execute(
+        """
+        insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+          recovery_sent_at, last_sign_in_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at,
+          confirmation_token, email_change, email_change_token_new, recovery_token)
+        values ('00000000-0000-0000-0000-000000000000', '33333333-3333-3333-3333-333333333333', 'authenticated',
+          'authenticated', 'carol@example.test', crypt('pw', gen_salt('bf')), now(), now(), now(),
+          '{"provider": "email", "providers": ["email"]}', '{}', now(), now(), '', '', '', '');
+        insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+        values ('33333333-3333-3333-3333-333333333333', '33333333-3333-3333-3333-333333333333',
+          '{"sub": "33333333-3333-3333-3333-333333333333", "email": "Carol@Example.test"}', 'email', now(), now(), now());
+        """
+    )
+    row = rls.fetchone(
+        "select u.confirmed_at is not null, i.email, u.is_sso_user from auth.users u"
+        " join auth.identities i on i.user_id = u.id where u.id = '33333333-3333-3333-3333-333333333333'"
+    )
+    assert row == (True, "carol@example.test", False)
+    with pytest.raises(psycopg.errors.UniqueViolation):  # one password account per address, as on Supabase
+        rls.execute("insert into auth.users (id, email) values (gen_random_uuid(), 'carol@example.test')")
+    rls.execute("insert into auth.users (id, email, is_sso_user) values (gen_random_uuid(), 'carol@example.test', true)")
+
+
+def test_realtime_send_writes_a_broadcast_message(run_sql, scratch_db) -> None:
+    from pytest_rlscheck.migrations import SqlFile
+    from pytest_rlscheck.supabase import PARTS, shim_sql
+
+    run_sql({f"{i:03d}_shim": SqlFile("", shim_sql(p), "shim").text for i, p in enumerate(PARTS)}, kind="shim")
+    run_sql({"100_app.sql": "select realtime.send('{\"n\": 1}'::jsonb, 'note', 'room-1', false);"})
+    with scratch_db.connect() as conn:
+        assert conn.execute("select topic, event, extension, payload from realtime.messages").fetchall() == [
+            ("room-1", "note", "broadcast", {"n": 1})
+        ]

@@ -176,6 +176,21 @@ def test_fuzz_items_report_constraint_defects(pytester: pytest.Pytester) -> None
     }
 
 
+def test_without_principals_isolation_is_reported_as_not_verified(pytester: pytest.Pytester) -> None:
+    _project(pytester)
+    (pytester.path / "pyproject.toml").write_text("[tool.rlscheck]\n")  # no principals
+    result = _run(pytester, "-m", "rlscheck", "--rlscheck-report=out.json")
+    assert result.ret == 0  # info findings do not fail an item at the default --rlscheck-fail-on=warn
+    data = json.loads((pytester.path / "out.json").read_text())
+    infos = {f["object"]: f for f in data["findings"] if f["rule"] == "tenant-leak"}
+    assert set(infos) == {"public.organizations", "public.organization_members", "public.conversations",
+                          "public.messages", "public.domains"}
+    assert all(f["severity"] == "info" and f["message"].startswith("Isolation not verified: no two principals")
+               for f in infos.values())
+    assert "[tool.rlscheck.principals.alice]" in infos["public.messages"]["fix"]
+    assert {t["table"]: t["isolation"] for t in data["tables"]}["public.messages"] == "no principals"
+
+
 def test_sweep_under_xdist(pytester: pytest.Pytester) -> None:
     _project(pytester, "create policy conversations_read_all on public.conversations for select to authenticated using (true);")
     result = _run(pytester, "-n", "2", "-m", "rlscheck", "--rlscheck-report=out.json")

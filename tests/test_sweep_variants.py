@@ -17,10 +17,13 @@ def test_the_worked_example_has_no_finding(rls, rlscheck_session) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
 def test_variant_is_caught_exactly(rls, rlscheck_session, variant) -> None:
-    found = findings_after(rls, Sweep(rlscheck_session), variant.sql)
-    assert found == set(variant.expected), (
-        f"missing: {sorted(set(variant.expected) - found)}; unexpected: {sorted(found - set(variant.expected))}"
+    found = findings_after(rls, Sweep(rlscheck_session), variant.sql, severities=True)
+    pairs = {(rule, obj) for rule, obj, _ in found}
+    assert pairs == set(variant.expected), (
+        f"missing: {sorted(set(variant.expected) - pairs)}; unexpected: {sorted(pairs - set(variant.expected))}"
     )
+    for expected in variant.severities:  # where the file names the severity too
+        assert expected in found, f"expected {expected}, found {sorted(f for f in found if f[:2] == expected[:2])}"
 
 
 def test_every_rule_has_a_variant() -> None:

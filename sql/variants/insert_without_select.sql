@@ -11,3 +11,4 @@ alter table public.feedback enable row level security;
 revoke update, delete on public.feedback from anon, authenticated;
 create policy feedback_insert on public.feedback for insert to authenticated
   with check (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
+insert into public.feedback (organization_id, body) values ('aaaaaaaa-0000-0000-0000-000000000001', 'great'), ('bbbbbbbb-0000-0000-0000-000000000002', 'meh');

@@ -7,3 +7,4 @@ create table public.secrets (
 );
 create index on public.secrets (organization_id);
 alter table public.secrets enable row level security;
+insert into public.secrets (organization_id, value) values ('aaaaaaaa-0000-0000-0000-000000000001', 'a-key'), ('bbbbbbbb-0000-0000-0000-000000000002', 'b-key');

@@ -17,3 +17,5 @@ end
 $$;
 create trigger on_auth_user_created after insert on auth.users
   for each row execute function public.handle_new_user();
+insert into public.profiles (id, full_name)
+select id, raw_user_meta_data ->> 'full_name' from auth.users;

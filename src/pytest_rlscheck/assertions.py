@@ -287,11 +287,12 @@ def _repeated_message(rls: Rls, plan: Plan, function: str, repeated: list[CallSi
     for site in repeated:
         lines.append(f"  {site.describe()}")
         lines.append(f"      {site.field}: {_shorten(site.expression)}")
-        policy = _attribute(catalog, site, function)
-        if policy is not None:
-            rel, pol = policy
-            lines.append(f"      from policy \"{pol.name}\" on {rel.qualified}: {pol.describe()}")
-            fixes.append(_wrap_fix(rel, pol, function))
+        found = _attribute(catalog, site, function, plan.statement)
+        if found is not None:
+            rel, pol, call = found
+            via = f" (through {call}())" if call != function else ""
+            lines.append(f"      from policy \"{pol.name}\" on {rel.qualified}{via}: {pol.describe()}")
+            fixes.append(_wrap_fix(rel, pol, call))
     lines.append(f"Fix: wrap the call so that PostgreSQL runs it once per statement: (select {function}())")
     lines += [f"  {fix}" for fix in dict.fromkeys(fixes)]
     return "\n".join(lines)
@@ -300,47 +301,90 @@ def _repeated_message(rls: Rls, plan: Plan, function: str, repeated: list[CallSi
 def _plan_catalog(rls: Rls, plan: Plan) -> Catalog:
     schemas = sorted({n.relation.split(".")[0] for n in plan.nodes() if n.relation and "." in n.relation})
     with rls.as_owner():
-        return Catalog.load(rls.connection, schemas=schemas)
+        return Catalog.load(rls.connection, schemas=schemas, functions=True)
+
+
+_CONSTANT_ARGS = re.compile(r"^(\s*('([^']|'')*'|-?\d+(\.\d+)?|true|false|null)(::[\w ]+)?\s*,?)*$", re.I)
+
+
+def _unwrapped_calls(text: str | None, function: str) -> list[tuple[int, int, bool]]:
+    """Calls of ``function`` in ``text`` not already inside ``( SELECT ...)``: their span and
+    whether the arguments are constants (so that wrapping the call makes it run once)."""
+    if not text:
+        return []
+    bare = function.rpartition(".")[2]
+    found = []
+    for m in re.finditer(rf"(?<![\w.])(?:\w+\.)?{re.escape(bare)}\(", text):
+        if _WRAPPED.search(text[: m.start()]):
+            continue
+        depth, end = 1, m.end()
+        while end < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        found.append((m.start(), end, bool(_CONSTANT_ARGS.match(text[m.end() : end - 1]))))
+    return found
 
 
 def _unwrapped(text: str | None, function: str) -> bool:
-    if not text:
-        return False
-    bare = function.rpartition(".")[2]
-    for m in re.finditer(rf"(?:\w+\.)?{re.escape(bare)}\(\)", text):
-        if not _WRAPPED.search(text[: m.start()]):
-            return True
-    return False
+    return bool(_unwrapped_calls(text, function))
 
 
-def _attribute(catalog: Catalog, site: CallSite, function: str) -> tuple[Relation, Policy] | None:
-    """The policy a call site comes from: one on the scanned relation that calls the
-    function without wrapping it."""
+def _attribute(
+    catalog: Catalog, site: CallSite, function: str, statement: str = ""
+) -> tuple[Relation, Policy, str] | None:
+    """The policy a call site comes from, and the call to wrap in it.
+
+    Candidates are the scanned relation's policies for the statement's command first (an
+    UPDATE reads its UPDATE policies, then SELECT ones), USING before WITH CHECK (only USING
+    filters a scan). A policy that calls ``function`` itself wins; otherwise one that calls
+    a function whose body calls it (a wrapper such as ``is_admin()``), and that call is the
+    one to wrap."""
     if site.node.relation is None:
         return None
     try:
         rel = catalog.relation(site.node.relation)
     except KeyError:
         return None
-    for policy in rel.policies:
-        if _unwrapped(policy.using, function) or _unwrapped(policy.with_check, function):
-            return rel, policy
+    command = (statement.split(None, 1) or ["select"])[0].upper()
+    order = [command, "SELECT"] if command in ("UPDATE", "DELETE") else ["SELECT"]
+    policies = sorted(
+        (p for p in rel.policies if any(p.covers(c) for c in order)),
+        key=lambda p: next(i for i, c in enumerate(order) if p.covers(c)),
+    )
+    for field in ("using", "with_check"):
+        for policy in policies:
+            if _unwrapped(getattr(policy, field), function):
+                return rel, policy, function
+    calls = re.compile(rf"\b{re.escape(function.rpartition('.')[2])}\s*\(", re.IGNORECASE)
+    wrappers = [f.qualified for f in catalog.functions if f.body and calls.search(f.body) and f.qualified != function]
+    for field in ("using", "with_check"):
+        for policy in policies:
+            for wrapper in wrappers:
+                if _unwrapped(getattr(policy, field), wrapper):
+                    return rel, policy, wrapper
     return None
 
 
 def _wrap_fix(rel: Relation, policy: Policy, function: str) -> str:
-    bare = function.rpartition(".")[2]
-    pattern = re.compile(rf"((?:\w+\.)?{re.escape(bare)}\(\))")
+    """ALTER POLICY with every unwrapped call of ``function`` as ``(select ...)``; or, when a
+    call takes the row's columns, what to do instead."""
 
     def wrap(text: str) -> str:
         out, last = [], 0
-        for m in pattern.finditer(text):
-            if _WRAPPED.search(text[: m.start()]):
+        for start, end, constant in _unwrapped_calls(text, function):
+            if not constant:
                 continue
-            out.append(text[last : m.start()] + f"(select {m.group(1)})")
-            last = m.end()
+            out.append(text[last:start] + f"(select {text[start:end]})")
+            last = end
         return "".join(out) + text[last:]
 
+    texts = [t for t in (policy.using, policy.with_check) if t]
+    if any(not constant for t in texts for _, _, constant in _unwrapped_calls(t, function)):
+        return (
+            f'Policy "{policy.name}" on {rel.qualified} passes the row\'s columns to {function}(), so it runs '
+            "per row however it is wrapped. Compute the set once and compare the column with it, e.g. "
+            f"column IN (SELECT ... FROM a_function_returning_the_set((select auth.uid()))) instead of {function}(column)."
+        )
     clauses = []
     if policy.using:
         clauses.append(f"USING ({wrap(policy.using)})")

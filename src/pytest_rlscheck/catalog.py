@@ -3,6 +3,7 @@ as frozen dataclasses, read in bulk — one query per kind, whatever the number 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,12 @@ __all__ = [
     "Relation",
     "resolve_relation",
 ]
+
+#: What a function body reads to learn who calls it.
+_CALLER = re.compile(
+    r"\bauth\s*\.\s*(uid|jwt|role|email)\s*\(|request\.jwt\.claim|\b(current_user|session_user)\b",
+    re.IGNORECASE,
+)
 
 _SCOPE = "(c.oid = any(%(oids)s::oid[]) or n.nspname = any(%(schemas)s::text[]))"
 
@@ -110,7 +117,10 @@ select p.oid, n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
        l.lanname, p.provolatile, p.prosecdef, p.proconfig::text[], p.proretset,
        pg_get_function_result(p.oid), r.rolname, r.rolsuper or r.rolbypassrls,
        array(select format_type(t, null) from unnest(p.proargtypes) t)::text[],
-       coalesce(p.proargnames, '{{}}')::text[]
+       -- the names of the input arguments: not OUT or TABLE columns
+       array(select a.name from unnest(p.proargnames, p.proargmodes) with ordinality a(name, mode, i)
+             where coalesce(a.mode, 'i') in ('i', 'b', 'v') order by a.i)::text[],
+       case when l.lanname in ('sql', 'plpgsql') then p.prosrc else '' end
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_language l on l.oid = p.prolang
@@ -295,6 +305,11 @@ class Function:
     argument_types: tuple[str, ...]
     argument_names: tuple[str, ...]
     executable_by: tuple[str, ...] = ()  # roles with EXECUTE ("public" for everyone)
+    body: str = ""  # the source of an SQL or PL/pgSQL function
+
+    def reads_caller(self) -> bool:
+        """Whether the body asks who is calling (auth.uid(), the JWT, current_user)."""
+        return bool(_CALLER.search(self.body))
 
     @property
     def qualified(self) -> str:
@@ -359,7 +374,7 @@ class Catalog:
                 executable.setdefault(oid, []).append(grantee)
             funcs = tuple(
                 Function(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7] or ()), r[8], r[9], r[10], r[11],
-                         tuple(r[12]), tuple(r[13]), tuple(executable.get(r[0], ())))
+                         tuple(r[12]), tuple(r[13]), tuple(executable.get(r[0], ())), r[14] or "")
                 for r in rows(FUNCTIONS_SQL)
             )
         return cls(built, funcs)

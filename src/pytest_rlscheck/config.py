@@ -144,7 +144,12 @@ def resolve_sql_files(specs: Sequence[str], base: Path, origin: str, *, sort: bo
             found.append(path)
         else:
             raise ConfigError(f"{origin}: {spec!r} is not a file, a directory or a pattern that exists ({path})")
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    # Named as listed (a symlink keeps its own name, which is what orders it, as in the
+    # Supabase CLI); a file reached twice is applied once.
+    by_target: dict[Path, Path] = {}
+    for p in found:
+        by_target.setdefault(p.resolve(), Path(os.path.abspath(p)))
+    unique = list(by_target.values())
     if sort:
         unique.sort(key=lambda p: (p.name, str(p)))
     return tuple(unique)

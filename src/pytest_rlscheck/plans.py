@@ -10,7 +10,8 @@ How often an expression runs depends on where it sits in the plan:
 * in ``Filter``: once per row examined (rows kept + rows removed) per loop — an upper
   bound when the filter has several conditions, since PostgreSQL stops at the first
   false one;
-* in ``Join Filter``: likewise with the rows removed by the join filter;
+* in ``Join Filter``: likewise with the rows removed by the join filter; a filter that
+  starts with a constant ``false AND`` (a command no policy grants) runs nothing after it;
 * in an ``Output`` the node computes itself (not passed up from a child): once per output
   row per loop, or once per input row for a ``ProjectSet``;
 * inside a correlated SubPlan: its nodes ran ``loops`` times, which the rules above
@@ -28,6 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["CallSite", "FunctionPattern", "Plan", "PlanNode", "SubPlanRef"]
+
+#: ``(false AND ...)``: PostgreSQL stops at the constant and evaluates nothing after it.
+_FALSE_FIRST = re.compile(r"^\(*\s*false\s+AND\b", re.IGNORECASE)
 
 #: Fields that hold expressions, and how often each runs per loop of its node.
 PER_LOOP_FIELDS = ("Index Cond", "One-Time Filter", "TID Cond", "Function Call", "Table Function Call", "Order By")
@@ -259,7 +263,7 @@ class Plan:
                 occurrences = pattern.count(expression)
                 if not occurrences or field_name == "Output" and not node.computes_output(expression):
                     continue
-                each = node.evaluations_per_occurrence(field_name, expression)
+                each = 0 if _FALSE_FIRST.match(expression) else node.evaluations_per_occurrence(field_name, expression)
                 out.append(CallSite(node, field_name, expression, occurrences, each * occurrences, within))
         for child in node.children:
             inner = within

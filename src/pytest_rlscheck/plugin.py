@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from .cmdline import misread_values
 from .config import load_settings
 from .errors import ConfigError
 from .fixtures import RLS_KEY, SESSION_KEY, _rlscheck_markers, rls, rls_fresh_db, rlscheck_session  # noqa: F401
@@ -99,6 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS.values():
         config.addinivalue_line("markers", line)
     config.addinivalue_line("markers", "rlscheck: the generated checks of the --rlscheck sweep")
+    misread = misread_values(config)
+    if misread:
+        raise pytest.UsageError(misread)
     try:
         settings = load_settings(
             rootdir=Path(config.rootpath),

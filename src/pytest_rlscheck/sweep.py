@@ -17,7 +17,7 @@ from .client import Rls
 from .findings import Finding, Severity
 from .locate import creation_sites
 from .migrations import load_files
-from .rules import COMMANDS, RULES, SweepContext, function_name
+from .rules import API_ROLES, COMMANDS, RULES, SweepContext, function_name
 from .rules import auth_per_row, tenant_leak
 from .session import RlsSession
 
@@ -247,6 +247,10 @@ class Sweep:
         return {
             "rls": rel.rls_enabled,
             "forced": rel.rls_forced,
-            "policies": {c: sum(1 for p in rel.policies if p.covers(c)) for c in COMMANDS},
+            # the policies the API roles get (a policy TO service_role alone protects nothing)
+            "policies": {
+                c: sum(1 for p in rel.policies if p.covers(c) and {*API_ROLES, "public"} & set(p.roles))
+                for c in COMMANDS
+            },
         }
 

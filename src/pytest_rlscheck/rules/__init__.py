@@ -14,7 +14,7 @@ from typing import Any
 
 from ..catalog import Catalog, Function, Policy, Relation
 from ..findings import Finding, Severity
-from ..isolation import TENANT_COLUMN_GUESSES, TenantKey
+from ..isolation import TENANT_COLUMN_GUESSES, TenantKey, owner_column
 
 __all__ = ["API_ROLES", "RULES", "Rule", "SweepContext", "rule"]
 
@@ -53,7 +53,10 @@ class SweepContext:
             return TenantKey(table.get("tenant_column"), table.get("tenant_sql"))
         names = [self.config["tenant_column"]] if self.config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
         column = next((n for n in names if rel.column(n)), None)
-        return TenantKey(column) if column else None
+        if column:
+            return TenantKey(column)
+        owner = owner_column(rel) if rel.kind in ("r", "p") else None
+        return TenantKey(owner, per_user=True) if owner else None
 
     def expected_commands(self, rel: Relation) -> set[str] | None:
         commands = self.table_config(rel).get("commands")

@@ -87,8 +87,9 @@ def measure(
             catalog = catalog or _plan_catalog(rls, plan)
             total = sum(s.evaluations for s in sites)
             where = "; ".join(f"{s.node.label} ({s.field}): {s.evaluations}" for s in repeated)
+            statement_text = statement.as_string(rls.connection)
             fixes = list(dict.fromkeys(
-                _wrap_fix(*found, pattern.name) for s in repeated if (found := _attribute(catalog, s, pattern.name))
+                _wrap_fix(*found) for s in repeated if (found := _attribute(catalog, s, pattern.name, statement_text))
             ))
             findings.append(
                 Finding(

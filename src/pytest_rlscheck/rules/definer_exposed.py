@@ -1,28 +1,79 @@
-"""definer-exposed: a SECURITY DEFINER function the API roles can call."""
+"""definer-exposed: a SECURITY DEFINER function the API roles can call.
+
+It is an error when the function takes a user or tenant id as a parameter and never asks
+who is calling: any caller can then pass someone else's id. A parameter counts as an id
+when it is named for a user, owner, member, tenant or organisation (``p_user_id``,
+``_org_id``), for the configured tenant column, or for a column the policies filter on
+(``_gym_id`` where the policies compare ``gym_id``); booleans and OUT/TABLE columns do not.
+When the body reads the caller (``auth.uid()``, the JWT, ``current_user``) it is a warning:
+the check is probably there, and is worth a look.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 
+from ..catalog import Function
 from ..findings import Finding, Severity
 from . import API_ROLES, SweepContext, function_name, rule
+from .unindexed_policy_column import policy_columns
 
-_IDENTITY_PARAM = re.compile(r"(^|_)(user|uid|owner|member|account|tenant|org|organization|team|workspace)(_?id)?s?$", re.I)
+_IDENTITY_PARAM = re.compile(
+    r"(^|_)(user|uid|owner|member|account|tenant|org|organization|team|workspace|profile|admin|actor|caller"
+    r"|requester|author|creator)(_?id)?s?$",
+    re.IGNORECASE,
+)
+_PREFIX = re.compile(r"^(p|in|arg|param|v|i)_+|^_+", re.IGNORECASE)
+_NOT_AN_ID = ("boolean", "json", "jsonb", "date", "timestamp with time zone", "timestamp without time zone")
+
+
+def _scope_columns(ctx: SweepContext) -> set[str]:
+    """Column names that pick a tenant or a user: configured, guessed, or filtered on by policies."""
+    names: set[str] = set()
+    for rel in ctx.tables():
+        key = ctx.tenant_key(rel)
+        if key is not None and key.column:
+            names.add(key.column.lower())
+        if rel.rls_enabled:
+            names |= {c.lower() for c in policy_columns(rel, scanning_only=False)}
+    return {n for n in names if n != "id"}
+
+
+def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
+    found = []
+    for name, type_ in zip(fn.argument_names, fn.argument_types, strict=False):
+        if not name or type_ in _NOT_AN_ID or type_.endswith("[]") and type_[:-2] in _NOT_AN_ID:
+            continue
+        bare = _PREFIX.sub("", name).lower()
+        if _IDENTITY_PARAM.search(name) or bare in scope_columns or name.lower() in scope_columns:
+            found.append(name)
+    return found
 
 
 @rule("definer-exposed", Severity.WARN, "function", "SECURITY DEFINER function callable through the API")
 def check(ctx: SweepContext) -> Iterator[Finding]:
+    scope_columns: set[str] | None = None
     for fn in ctx.functions():
         callers = sorted(set(fn.executable_by) & {*API_ROLES, "public"})
         if not fn.security_definer or not callers or fn.result in ("trigger", "event_trigger"):
             continue  # a trigger function cannot be called as an RPC
-        identity = [n for n in fn.argument_names if n and _IDENTITY_PARAM.search(n)]
-        severity = Severity.ERROR if identity else Severity.WARN
-        extra = (
-            f" It takes {', '.join(identity)}: any caller can pass someone else's id and get their data."
-            if identity else ""
-        )
+        if scope_columns is None:
+            scope_columns = _scope_columns(ctx)
+        identity = identity_parameters(fn, scope_columns)
+        guarded = fn.reads_caller()
+        severity = Severity.ERROR if identity and not guarded else Severity.WARN
+        extra = ""
+        if identity and not guarded:
+            extra = (
+                f" It takes {', '.join(identity)} and never asks who is calling: any caller can pass someone "
+                "else's id and act on their data."
+            )
+        elif identity:
+            extra = (
+                f" It takes {', '.join(identity)}; its body reads the caller's identity, so check that it "
+                "compares every one of them with the caller."
+            )
         yield Finding(
             "definer-exposed",
             severity,
@@ -32,5 +83,5 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             f"Move it to a schema the API does not expose (e.g. private), or REVOKE EXECUTE ON FUNCTION "
             f"{function_name(fn)} FROM public, anon, authenticated;"
             + (" and derive the user from (select auth.uid()) inside it instead of a parameter." if identity else ""),
-            details={"identity_parameters": identity},
+            details={"identity_parameters": identity, "reads_caller": guarded},
         )

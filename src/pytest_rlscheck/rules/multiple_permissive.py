@@ -13,25 +13,28 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
             continue
-        seen: set[tuple[str, ...]] = set()
+        # (command, policy names) -> the API roles that may run the command and get those policies
+        groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for role in API_ROLES:
+            granted = {p for g, p in rel.grants if g in (role, "public")}
             for command in COMMANDS:
+                if command not in granted:
+                    continue  # the role cannot run it: the policies never apply
                 policies = [
                     p for p in rel.policies
                     if p.permissive and p.covers(command) and (role in p.roles or "public" in p.roles)
                 ]
-                names = tuple(sorted(p.name for p in policies))
-                if len(policies) < 2 or (command, names) in seen:
-                    continue
-                seen.add((command, names))
-                yield Finding(
-                    "multiple-permissive",
-                    Severity.WARN,
-                    rel.qualified,
-                    f"{len(policies)} permissive policies apply to {role} for {command} "
-                    f"({', '.join(repr(n) for n in names)}): PostgreSQL ORs them and evaluates each for every row, "
-                    "and a wide one silently widens the narrow ones.",
-                    "Merge them into one policy per role and command (OR the conditions), or make the extra "
-                    "conditions RESTRICTIVE.",
-                    details={"role": role, "command": command},
-                )
+                if len(policies) >= 2:
+                    groups.setdefault((command, tuple(sorted(p.name for p in policies))), []).append(role)
+        for (command, names), roles in groups.items():
+            yield Finding(
+                "multiple-permissive",
+                Severity.WARN,
+                rel.qualified,
+                f"{len(names)} permissive policies apply to {' and '.join(roles)} for {command} "
+                f"({', '.join(repr(n) for n in names)}): PostgreSQL ORs them and evaluates each for every row, "
+                "and a wide one silently widens the narrow ones.",
+                "Merge them into one policy per role and command (OR the conditions), or make the extra "
+                "conditions RESTRICTIVE.",
+                details={"roles": roles, "command": command, "policies": list(names)},
+            )

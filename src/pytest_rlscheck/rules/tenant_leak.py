@@ -24,21 +24,50 @@ RULE = "tenant-leak"
 dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows")
 
 
-def pair(principals: list[Principal]) -> tuple[Principal, Principal] | None:
-    """Two principals of different tenants, or None."""
+def pair(principals: list[Principal], *, per_user: bool = False) -> tuple[Principal, Principal] | None:
+    """Two principals of different tenants (of different users, on a per-user table), or None."""
     for a, b in permutations(principals, 2):
+        if per_user and str(a.sub) != str(b.sub):
+            return a, b
         if a.tenant and b.tenant and str(a.tenant) != str(b.tenant):
             return a, b
     return None
 
 
+NO_PRINCIPALS = (
+    "Isolation not verified: no two principals of different tenants are configured, so no user was tried "
+    "against another's rows."
+)
+PRINCIPALS_FIX = (
+    "Add two users of different tenants from your seed data:\n[tool.rlscheck.principals.alice]\n"
+    'sub = "<auth.users id>"\ntenant = "<their tenant id>"\n(and the same for a user of another tenant)'
+)
+
+
+def not_verified(obj: str, status: str, table: str | None = None) -> list[Finding]:
+    """An info finding that says why isolation was not checked: a pass would claim too much."""
+    if status == "no principals":
+        return [Finding(RULE, Severity.INFO, obj, NO_PRINCIPALS, PRINCIPALS_FIX)]
+    where = f'[tool.rlscheck.tables."{table or obj}"]'
+    return [
+        Finding(
+            RULE,
+            Severity.INFO,
+            obj,
+            "Isolation not verified: no tenant column is configured or guessed for it "
+            "(organization_id, tenant_id, org_id, account_id, team_id, workspace_id).",
+            f'{where}\ntenant_column = "<column>"   # or tenant_sql = "(<expression over the row>)"',
+        )
+    ]
+
+
 def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
-    users = pair(principals)
-    if users is None:
-        return [], "no principals"  # configure two principals of different tenants
     key = ctx.tenant_key(rel)
+    users = pair(principals, per_user=key is not None and key.per_user)
+    if users is None:
+        return not_verified(rel.qualified, "no principals"), "no principals"
     if key is None:
-        return [], "no tenant column"  # set tenant_column or tenant_sql for the table
+        return not_verified(rel.qualified, "no tenant column"), "no tenant column"
     findings: list[Finding] = []
     checked = 0
     empty = 0
@@ -72,11 +101,14 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                     RULE,
                     Severity.ERROR,
                     rel.qualified,
-                    f"Acting as {user.sub} (tenant {user.tenant}), {len(leaks)} operation(s) reached the rows of "
-                    f"{other.sub} (tenant {theirs}, by {key.describe()}): "
+                    f"Acting as {user.sub}"
+                    + ("" if key.per_user else f" (tenant {user.tenant})")
+                    + f", {len(leaks)} operation(s) reached the rows of {other.sub} (tenant {theirs}, by "
+                    f"{key.describe()}): "
                     + "; ".join(f"{o.op}: {o.detail}" for o in leaks),
-                    f"Give {rel.qualified} a policy per command that limits {key.describe()} to the user's tenants "
-                    "(USING, and WITH CHECK for INSERT/UPDATE).",
+                    f"Give {rel.qualified} a policy per command that limits {key.describe()} to "
+                    + ("the user: (select auth.uid())" if key.per_user else "the user's tenants")
+                    + " (USING, and WITH CHECK for INSERT/UPDATE).",
                     details={"user": user.sub, "other": other.sub, "ops": [o.op for o in leaks]},
                 )
             )
@@ -86,7 +118,20 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
         return findings, "not proven"
     if checked == 2:
         return findings, "verified"
-    return findings, "partly verified" if checked else "no data" if empty else "not checked"
+    if not checked and empty:
+        findings.append(
+            Finding(
+                RULE,
+                Severity.INFO,
+                rel.qualified,
+                "Isolation not verified: the seed data has no rows of "
+                + " or ".join(str(u.sub if key.per_user else u.tenant) for u in users)
+                + f" (by {key.describe()}) to try it on.",
+                "Seed a few rows for the configured principals' tenants.",
+            )
+        )
+        return findings, "no data"
+    return findings, "partly verified" if checked else "not checked"
 
 
 def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
@@ -111,9 +156,9 @@ def _foreign_rows(
 ) -> tuple[list[Finding], str]:
     name = label or relation
     if not [p for p in principals if p.tenant]:
-        return [], "no principals"
+        return [], "no principals"  # the tables' items say so
     if key is None or not key.column:
-        return [], "no tenant column"
+        return [], "no tenant column"  # a view or function result without one: nothing to compare
     leaks: list[tuple[str, str]] = []
     errors: list[str] = []
     checked = 0

@@ -19,11 +19,14 @@ _PATTERNS = (
 )
 
 
-def policy_columns(rel: Relation) -> set[str]:
-    """The table's own columns its policies compare with the user or with a set of tenants."""
+def policy_columns(rel: Relation, *, scanning_only: bool = True) -> set[str]:
+    """The table's own columns its policies compare with the user or with a set of tenants.
+
+    ``scanning_only``: from USING expressions alone, which filter the rows a statement reads;
+    a WITH CHECK tests one new row, and no index helps it."""
     found: set[str] = set()
     for policy in rel.policies:
-        for text in (policy.using, policy.with_check):
+        for text in (policy.using,) if scanning_only else (policy.using, policy.with_check):
             for pattern in _PATTERNS:
                 for m in pattern.finditer(text or ""):
                     if rel.column(m.group(1)):
