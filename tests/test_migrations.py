@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_rlscheck import migrations
+
 from pytest_rlscheck.errors import MigrationError
 
 
@@ -146,7 +148,25 @@ def test_missing_extension_names_it_and_the_server(run_sql) -> None:
     assert info.value.location == "001_embeddings.sql:1:1"
     assert 'extension "vector" is not available' in report
     assert "the extension 'vector' is not installed on the server in use: PostgreSQL 15.1 at /usr/lib/postgresql/15/bin" in report
-    assert "apt-get install postgresql-15-pgvector" in report
+    # the package is named as apt knows it: installable here, or to be had elsewhere
+    assert (
+        "apt-get install postgresql-15-pgvector" in report
+        or "postgresql-15-pgvector is not in this system's package lists: it comes from the PostgreSQL Apt "
+        "repository" in report
+    )
+    assert ("apt-get install" in report) == bool(migrations._apt_knows("postgresql-15-pgvector"))
+
+
+@pytest.mark.parametrize("known", [True, False, None])
+def test_the_extension_hint_follows_what_apt_knows(run_sql, monkeypatch, known) -> None:
+    monkeypatch.setattr(migrations, "_apt_knows", lambda package: known)
+    with pytest.raises(MigrationError) as info:
+        run_sql({"001.sql": "create extension pg_cron;"}, server="PostgreSQL 15.1 at /usr/lib/postgresql/15/bin")
+    report = info.value.render()
+    if known is False:
+        assert "(postgresql-15-cron is not in this system's package lists" in report
+    else:  # apt has it, or cannot tell: the usual name
+        assert "(Debian/Ubuntu: apt-get install postgresql-15-cron)" in report
 
 
 def test_seed_failures_say_seed(run_sql) -> None:

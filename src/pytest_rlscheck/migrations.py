@@ -9,6 +9,8 @@ alone, and the file's transaction resumes after them.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -199,5 +201,23 @@ def _install_hint(extension: str, server: str) -> str:
     m = re.search(r"/usr/lib/postgresql/(\d+)/bin", server)
     if not m:
         return ""
-    package = _DEBIAN_NAMES.get(extension, extension.replace("_", "-"))
-    return f" (Debian/Ubuntu: apt-get install postgresql-{m.group(1)}-{package})"
+    package = f"postgresql-{m.group(1)}-{_DEBIAN_NAMES.get(extension, extension.replace('_', '-'))}"
+    if _apt_knows(package) is False:
+        return (
+            f" ({package} is not in this system's package lists: it comes from the PostgreSQL Apt repository, "
+            "apt.postgresql.org, or is built from the extension's source)"
+        )
+    return f" (Debian/Ubuntu: apt-get install {package})"
+
+
+def _apt_knows(package: str) -> bool | None:
+    """Whether apt has a candidate for ``package``; None when apt cannot tell."""
+    apt_cache = shutil.which("apt-cache")
+    if apt_cache is None:
+        return None
+    try:
+        out = subprocess.run([apt_cache, "policy", package], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"Candidate:\s*(\S+)", out)
+    return bool(m and m.group(1) != "(none)")
