@@ -191,6 +191,23 @@ def test_without_principals_isolation_is_reported_as_not_verified(pytester: pyte
     assert {t["table"]: t["isolation"] for t in data["tables"]}["public.messages"] == "no principals"
 
 
+def test_an_uncovered_command_fails_only_when_the_config_expects_it(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        "drop policy messages_delete on public.messages;",
+        '''
+        [tool.rlscheck.tables."public.messages"]
+        commands = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+        ''',
+    )
+    result = _run(pytester, "-m", "rlscheck", "-rA", "-k", "command-uncovered")
+    result.stdout.fnmatch_lines(["FAILED rlscheck::public.messages::command-uncovered*"])
+    assert "DELETE is not covered by any policy although the configuration expects it" in result.stdout.str()
+    (pytester.path / "pyproject.toml").write_text("[tool.rlscheck]\n" + PRINCIPALS)  # granted, not expected
+    result = _run(pytester, "-m", "rlscheck", "-rA", "-k", "command-uncovered")
+    result.stdout.fnmatch_lines(["PASSED rlscheck::public.messages::command-uncovered*"])
+
+
 def test_sweep_under_xdist(pytester: pytest.Pytester) -> None:
     _project(pytester, "create policy conversations_read_all on public.conversations for select to authenticated using (true);")
     result = _run(pytester, "-n", "2", "-m", "rlscheck", "--rlscheck-report=out.json")

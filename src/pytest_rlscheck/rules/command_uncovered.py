@@ -1,4 +1,8 @@
-"""command-uncovered: a command the API roles may run that no policy covers."""
+"""command-uncovered: a command the API roles may run that no policy covers.
+
+RLS refuses such a command, so it is no leak: with the configuration's ``commands`` for the
+table it is a feature that cannot work (warn); from the grants alone — Supabase grants every
+command on new tables — it is a grant wider than the policies (info)."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             reason = "the configuration expects it" if expected is not None else "anon/authenticated are granted it"
             yield Finding(
                 "command-uncovered",
-                Severity.WARN,
+                Severity.WARN if expected is not None else Severity.INFO,
                 rel.qualified,
                 f"{command} is not covered by any policy although {reason}: every {command} through the API is "
                 "refused (or affects no row). Either a policy is missing or the grant is too wide.",
