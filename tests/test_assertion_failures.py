@@ -246,3 +246,16 @@ def test_a_call_that_takes_the_rows_columns_gets_another_fix(rls, alice) -> None
     message = str(info.value)
     assert "passes the row's columns to public.is_self(), so it runs per row however it is wrapped" in message
     assert "ALTER POLICY" not in message
+
+
+def test_a_call_in_a_policys_subquery_is_traced_to_that_policy(rls, alice) -> None:
+    rls.execute(
+        "alter policy conversations_select on conversations using (organization_id in ("
+        "select m.organization_id from organization_members m where m.user_id = auth.uid()))"
+    )
+    with pytest.raises(RlsAssertionError) as info:
+        rls.assert_evaluated_once("select * from conversations", as_user=alice)
+    message = str(info.value)
+    assert "Seq Scan on public.organization_members" in message  # where it runs: the subquery's scan
+    assert 'from policy "conversations_select" on public.conversations' in message
+    assert "WHERE (m.user_id = (select auth.uid()))" in message

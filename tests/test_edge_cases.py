@@ -146,3 +146,14 @@ def test_a_per_user_table_is_keyed_by_the_column_its_policies_compare_with_auth_
     assert f"reached the rows of {BOB} (owned by {BOB}, by column author (the owning user))" in message
     assert "the user sees 1 of the other tenant's 1 rows" in message
     assert "limits column author (the owning user) to the user, e.g. author = (SELECT auth.uid())" in message
+
+
+def test_a_tenant_sql_that_only_names_a_column_is_that_column(rls) -> None:
+    from pytest_rlscheck.isolation import TenantKey, tenant_key
+
+    rel = rls.relation("messages")
+    assert tenant_key(rel, None, "(organization_id)") == TenantKey("organization_id")
+    assert tenant_key(rel, None, ' "organization_id" ') == TenantKey("organization_id")
+    parent = "(select c.organization_id from conversations c where c.id = conversation_id)"
+    assert tenant_key(rel, None, parent) == TenantKey(None, parent)
+    assert tenant_key(rel, None, "(no_such_column)") == TenantKey(None, "(no_such_column)")

@@ -267,3 +267,32 @@ def test_hang(rls):
     proc.communicate(timeout=30)
     _wait_until(lambda: _databases(existing_server) == before)
     assert _databases(existing_server) == before
+
+
+def test_the_first_connection_waits_for_the_socket_and_gives_up_cleanly() -> None:
+    """The executor counts the server as up once its TCP port answers; under load the unix
+    socket file can come a moment later. The plugin waits for it, and stops the server if it
+    never comes."""
+    import threading
+
+    from pytest_rlscheck.errors import ServerError
+    from pytest_rlscheck.reaper import Reaper
+    from pytest_rlscheck.server import LocalServer
+
+    reaper = Reaper()
+    server = LocalServer(find_pg_binaries(None), reaper)
+    try:
+        socket = next(Path(server.tmpdir).glob(".s.PGSQL.*[0-9]"))
+        hidden = socket.with_name("hidden")
+        socket.rename(hidden)  # as if the server had not created it yet
+        threading.Timer(0.3, hidden.rename, [socket]).start()
+        started = time.monotonic()
+        assert server._first_connection(deadline=time.monotonic() + 10) == server.server_version
+        assert time.monotonic() - started >= 0.25
+        socket.rename(hidden)
+        with pytest.raises(ServerError, match="started but does not accept connections"):
+            server._first_connection(deadline=time.monotonic() + 0.2)
+    finally:
+        server.stop()
+        reaper.close()
+    assert not Path(server.tmpdir).exists()

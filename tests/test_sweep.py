@@ -177,7 +177,8 @@ def test_fuzz_items_report_constraint_defects(pytester: pytest.Pytester) -> None
 
 
 def test_without_principals_isolation_is_reported_as_not_verified(pytester: pytest.Pytester) -> None:
-    _project(pytester)
+    # a table no policy opens has nothing to verify, and gets no such note
+    _project(pytester, "create table public.vault (id int primary key); alter table public.vault enable row level security;")
     (pytester.path / "pyproject.toml").write_text("[tool.rlscheck]\n")  # no principals
     result = _run(pytester, "-m", "rlscheck", "--rlscheck-report=out.json")
     assert result.ret == 0  # info findings do not fail an item at the default --rlscheck-fail-on=warn
@@ -189,6 +190,7 @@ def test_without_principals_isolation_is_reported_as_not_verified(pytester: pyte
                for f in infos.values())
     assert "[tool.rlscheck.principals.alice]" in infos["public.messages"]["fix"]
     assert {t["table"]: t["isolation"] for t in data["tables"]}["public.messages"] == "no principals"
+    assert any(f["rule"] == "rls-no-policy" and f["object"] == "public.vault" for f in data["findings"])
 
 
 def test_an_uncovered_command_fails_only_when_the_config_expects_it(pytester: pytest.Pytester) -> None:

@@ -1,6 +1,6 @@
 -- Per-user notes: no tenant column, each row belongs to the user in user_id (the column the
--- policies compare with auth.uid()). The SELECT policy only asks for a signed-in user, so
--- everyone reads everyone's notes.
+-- policies compare with auth.uid()). Everyone may read every note (by design, say), but the
+-- UPDATE policy only asks for a signed-in user: anyone can rewrite anyone's notes.
 -- expect: tenant-leak public.notes
 -- severity: error tenant-leak public.notes
 create table public.notes (
@@ -15,7 +15,7 @@ create policy notes_select on public.notes for select to authenticated
 create policy notes_insert on public.notes for insert to authenticated
   with check (user_id = (select auth.uid()));
 create policy notes_update on public.notes for update to authenticated
-  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+  using ((select auth.uid()) is not null) with check ((select auth.uid()) is not null);
 create policy notes_delete on public.notes for delete to authenticated
   using (user_id = (select auth.uid()));
 insert into public.notes (user_id, body) select id, 'note of ' || email from auth.users;

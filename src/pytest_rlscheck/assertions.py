@@ -287,7 +287,7 @@ def _repeated_message(rls: Rls, plan: Plan, function: str, repeated: list[CallSi
     for site in repeated:
         lines.append(f"  {site.describe()}")
         lines.append(f"      {site.field}: {_shorten(site.expression)}")
-        found = _attribute(catalog, site, function, plan.statement)
+        found = _attribute(catalog, site, function, plan.statement, plan)
         if found is not None:
             rel, pol, call = found
             via = f" (through {call}())" if call != function else ""
@@ -330,8 +330,24 @@ def _unwrapped(text: str | None, function: str) -> bool:
 
 
 def _attribute(
-    catalog: Catalog, site: CallSite, function: str, statement: str = ""
+    catalog: Catalog, site: CallSite, function: str, statement: str = "", plan: Plan | None = None
 ) -> tuple[Relation, Policy, str] | None:
+    """The policy a call site comes from, and the call to wrap in it: on the relation the
+    site scans, else on the other relations of the plan (a policy's subquery scans another
+    table: ``org_id IN (SELECT ... FROM members WHERE user_id = auth.uid())``)."""
+    names = [site.node.relation] + ([n.relation for n in plan.nodes()] if plan is not None else [])
+    for name in dict.fromkeys(n for n in names if n):
+        try:
+            rel = catalog.relation(name)
+        except KeyError:
+            continue
+        found = _attribute_on(catalog, rel, function, statement)
+        if found is not None:
+            return found
+    return None
+
+
+def _attribute_on(catalog: Catalog, rel: Relation, function: str, statement: str) -> tuple[Relation, Policy, str] | None:
     """The policy a call site comes from, and the call to wrap in it.
 
     Candidates are the scanned relation's policies for the statement's command first (an
@@ -339,12 +355,6 @@ def _attribute(
     filters a scan). A policy that calls ``function`` itself wins; otherwise one that calls
     a function whose body calls it (a wrapper such as ``is_admin()``), and that call is the
     one to wrap."""
-    if site.node.relation is None:
-        return None
-    try:
-        rel = catalog.relation(site.node.relation)
-    except KeyError:
-        return None
     command = (statement.split(None, 1) or ["select"])[0].upper()
     order = [command, "SELECT"] if command in ("UPDATE", "DELETE") else ["SELECT"]
     policies = sorted(

@@ -70,6 +70,16 @@ class TenantKey:
         return f"column {self.column}" if self.column else f"tenant_sql {self.expression}"
 
 
+def configured_key(rel: Relation, column: str | None, expression: str | None) -> TenantKey:
+    """A configured key; a ``tenant_sql`` that only names a column of the row is that column
+    (so that the move check can set it)."""
+    if not column and expression:
+        m = re.fullmatch(r'\s*\(?\s*"?(\w+)"?\s*\)?\s*', expression)
+        if m and rel.column(m.group(1)):
+            return TenantKey(m.group(1))
+    return TenantKey(column, None if column else expression)
+
+
 def owner_column(rel: Relation) -> str | None:
     """A per-user table's owner column: one a policy compares with auth.uid()
     (``user_id = (select auth.uid())``); a foreign key to auth.users first."""
@@ -97,12 +107,12 @@ def tenant_key(
     """The explicit argument, else ``[tool.rlscheck.tables."schema.table"]``, else the
     project's ``tenant_column``, else the first usual column name the relation has."""
     if tenant_column or tenant_sql:
-        key = TenantKey(tenant_column, None if tenant_column else tenant_sql)
+        key = configured_key(rel, tenant_column, tenant_sql)
     else:
         config = config or {}
         table = (config.get("tables") or {}).get(rel.qualified) or {}
         if table.get("tenant_column") or table.get("tenant_sql"):
-            key = TenantKey(table.get("tenant_column"), table.get("tenant_sql"))
+            key = configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
         else:
             names = [config["tenant_column"]] if config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
             column = next((n for n in names if rel.column(n)), None)

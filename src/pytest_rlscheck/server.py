@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,26 @@ class LocalServer(Server):
         self._base = {"host": self.tmpdir, "port": port, "user": SUPERUSER}
         owner = f", run as OS user {pwd.getpwuid(self.run_as[0]).pw_name}" if self.run_as else ""
         self.description = f"{binaries.describe()}, throw-away server{owner}"
-        with self.admin() as conn:
-            self.server_version = conn.info.server_version
+        try:
+            self.server_version = self._first_connection(deadline=time.monotonic() + 30)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _first_connection(self, deadline: float) -> int:
+        """The server version, over the unix socket. The executor counts the server as up once
+        its TCP port answers, and the socket file can come a moment later (under load)."""
+        while True:
+            try:
+                with self.admin() as conn:
+                    return conn.info.server_version
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise ServerError(
+                        f"rlscheck: the throw-away server started but does not accept connections on "
+                        f"{self.tmpdir}: {exc}\nServer log:\n{self._log_tail()}"
+                    ) from None
+                time.sleep(0.05)
 
     def _log_tail(self, lines: int = 20) -> str:
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..catalog import Catalog, Function, Policy, Relation
 from ..findings import Finding, Severity
-from ..isolation import TENANT_COLUMN_GUESSES, TenantKey, owner_column
+from ..isolation import TENANT_COLUMN_GUESSES, TenantKey, configured_key, owner_column
 
 __all__ = ["API_ROLES", "RULES", "Rule", "SweepContext", "rule"]
 
@@ -50,7 +50,7 @@ class SweepContext:
     def tenant_key(self, rel: Relation) -> TenantKey | None:
         table = self.table_config(rel)
         if table.get("tenant_column") or table.get("tenant_sql"):
-            return TenantKey(table.get("tenant_column"), table.get("tenant_sql"))
+            return configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
         names = [self.config["tenant_column"]] if self.config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
         column = next((n for n in names if rel.column(n)), None)
         if column:

@@ -89,7 +89,7 @@ def measure(
             where = "; ".join(f"{s.node.label} ({s.field}): {s.evaluations}" for s in repeated)
             statement_text = statement.as_string(rls.connection)
             fixes = list(dict.fromkeys(
-                _wrap_fix(*found) for s in repeated if (found := _attribute(catalog, s, pattern.name, statement_text))
+                _wrap_fix(*found) for s in repeated if (found := _attribute(catalog, s, pattern.name, statement_text, plan))
             ))
             findings.append(
                 Finding(

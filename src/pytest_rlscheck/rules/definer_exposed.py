@@ -5,8 +5,8 @@ who is calling: any caller can then pass someone else's id. A parameter counts a
 when it is named for a user, owner, member, tenant or organisation (``p_user_id``,
 ``_org_id``), for the configured tenant column, or for a column the policies filter on
 (``_gym_id`` where the policies compare ``gym_id``); booleans and OUT/TABLE columns do not.
-When the body reads the caller (``auth.uid()``, the JWT, ``current_user``) it is a warning:
-the check is probably there, and is worth a look.
+When the body reads the caller (``auth.uid()``, the JWT, ``current_user``), itself or through
+a function it calls, it is a warning: the check is probably there, and is worth a look.
 """
 
 from __future__ import annotations
@@ -40,6 +40,21 @@ def _scope_columns(ctx: SweepContext) -> set[str]:
     return {n for n in names if n != "id"}
 
 
+def callers_readers(functions: list[Function]) -> set[int]:
+    """The functions that read the caller's identity, themselves or through functions they
+    call (``current_user_account_role(account_id)`` that compares with ``auth.uid()``)."""
+    readers = {f.oid for f in functions if f.reads_caller()}
+    while True:
+        names = {f.name.lower() for f in functions if f.oid in readers}
+        if not names:
+            return readers
+        calls = re.compile(rf"\b({'|'.join(map(re.escape, sorted(names)))})\s*\(", re.IGNORECASE)
+        more = {f.oid for f in functions if f.oid not in readers and f.body and calls.search(f.body)}
+        if not more:
+            return readers
+        readers |= more
+
+
 def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
     found = []
     for name, type_ in zip(fn.argument_names, fn.argument_types, strict=False):
@@ -54,14 +69,16 @@ def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
 @rule("definer-exposed", Severity.WARN, "function", "SECURITY DEFINER function callable through the API")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     scope_columns: set[str] | None = None
+    readers: set[int] | None = None
     for fn in ctx.functions():
         callers = sorted(set(fn.executable_by) & {*API_ROLES, "public"})
         if not fn.security_definer or not callers or fn.result in ("trigger", "event_trigger"):
             continue  # a trigger function cannot be called as an RPC
-        if scope_columns is None:
+        if scope_columns is None or readers is None:
             scope_columns = _scope_columns(ctx)
+            readers = callers_readers(list(ctx.catalog.functions))
         identity = identity_parameters(fn, scope_columns)
-        guarded = fn.reads_caller()
+        guarded = fn.oid in readers
         severity = Severity.ERROR if identity and not guarded else Severity.WARN
         extra = ""
         if identity and not guarded:

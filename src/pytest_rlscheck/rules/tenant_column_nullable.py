@@ -12,7 +12,9 @@ from . import SweepContext, rule
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         key = ctx.tenant_key(rel)
-        column = rel.column(key.column) if key and key.column else None
+        if key is None or key.per_user:
+            continue  # an owner column inferred from the policies may be NULL by design (ON DELETE SET NULL)
+        column = rel.column(key.column) if key.column else None
         if column is None or column.not_null or column.name in rel.primary_key:
             continue
         yield Finding(
