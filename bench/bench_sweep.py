@@ -153,6 +153,7 @@ def scale(tables: int) -> None:
 def _catalog_queries(conn, tables: int) -> int:
     class Counting:
         count = 0
+        info = conn.info
 
         def execute(self, *args, **kwargs):
             Counting.count += 1

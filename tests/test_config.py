@@ -37,9 +37,10 @@ def test_a_symlinked_migration_is_ordered_by_its_own_name(tmp_path: Path) -> Non
     _touch(tmp_path / "shared/schema.sql")
     _touch(tmp_path / "migrations/001_changes.sql")
     (tmp_path / "migrations/000_schema.sql").symlink_to(tmp_path / "shared/schema.sql")
-    settings = _load(tmp_path, '[tool.rlscheck]\nmigrations = ["migrations", "shared/schema.sql"]\n')
     # the link's name orders it, and the file it points to (listed again) is applied once
-    assert [p.name for p in settings.migrations] == ["000_schema.sql", "001_changes.sql"]
+    for listed in ('["migrations", "shared/schema.sql"]', '["shared/*.sql", "migrations"]'):
+        settings = _load(tmp_path, f"[tool.rlscheck]\nmigrations = {listed}\n")
+        assert [p.name for p in settings.migrations] == ["000_schema.sql", "001_changes.sql"]
 
 
 def test_command_line_overrides_the_config_and_seeds_keep_their_order(tmp_path: Path) -> None:

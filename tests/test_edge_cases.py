@@ -157,3 +157,51 @@ def test_a_tenant_sql_that_only_names_a_column_is_that_column(rls) -> None:
     parent = "(select c.organization_id from conversations c where c.id = conversation_id)"
     assert tenant_key(rel, None, parent) == TenantKey(None, parent)
     assert tenant_key(rel, None, "(no_such_column)") == TenantKey(None, "(no_such_column)")
+
+
+def test_a_table_with_two_user_columns_has_no_single_owner(rls) -> None:
+    from pytest_rlscheck.isolation import owner_column
+
+    rls.execute(
+        """
+        create table public.direct_messages (id bigint generated always as identity primary key,
+          sender_id uuid not null references auth.users (id), recipient_id uuid not null references auth.users (id),
+          body text);
+        alter table public.direct_messages enable row level security;
+        create policy dm_read on public.direct_messages for select to authenticated
+          using ((select auth.uid()) = sender_id or (select auth.uid()) = recipient_id);
+        create policy dm_send on public.direct_messages for insert to authenticated
+          with check (sender_id = (select auth.uid()));
+        """
+    )
+    assert owner_column(rls.relation("direct_messages")) is None  # a message is both users'
+    rls.execute("drop policy dm_read on public.direct_messages")
+    assert owner_column(rls.relation("direct_messages")) == "sender_id"
+
+
+def test_foreign_rows_of_a_per_user_table_are_other_users_rows(rls, alice) -> None:
+    rls.execute(
+        """
+        create table public.notes (id bigint generated always as identity primary key,
+          user_id uuid not null references auth.users (id), body text);
+        alter table public.notes enable row level security;
+        create policy notes_own on public.notes for all to authenticated
+          using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+        insert into public.notes (user_id, body) select id, email from auth.users;
+        """
+    )
+    rls.assert_no_foreign_rows("notes", user=alice)  # alice's own note is hers, not a foreign tenant's
+    rls.execute("alter policy notes_own on public.notes using (true)")
+    with pytest.raises(RlsAssertionError, match="leaks rows of other tenants"):
+        rls.assert_no_foreign_rows("notes", user=alice)
+
+
+def test_a_literal_list_in_a_policy_is_not_a_tenant_filter(rls) -> None:
+    from pytest_rlscheck.rules.unindexed_policy_column import policy_columns
+
+    rls.execute("alter table conversations add column visibility text not null default 'team'")
+    rls.execute(
+        "create policy published on conversations for select to authenticated using (visibility in ('public', 'listed'))"
+    )
+    columns = policy_columns(rls.relation("conversations"), scanning_only=False)
+    assert "organization_id" in columns and "visibility" not in columns

@@ -227,6 +227,12 @@ def test_an_option_value_read_as_a_test_path_is_a_usage_error(pytester: pytest.P
         # a value that is no path changes nothing
         result = _run(pytester, f"--rlscheck-seed={other / 'seed.sql'}", "--rlscheck-fail-on", "error")
         result.assert_outcomes(passed=1)
+        # nor does one when the rootdir and config are given (here through PYTEST_ADDOPTS)
+        (project / "ci").mkdir()
+        (project / "ci" / "pytest.ini").write_text("[pytest]\n")
+        mp.setenv("PYTEST_ADDOPTS", f"--rootdir={project} -c {project / 'ci' / 'pytest.ini'}")
+        result = _run(pytester, "--rlscheck-seed", str(other / "seed.sql"))
+        result.assert_outcomes(passed=1)
 
 
 def test_tests_without_the_fixture_start_no_server(pytester: pytest.Pytester) -> None:

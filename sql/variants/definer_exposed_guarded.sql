@@ -45,3 +45,14 @@ begin
   return (select count(*) from public.messages x where x.organization_id = p_org_id);
 end
 $$;
+-- A SQL-standard body (BEGIN ATOMIC) is read too.
+-- expect: definer-exposed public.my_org_conversation_count(p_org_id uuid)
+-- severity: warn definer-exposed public.my_org_conversation_count(p_org_id uuid)
+create function public.my_org_conversation_count(p_org_id uuid) returns bigint
+language sql stable security definer set search_path = ''
+begin atomic
+  select count(*) from public.conversations c
+  where c.organization_id = p_org_id
+    and exists (select 1 from public.organization_members m
+                where m.organization_id = p_org_id and m.user_id = (select auth.uid()));
+end;

@@ -38,3 +38,6 @@ create policy exercises_delete on public.exercises for delete to authenticated
 revoke all on public.exercises from anon;
 insert into public.exercises (name, is_public, created_by)
 select 'squat of ' || email, true, id from auth.users;
+-- A function over the public profiles: its rows are everyone's by design too.
+create function public.list_profiles() returns setof public.user_profiles
+language sql stable as $$ select * from public.user_profiles $$;

@@ -304,7 +304,21 @@ def _plan_catalog(rls: Rls, plan: Plan) -> Catalog:
         return Catalog.load(rls.connection, schemas=schemas, functions=True)
 
 
-_CONSTANT_ARGS = re.compile(r"^(\s*('([^']|'')*'|-?\d+(\.\d+)?|true|false|null)(::[\w ]+)?\s*,?)*$", re.I)
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_NOT_A_COLUMN = (
+    re.compile(r"::\s*[\w.\" ]+(?:\[\])?"),  # casts, to any type
+    re.compile(r"[\w.\"]+\s*\("),  # function calls (their arguments are judged on their own)
+    re.compile(r"\b(?:ARRAY|true|false|null)\b", re.IGNORECASE),
+    re.compile(r"\b\d+(?:\.\d+)?\b"),
+)
+
+
+def _constant(args: str) -> bool:
+    """Whether call arguments name no column of the row (literals, casts, calls like auth.jwt())."""
+    rest = _LITERAL.sub("", args)
+    for pattern in _NOT_A_COLUMN:
+        rest = pattern.sub("", rest)
+    return not re.search(r"\w", rest)
 
 
 def _unwrapped_calls(text: str | None, function: str) -> list[tuple[int, int, bool]]:
@@ -317,11 +331,14 @@ def _unwrapped_calls(text: str | None, function: str) -> list[tuple[int, int, bo
     for m in re.finditer(rf"(?<![\w.])(?:\w+\.)?{re.escape(bare)}\(", text):
         if _WRAPPED.search(text[: m.start()]):
             continue
-        depth, end = 1, m.end()
+        depth, end, quoted = 1, m.end(), False
         while end < len(text) and depth:
-            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if text[end] == "'":
+                quoted = not quoted  # '' inside a literal toggles twice
+            elif not quoted:
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
             end += 1
-        found.append((m.start(), end, bool(_CONSTANT_ARGS.match(text[m.end() : end - 1]))))
+        found.append((m.start(), end, _constant(text[m.end() : end - 1])))
     return found
 
 

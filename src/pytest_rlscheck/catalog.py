@@ -23,11 +23,19 @@ __all__ = [
     "resolve_relation",
 ]
 
-#: What a function body reads to learn who calls it.
-_CALLER = re.compile(
-    r"\bauth\s*\.\s*(uid|jwt|role|email)\s*\(|request\.jwt\.claim|\b(current_user|session_user)\b",
-    re.IGNORECASE,
-)
+#: What a function body reads to learn which end user calls it (not current_user: in a
+#: SECURITY DEFINER body that is the owner, and on Supabase session_user is the authenticator).
+_CALLER = re.compile(r'\b"?auth"?\s*\.\s*"?(uid|jwt|role|email)"?\s*\(', re.IGNORECASE)
+_CLAIMS = re.compile(r"request\.jwt\.claim", re.IGNORECASE)
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_CALL = re.compile(r'(?:"?\w+"?\s*\.\s*)?"?(\w+)"?\s*\(')
+
+
+def _code(body: str) -> tuple[str, str]:
+    """The body without comments: with its string literals, and with them blanked out."""
+    text = _COMMENT.sub(" ", body)
+    return text, _STRING.sub("''", text)
 
 _SCOPE = "(c.oid = any(%(oids)s::oid[]) or n.nspname = any(%(schemas)s::text[]))"
 
@@ -112,6 +120,14 @@ _USER_FUNCTIONS = f"""(n.nspname = any(%(schemas)s::text[])
   or (n.nspname not like 'pg\\_%%' and n.nspname <> all(array{list(MANAGED_SCHEMAS)})))
   and not exists (select from pg_depend e where e.classid = 'pg_proc'::regclass and e.objid = p.oid and e.deptype = 'e')"""
 
+# The source of an SQL or PL/pgSQL function; a SQL-standard body (BEGIN ATOMIC / RETURN,
+# PostgreSQL 14+) is kept parsed, and printed back by pg_get_function_sqlbody.
+_BODY = "case when l.lanname in ('sql', 'plpgsql') then p.prosrc else '' end"
+_BODY_14 = (
+    "case when p.prosqlbody is not null then pg_get_function_sqlbody(p.oid) "
+    "when l.lanname in ('sql', 'plpgsql') then p.prosrc else '' end"
+)
+
 FUNCTIONS_SQL = f"""
 select p.oid, n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
        l.lanname, p.provolatile, p.prosecdef, p.proconfig::text[], p.proretset,
@@ -120,7 +136,7 @@ select p.oid, n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
        -- the names of the input arguments: not OUT or TABLE columns
        array(select a.name from unnest(p.proargnames, p.proargmodes) with ordinality a(name, mode, i)
              where coalesce(a.mode, 'i') in ('i', 'b', 'v') order by a.i)::text[],
-       case when l.lanname in ('sql', 'plpgsql') then p.prosrc else '' end
+       {_BODY}
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_language l on l.oid = p.prolang
@@ -128,6 +144,7 @@ join pg_roles r on r.oid = p.proowner
 where p.prokind in ('f', 'p') and {_USER_FUNCTIONS}
 order by n.nspname, p.proname, p.oid
 """
+FUNCTIONS_SQL_14 = FUNCTIONS_SQL.replace(_BODY, _BODY_14)
 
 # Table privileges, and column privileges (which grant the command on some columns).
 RELATION_GRANTS_SQL = f"""
@@ -308,8 +325,13 @@ class Function:
     body: str = ""  # the source of an SQL or PL/pgSQL function
 
     def reads_caller(self) -> bool:
-        """Whether the body asks who is calling (auth.uid(), the JWT, current_user)."""
-        return bool(_CALLER.search(self.body))
+        """Whether the body itself asks who is calling: auth.uid(), auth.jwt(), the claims."""
+        text, code = _code(self.body)
+        return bool(_CALLER.search(code) or _CLAIMS.search(text))
+
+    def calls(self) -> frozenset[str]:
+        """The names (without schema, lower case) of what the body calls."""
+        return frozenset(m.group(1).lower() for m in _CALL.finditer(_code(self.body)[1]))
 
     @property
     def qualified(self) -> str:
@@ -375,7 +397,7 @@ class Catalog:
             funcs = tuple(
                 Function(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7] or ()), r[8], r[9], r[10], r[11],
                          tuple(r[12]), tuple(r[13]), tuple(executable.get(r[0], ())), r[14] or "")
-                for r in rows(FUNCTIONS_SQL)
+                for r in rows(FUNCTIONS_SQL if conn.info.server_version < 140000 else FUNCTIONS_SQL_14)
             )
         return cls(built, funcs)
 

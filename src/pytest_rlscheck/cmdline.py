@@ -9,6 +9,8 @@ form is read right. This module finds the first form when it changed pytest's ch
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,28 +45,26 @@ def split_values(args: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]
 
 
 def misread_values(config: Any) -> str | None:
-    """Why pytest's rootdir or config file came from one of our option values, or None."""
-    pairs, rest = split_values(list(config.invocation_params.args))
+    """Why pytest's rootdir or config file came from one of our option values, or None.
+
+    pytest's choice is recomputed twice with the same parser, from the arguments it saw
+    (PYTEST_ADDOPTS first): with our values as it read them, and without them. Only a
+    difference between the two is reported."""
+    addopts = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    args = addopts + list(config.invocation_params.args)
+    pairs, rest = split_values(args)
     if not pairs:
         return None
     try:
-        from _pytest.config.findpaths import determine_setup
-
-        ns = config._parser.parse_known_args(rest)
-        kwargs = {
-            "inifile": ns.inifilename,
-            "args": ns.file_or_dir,
-            "rootdir_cmd_arg": ns.rootdir or None,
-            "invocation_dir": Path(config.invocation_params.dir),
-        }
-        try:
-            rootpath, inipath, *_ = determine_setup(override_ini=ns.override_ini, **kwargs)
-        except TypeError:  # pytest < 8.1
-            rootpath, inipath, *_ = determine_setup(**kwargs)
+        # pytest's early parse drops the option it does not know and keeps the value as a path
+        as_read = _setup(config, rest + [value for _, value in pairs])
+        without = _setup(config, rest)
     except Exception:  # pytest's internals moved: no judgement rather than a wrong one
         return None
-    if (Path(rootpath), inipath and Path(inipath)) == (Path(config.rootpath), config.inipath and Path(config.inipath)):
-        return None
+    actual = (Path(config.rootpath), Path(config.inipath) if config.inipath else None)
+    if as_read == without or actual != as_read:
+        return None  # the values changed nothing, or pytest (a newer one) read them right
+    rootpath, inipath = without
     given = " ".join(f"{option} {value}" for option, value in pairs)
     fixed = " ".join(f"{option}={value}" for option, value in pairs)
     return (
@@ -73,3 +73,21 @@ def misread_values(config: Any) -> str | None:
         f"{inipath or '(none)'}, so the wrong [tool.rlscheck] would be read. pytest chooses them before "
         f"plugins load. Write the option with '=': {fixed}"
     )
+
+
+def _setup(config: Any, args: list[str]) -> tuple[Path, Path | None]:
+    """(rootdir, config file) as pytest determines them for ``args``."""
+    from _pytest.config.findpaths import determine_setup
+
+    ns = config._parser.parse_known_args(args)
+    kwargs = {
+        "inifile": ns.inifilename,
+        "args": ns.file_or_dir,
+        "rootdir_cmd_arg": ns.rootdir or None,
+        "invocation_dir": Path(config.invocation_params.dir),
+    }
+    try:
+        rootpath, inipath, *_ = determine_setup(override_ini=ns.override_ini, **kwargs)
+    except TypeError:  # pytest < 8.1
+        rootpath, inipath, *_ = determine_setup(**kwargs)
+    return Path(rootpath), Path(inipath) if inipath else None

@@ -144,11 +144,14 @@ def resolve_sql_files(specs: Sequence[str], base: Path, origin: str, *, sort: bo
             found.append(path)
         else:
             raise ConfigError(f"{origin}: {spec!r} is not a file, a directory or a pattern that exists ({path})")
-    # Named as listed (a symlink keeps its own name, which is what orders it, as in the
-    # Supabase CLI); a file reached twice is applied once.
+    # A file reached twice is applied once, under the name of a symlink to it if one was
+    # listed (its own name orders it, as in the Supabase CLI), else as first listed.
     by_target: dict[Path, Path] = {}
     for p in found:
-        by_target.setdefault(p.resolve(), Path(os.path.abspath(p)))
+        path = Path(os.path.abspath(p))
+        target = path.resolve()
+        if target not in by_target or (path != target and by_target[target] == target):
+            by_target[target] = path
     unique = list(by_target.values())
     if sort:
         unique.sort(key=lambda p: (p.name, str(p)))

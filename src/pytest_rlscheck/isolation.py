@@ -81,8 +81,8 @@ def configured_key(rel: Relation, column: str | None, expression: str | None) ->
 
 
 def owner_column(rel: Relation) -> str | None:
-    """A per-user table's owner column: one a policy compares with auth.uid()
-    (``user_id = (select auth.uid())``); a foreign key to auth.users first."""
+    """A per-user table's owner column: the one column the policies compare with auth.uid()
+    (``user_id = (select auth.uid())``)."""
     uid = r"\(*\s*(?:SELECT\s+)?auth\.uid\(\)"
     found = []
     for column in rel.columns:
@@ -93,9 +93,9 @@ def owner_column(rel: Relation) -> str | None:
         )
         if any(compared.search(text or "") for p in rel.policies for text in (p.using, p.with_check)):
             found.append(column.name)
-    users_fk = {k.columns[0] for k in rel.constraints if k.type == "f" and k.references == "auth.users" and len(k.columns) == 1}
-    found.sort(key=lambda c: (c not in users_fk, c != "user_id", c))
-    return found[0] if found else None
+    # Several (sender_id and recipient_id, created_by and assignee_id): a row belongs to more
+    # than one user, and no single column says whose it is.
+    return found[0] if len(found) == 1 else None
 
 
 def tenant_key(
@@ -477,7 +477,9 @@ def assert_no_foreign_rows(
     source: Relation | str = rel if rel is not None else relation
     name = rel.qualified if rel is not None else relation
     counts = _visible_tenants(rls, source, key, user)
-    if user.tenant is not None:
+    if key.per_user:
+        mine = str(user.sub)
+    elif user.tenant is not None:
         mine = str(user.tenant)
     elif rel is not None:
         mine = _tenant_of(rls, rel, key, user)

@@ -8,6 +8,7 @@ alone, and the file's transaction resumes after them.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -202,7 +203,8 @@ def _install_hint(extension: str, server: str) -> str:
     if not m:
         return ""
     package = f"postgresql-{m.group(1)}-{_DEBIAN_NAMES.get(extension, extension.replace('_', '-'))}"
-    if _apt_knows(package) is False:
+    # only when apt knows the server's own package are its lists worth believing
+    if _apt_knows(f"postgresql-{m.group(1)}") and _apt_knows(package) is False:
         return (
             f" ({package} is not in this system's package lists: it comes from the PostgreSQL Apt repository, "
             "apt.postgresql.org, or is built from the extension's source)"
@@ -216,7 +218,10 @@ def _apt_knows(package: str) -> bool | None:
     if apt_cache is None:
         return None
     try:
-        out = subprocess.run([apt_cache, "policy", package], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            [apt_cache, "policy", package],
+            capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"},
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"Candidate:\s*(\S+)", out)

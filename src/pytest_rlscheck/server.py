@@ -195,7 +195,8 @@ class LocalServer(Server):
                 with self.admin() as conn:
                     return conn.info.server_version
             except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline:
+                transient = any(t in str(exc) for t in ("No such file", "Connection refused", "starting up"))
+                if not transient or time.monotonic() > deadline:
                     raise ServerError(
                         f"rlscheck: the throw-away server started but does not accept connections on "
                         f"{self.tmpdir}: {exc}\nServer log:\n{self._log_tail()}"

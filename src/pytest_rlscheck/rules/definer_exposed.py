@@ -26,6 +26,8 @@ _IDENTITY_PARAM = re.compile(
 )
 _PREFIX = re.compile(r"^(p|in|arg|param|v|i)_+|^_+", re.IGNORECASE)
 _NOT_AN_ID = ("boolean", "json", "jsonb", "date", "timestamp with time zone", "timestamp without time zone")
+_TEXT = ("text", "character varying", "name", "citext", "character")
+_ID_SUFFIX = re.compile(r"id s?$|ids$|_?ids?$", re.IGNORECASE)
 
 
 def _scope_columns(ctx: SweepContext) -> set[str]:
@@ -42,17 +44,22 @@ def _scope_columns(ctx: SweepContext) -> set[str]:
 
 def callers_readers(functions: list[Function]) -> set[int]:
     """The functions that read the caller's identity, themselves or through functions they
-    call (``current_user_account_role(account_id)`` that compares with ``auth.uid()``)."""
+    call (``current_user_account_role(account_id)`` that compares with ``auth.uid()``).
+    Calls are matched by name: a body that calls any reader counts, whatever it does with it."""
+    callers: dict[str, set[int]] = {}
+    for f in functions:
+        for name in f.calls():
+            callers.setdefault(name, set()).add(f.oid)
+    by_oid = {f.oid: f for f in functions}
     readers = {f.oid for f in functions if f.reads_caller()}
-    while True:
-        names = {f.name.lower() for f in functions if f.oid in readers}
-        if not names:
-            return readers
-        calls = re.compile(rf"\b({'|'.join(map(re.escape, sorted(names)))})\s*\(", re.IGNORECASE)
-        more = {f.oid for f in functions if f.oid not in readers and f.body and calls.search(f.body)}
-        if not more:
-            return readers
-        readers |= more
+    todo = list(readers)
+    while todo:
+        name = by_oid[todo.pop()].name.lower()
+        for oid in callers.get(name, ()):
+            if oid not in readers:
+                readers.add(oid)
+                todo.append(oid)
+    return readers
 
 
 def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
@@ -61,6 +68,8 @@ def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
         if not name or type_ in _NOT_AN_ID or type_.endswith("[]") and type_[:-2] in _NOT_AN_ID:
             continue
         bare = _PREFIX.sub("", name).lower()
+        if type_.split("(")[0] in _TEXT and not _ID_SUFFIX.search(bare):
+            continue  # p_author text, p_team text: more often a name than an id
         if _IDENTITY_PARAM.search(name) or bare in scope_columns or name.lower() in scope_columns:
             found.append(name)
     return found

@@ -15,7 +15,7 @@ _PATTERNS = (
     re.compile(rf'(?<![\w.])"?(\w+)"?\s*=\s*\(?\s*{_AUTH}', re.I),  # col = auth.uid() / ( SELECT auth.uid() ...)
     re.compile(rf"{_AUTH}[^=()]*\)?\s*=\s*\(?(?<![\w.])\"?(\w+)\"?\b(?!\s*\()", re.I),  # auth.uid() = col
     re.compile(r'(?<![\w.])"?(\w+)"?\s+IN\s+\(\s*SELECT\b', re.I),  # col IN (SELECT ...)
-    re.compile(r'(?<![\w.])"?(\w+)"?\s*=\s*ANY\s*\(', re.I),  # col = ANY (...)
+    re.compile(r"(?<![\w.])\"?(\w+)\"?\s*=\s*ANY\s*\((?!\s*(?:ARRAY\[|'))", re.I),  # col = ANY (a set), not a literal list
 )
 
 

@@ -1,0 +1,15 @@
+-- Bodies that look guarded and are not: auth.uid() only in a comment and a string, and
+-- current_user, which in a SECURITY DEFINER function is its owner, never the end user.
+-- expect: definer-exposed public.org_member_count(p_org_id uuid)
+-- severity: error definer-exposed public.org_member_count(p_org_id uuid)
+create function public.org_member_count(p_org_id uuid) returns bigint
+language plpgsql stable security definer set search_path = ''
+as $$
+begin
+  -- TODO: compare p_org_id with the orgs of auth.uid()
+  if current_user not in ('postgres', 'supabase_admin') then
+    raise exception 'should be unreachable: auth.uid() is %', 'unknown';
+  end if;
+  return (select count(*) from public.organization_members m where m.organization_id = p_org_id);
+end
+$$;
