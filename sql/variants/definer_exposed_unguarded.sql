@@ -13,3 +13,12 @@ begin
   return (select count(*) from public.organization_members m where m.organization_id = p_org_id);
 end
 $$;
+-- The caller's id as a parameter that defaults to auth.uid(): any caller passes another one.
+-- expect: definer-exposed public.is_org_admin(p_scope uuid, _viewer uuid)
+-- severity: error definer-exposed public.is_org_admin(p_scope uuid, _viewer uuid)
+create function public.is_org_admin(p_scope uuid, _viewer uuid default auth.uid()) returns boolean
+language sql stable security definer set search_path = ''
+as $$
+  select exists (select 1 from public.organization_members m
+                 where m.organization_id = p_scope and m.user_id = _viewer and m.role = 'admin')
+$$;

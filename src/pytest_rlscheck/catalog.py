@@ -32,6 +32,31 @@ _STRING = re.compile(r"'(?:[^']|'')*'")
 _CALL = re.compile(r'(?:"?\w+"?\s*\.\s*)?"?(\w+)"?\s*\(')
 
 
+def split_top_level(text: str) -> list[str]:
+    """``a, f(b, c), 'x,y'`` → ``["a", "f(b, c)", "'x,y'"]``."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch in "([":
+            depth += 1
+        elif not quoted and ch in ")]":
+            depth -= 1
+        elif not quoted and ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def _defaults(inputs: int, count: int | None, expressions: str | None) -> tuple[str | None, ...]:
+    """The DEFAULT of each input argument (the last ``count`` have one), or None."""
+    found = split_top_level(expressions or "") if count else []
+    if len(found) != count:
+        return (None,) * inputs  # not what we expected: say nothing rather than something wrong
+    return (None,) * (inputs - len(found)) + tuple(found)
+
+
 def _code(body: str) -> tuple[str, str]:
     """The body without comments: with its string literals, and with them blanked out."""
     text = _COMMENT.sub(" ", body)
@@ -136,7 +161,8 @@ select p.oid, n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
        -- the names of the input arguments: not OUT or TABLE columns
        array(select a.name from unnest(p.proargnames, p.proargmodes) with ordinality a(name, mode, i)
              where coalesce(a.mode, 'i') in ('i', 'b', 'v') order by a.i)::text[],
-       {_BODY}
+       {_BODY},
+       p.pronargdefaults, pg_get_expr(p.proargdefaults, 0)
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_language l on l.oid = p.prolang
@@ -323,6 +349,7 @@ class Function:
     argument_names: tuple[str, ...]
     executable_by: tuple[str, ...] = ()  # roles with EXECUTE ("public" for everyone)
     body: str = ""  # the source of an SQL or PL/pgSQL function
+    argument_defaults: tuple[str | None, ...] = ()  # per input argument, its DEFAULT expression
 
     def reads_caller(self) -> bool:
         """Whether the body itself asks who is calling: auth.uid(), auth.jwt(), the claims."""
@@ -396,7 +423,8 @@ class Catalog:
                 executable.setdefault(oid, []).append(grantee)
             funcs = tuple(
                 Function(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7] or ()), r[8], r[9], r[10], r[11],
-                         tuple(r[12]), tuple(r[13]), tuple(executable.get(r[0], ())), r[14] or "")
+                         tuple(r[12]), tuple(r[13]), tuple(executable.get(r[0], ())), r[14] or "",
+                         _defaults(len(r[12]), r[15], r[16]))
                 for r in rows(FUNCTIONS_SQL if conn.info.server_version < 140000 else FUNCTIONS_SQL_14)
             )
         return cls(built, funcs)

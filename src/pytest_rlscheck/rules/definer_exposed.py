@@ -62,9 +62,26 @@ def callers_readers(functions: list[Function]) -> set[int]:
     return readers
 
 
+_CALLER_DEFAULT = re.compile(r'\b"?auth"?\s*\.\s*"?uid"?\s*\(', re.IGNORECASE)
+
+
+def caller_defaulted(fn: Function) -> list[str]:
+    """Parameters that default to the caller (``_viewer uuid DEFAULT auth.uid()``): any caller
+    can pass another user's id instead."""
+    return [
+        name
+        for name, default in zip(fn.argument_names, fn.argument_defaults, strict=False)
+        if name and default and _CALLER_DEFAULT.search(default)
+    ]
+
+
 def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
     found = []
+    defaulted = set(caller_defaulted(fn))
     for name, type_ in zip(fn.argument_names, fn.argument_types, strict=False):
+        if name in defaulted:
+            found.append(name)
+            continue
         if not name or type_ in _NOT_AN_ID or type_.endswith("[]") and type_[:-2] in _NOT_AN_ID:
             continue
         bare = _PREFIX.sub("", name).lower()
@@ -87,13 +104,15 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             scope_columns = _scope_columns(ctx)
             readers = callers_readers(list(ctx.catalog.functions))
         identity = identity_parameters(fn, scope_columns)
-        guarded = fn.oid in readers
+        guarded = fn.oid in readers  # the body's own look (a DEFAULT auth.uid() is none)
         severity = Severity.ERROR if identity and not guarded else Severity.WARN
         extra = ""
+        defaulted = caller_defaulted(fn)
         if identity and not guarded:
             extra = (
                 f" It takes {', '.join(identity)} and never asks who is calling: any caller can pass someone "
                 "else's id and act on their data."
+                + (f" ({', '.join(defaulted)} only defaults to auth.uid().)" if defaulted else "")
             )
         elif identity:
             extra = (
