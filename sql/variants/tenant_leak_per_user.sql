@@ -3,6 +3,8 @@
 -- UPDATE policy only asks for a signed-in user: anyone can rewrite anyone's notes.
 -- expect: tenant-leak public.notes
 -- severity: error tenant-leak public.notes
+-- expect: policy-always-true public.notes
+-- severity: error policy-always-true public.notes
 create table public.notes (
   id bigint generated always as identity primary key,
   user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
