@@ -90,12 +90,20 @@ def test_the_reports_payloads_through_the_fuzzer_verdicts(rls) -> None:
     )
 
 
+RAISING_CAST = "(metadata ->> 'response_time_ms')::numeric > 0"  # 22P02 on a non-numeric string
+
+
+def _replace_check(rls, table: str, old: str, name: str, expression: str) -> None:
+    """Swap one of the example's CHECK constraints for a broken one, inside the test."""
+    rls.execute(f"alter table {table} drop constraint {old}")
+    rls.execute(f"alter table {table} add constraint {name} check ({expression})")
+
+
 # -- broken variants: found, and shrunk -----------------------------------------------------
 
 
 def test_cast_that_raises_is_found_and_shrunk(rls) -> None:
-    rls.execute("alter table messages drop constraint messages_metadata_response_time_positive")
-    rls.execute("alter table messages add constraint rt_positive check ((metadata ->> 'response_time_ms')::numeric > 0)")
+    _replace_check(rls, "messages", "messages_metadata_response_time_positive", "rt_positive", RAISING_CAST)
     with pytest.raises(FuzzFailure) as info:
         rls.fuzz_constraint("messages", "metadata", max_examples=400)
     failure = info.value
@@ -109,8 +117,7 @@ def test_cast_that_raises_is_found_and_shrunk(rls) -> None:
 
 def test_null_passing_a_typeof_check_is_found(rls) -> None:
     rls.execute("alter table messages alter column metadata drop not null")
-    rls.execute("alter table messages drop constraint messages_metadata_is_object")
-    rls.execute("alter table messages add constraint is_object check (jsonb_typeof(metadata) = 'object')")
+    _replace_check(rls, "messages", "messages_metadata_is_object", "is_object", "jsonb_typeof(metadata) = 'object'")
     with pytest.raises(FuzzFailure) as info:
         rls.fuzz_constraint("messages", "metadata", oracle=messages_oracle, max_examples=400)
     assert info.value.kind == "disagrees" and info.value.payload is SQL_NULL
@@ -119,10 +126,9 @@ def test_null_passing_a_typeof_check_is_found(rls) -> None:
 
 
 def test_status_checked_only_when_a_string_is_found(rls) -> None:
-    rls.execute("alter table conversations drop constraint conversations_metadata_status_valid")
-    rls.execute(
-        "alter table conversations add constraint status_if_string check ("
-        "jsonb_typeof(metadata -> 'status') <> 'string' or (metadata ->> 'status') in ('active', 'waiting', 'resolved', 'closed'))"
+    _replace_check(
+        rls, "conversations", "conversations_metadata_status_valid", "status_if_string",
+        "jsonb_typeof(metadata -> 'status') <> 'string' or (metadata ->> 'status') in ('active', 'waiting', 'resolved', 'closed')",
     )
     with pytest.raises(FuzzFailure) as info:
         rls.fuzz_constraint("conversations", "metadata", oracle=conversations_oracle, max_examples=400)
@@ -132,10 +138,10 @@ def test_status_checked_only_when_a_string_is_found(rls) -> None:
 
 
 def test_length_in_bytes_instead_of_characters_is_found(rls) -> None:
-    rls.execute("alter table conversations drop constraint conversations_metadata_language_length")
-    rls.execute(
-        "alter table conversations add constraint language_bytes check (not (metadata ? 'language') or "
-        "(jsonb_typeof(metadata -> 'language') = 'string' and octet_length(metadata ->> 'language') <= 10))"
+    _replace_check(
+        rls, "conversations", "conversations_metadata_language_length", "language_bytes",
+        "not (metadata ? 'language') or "
+        "(jsonb_typeof(metadata -> 'language') = 'string' and octet_length(metadata ->> 'language') <= 10)",
     )
     with pytest.raises(FuzzFailure) as info:
         rls.fuzz_constraint("conversations", "metadata", oracle=conversations_oracle, max_examples=400)
@@ -149,8 +155,7 @@ def test_length_in_bytes_instead_of_characters_is_found(rls) -> None:
 def test_a_failure_is_replayed_first_from_the_database(rls, tmp_path) -> None:
     # an explicit database: the active profile may have none (Hypothesis' "ci" profile under CI=1)
     replaying = settings(database=DirectoryBasedExampleDatabase(tmp_path / "examples"), derandomize=False)
-    rls.execute("alter table messages drop constraint messages_metadata_response_time_positive")
-    rls.execute("alter table messages add constraint rt_positive check ((metadata ->> 'response_time_ms')::numeric > 0)")
+    _replace_check(rls, "messages", "messages_metadata_response_time_positive", "rt_positive", RAISING_CAST)
     with pytest.raises(FuzzFailure) as first:
         rls.fuzz_constraint("messages", "metadata", max_examples=400, settings=replaying)
     with pytest.raises(FuzzFailure) as again:

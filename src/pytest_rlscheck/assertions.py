@@ -298,8 +298,13 @@ def _repeated_message(rls: Rls, plan: Plan, function: str, repeated: list[CallSi
     return "\n".join(lines)
 
 
-def _plan_catalog(rls: Rls, plan: Plan) -> Catalog:
-    schemas = sorted({n.relation.split(".")[0] for n in plan.nodes() if n.relation and "." in n.relation})
+def _plan_catalog(rls: Rls, plan: Plan, known: Catalog | None = None) -> Catalog:
+    """The catalog of the relations the plan reads: ``known`` when it has them all (the
+    sweep's, read once), else read now."""
+    names = {n.relation for n in plan.nodes() if n.relation}
+    if known is not None and names <= {r.qualified for r in known.relations}:
+        return known
+    schemas = sorted({name.split(".")[0] for name in names if "." in name})
     with rls.as_owner():
         return Catalog.load(rls.connection, schemas=schemas, functions=True)
 

@@ -35,6 +35,7 @@ __all__ = [
     "assert_isolated",
     "assert_no_foreign_rows",
     "isolation_outcomes",
+    "find_tenant_key",
     "tenant_key",
 ]
 
@@ -98,34 +99,42 @@ def owner_column(rel: Relation) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def find_tenant_key(rel: Relation, config: Mapping[str, Any] | None = None) -> TenantKey | None:
+    """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column``, else the
+    first usual column name the relation has, else its owner column (a per-user table)."""
+    config = config or {}
+    table = (config.get("tables") or {}).get(rel.qualified) or {}
+    if table.get("tenant_column") or table.get("tenant_sql"):
+        return configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
+    column = next((n for n in _tenant_names(config) if rel.column(n)), None)
+    if column is not None:
+        return TenantKey(column)
+    owner = owner_column(rel)
+    return TenantKey(owner, per_user=True) if owner is not None else None
+
+
+def _tenant_names(config: Mapping[str, Any]) -> list[str]:
+    return [config["tenant_column"]] if config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
+
+
 def tenant_key(
     rel: Relation,
     tenant_column: str | None,
     tenant_sql: str | None,
     config: Mapping[str, Any] | None = None,
 ) -> TenantKey:
-    """The explicit argument, else ``[tool.rlscheck.tables."schema.table"]``, else the
-    project's ``tenant_column``, else the first usual column name the relation has."""
+    """The explicit argument, else :func:`find_tenant_key`; an error when there is none."""
     if tenant_column or tenant_sql:
         key = configured_key(rel, tenant_column, tenant_sql)
     else:
-        config = config or {}
-        table = (config.get("tables") or {}).get(rel.qualified) or {}
-        if table.get("tenant_column") or table.get("tenant_sql"):
-            key = configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
-        else:
-            names = [config["tenant_column"]] if config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
-            column = next((n for n in names if rel.column(n)), None)
-            owner = owner_column(rel) if column is None else None
-            if owner is not None:
-                return TenantKey(owner, per_user=True)
-            if column is None:
-                raise IsolationError(
-                    f"{rel.qualified}: cannot tell which tenant a row belongs to — it has none of the columns "
-                    f"{', '.join(names)}. Pass tenant_column='…', or tenant_sql='(select p.org_id from parent p "
-                    "where p.id = parent_id)' for a table whose tenant comes through a parent."
-                )
-            key = TenantKey(column)
+        found = find_tenant_key(rel, config)
+        if found is None:
+            raise IsolationError(
+                f"{rel.qualified}: cannot tell which tenant a row belongs to — it has none of the columns "
+                f"{', '.join(_tenant_names(config or {}))}. Pass tenant_column='…', or tenant_sql='(select p.org_id "
+                "from parent p where p.id = parent_id)' for a table whose tenant comes through a parent."
+            )
+        key = found
     if key.column and not rel.column(key.column):
         raise IsolationError(f"{rel.qualified} has no column {key.column!r} (its columns: {', '.join(c.name for c in rel.columns)})")
     return key

@@ -185,7 +185,7 @@ class Sweep:
             user = principals[0] if principals else rls.user("00000000-0000-4000-8000-00000000a11c")
             if self._auth_patterns is None:
                 self._auth_patterns = auth_per_row.functions(rls)
-            findings, measured = auth_per_row.measure(rls, rel, user, self._auth_patterns)
+            findings, measured = auth_per_row.measure(rls, rel, user, self._auth_patterns, self.ctx.catalog)
             return findings, {"auth.uid": measured}
         if check.kind == "table":
             rel = self.ctx.catalog.relation(check.oid)

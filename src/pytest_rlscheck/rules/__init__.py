@@ -14,7 +14,7 @@ from typing import Any
 
 from ..catalog import Catalog, Function, Policy, Relation
 from ..findings import Finding, Severity
-from ..isolation import TENANT_COLUMN_GUESSES, TenantKey, configured_key, owner_column
+from ..isolation import TenantKey, find_tenant_key
 
 __all__ = ["API_ROLES", "RULES", "Rule", "SweepContext", "rule"]
 
@@ -48,15 +48,7 @@ class SweepContext:
         return (self.config.get("tables") or {}).get(rel.qualified) or {}
 
     def tenant_key(self, rel: Relation) -> TenantKey | None:
-        table = self.table_config(rel)
-        if table.get("tenant_column") or table.get("tenant_sql"):
-            return configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
-        names = [self.config["tenant_column"]] if self.config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
-        column = next((n for n in names if rel.column(n)), None)
-        if column:
-            return TenantKey(column)
-        owner = owner_column(rel) if rel.kind in ("r", "p") else None
-        return TenantKey(owner, per_user=True) if owner else None
+        return find_tenant_key(rel, self.config)
 
     def expected_commands(self, rel: Relation) -> set[str] | None:
         commands = self.table_config(rel).get("commands")

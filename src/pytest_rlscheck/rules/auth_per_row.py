@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from ..catalog import Relation
+from ..catalog import Catalog, Relation
 from ..findings import Finding, Severity
 from ..plans import FunctionPattern
 from ..isolation import updatable_column
@@ -55,11 +55,12 @@ def statements(rel: Relation) -> list[tuple[str, sql.Composable]]:
 
 
 def measure(
-    rls: Rls, rel: Relation, principal: Any, patterns: list[FunctionPattern]
+    rls: Rls, rel: Relation, principal: Any, patterns: list[FunctionPattern], known: Catalog | None = None
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings for ``rel`` and what was measured (evaluations of auth.uid() per statement).
 
-    ``patterns``: :func:`functions` of this database, computed once per sweep."""
+    ``patterns``: :func:`functions` of this database, computed once per sweep; ``known``: the
+    sweep's catalog, which names the policies of a finding without reading the catalog again."""
     from ..assertions import _attribute, _plan_catalog, _wrap_fix
 
     identity = rls._identity_for(principal)
@@ -84,7 +85,7 @@ def measure(
             repeated = [s for s in sites if s.evaluations > 1]
             if not repeated:
                 continue
-            catalog = catalog or _plan_catalog(rls, plan)
+            catalog = catalog or _plan_catalog(rls, plan, known)
             total = sum(s.evaluations for s in sites)
             where = "; ".join(f"{s.node.label} ({s.field}): {s.evaluations}" for s in repeated)
             statement_text = statement.as_string(rls.connection)

@@ -4,9 +4,10 @@ It is an error when the function takes a user or tenant id as a parameter and ne
 who is calling: any caller can then pass someone else's id. A parameter counts as an id
 when it is named for a user, owner, member, tenant or organisation (``p_user_id``,
 ``_org_id``), for the configured tenant column, or for a column the policies filter on
-(``_gym_id`` where the policies compare ``gym_id``); booleans and OUT/TABLE columns do not.
-When the body reads the caller (``auth.uid()``, the JWT, ``current_user``), itself or through
-a function it calls, it is a warning: the check is probably there, and is worth a look.
+(``_gym_id`` where the policies compare ``gym_id``), or any parameter that defaults to
+``auth.uid()``; booleans, text without an ``id`` suffix and OUT/TABLE columns do not. When
+the body reads the caller (``auth.uid()``, the JWT claims), itself or through a function it
+calls, it is a warning: the check is probably there, and is worth a look.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _IDENTITY_PARAM = re.compile(
 _PREFIX = re.compile(r"^(p|in|arg|param|v|i)_+|^_+", re.IGNORECASE)
 _NOT_AN_ID = ("boolean", "json", "jsonb", "date", "timestamp with time zone", "timestamp without time zone")
 _TEXT = ("text", "character varying", "name", "citext", "character")
-_ID_SUFFIX = re.compile(r"id s?$|ids$|_?ids?$", re.IGNORECASE)
+_ID_SUFFIX = re.compile(r"ids?$", re.IGNORECASE)
 
 
 def _scope_columns(ctx: SweepContext) -> set[str]:

@@ -18,7 +18,7 @@ from ..catalog import Function, Relation
 from ..errors import RlsAssertionError
 from ..findings import Finding, Severity
 from ..impersonation import Principal
-from ..isolation import ALL_OPS, NothingToTest, TenantKey, assert_no_foreign_rows, isolation_outcomes
+from ..isolation import ALL_OPS, TENANT_COLUMN_GUESSES, NothingToTest, TenantKey, assert_no_foreign_rows, isolation_outcomes
 from . import API_ROLES, SweepContext, dynamic_rule, function_name
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def not_verified(obj: str, status: str, table: str | None = None) -> list[Findin
             Severity.INFO,
             obj,
             "Isolation not verified: no tenant column is configured or guessed for it "
-            "(organization_id, tenant_id, org_id, account_id, team_id, workspace_id).",
+            f"({', '.join(TENANT_COLUMN_GUESSES)}), nor one owner column its policies compare with auth.uid().",
             f'{where}\ntenant_column = "<column>"   # or tenant_sql = "(<expression over the row>)"',
         )
     ]
