@@ -129,6 +129,8 @@ def existing_server(rlscheck_session):
                 create role dsn_creator login createdb;
               end if;
             end $$;
+            alter role dsn_no_createdb password 'dsn-secret';
+            alter role dsn_creator password 'dsn-secret';
             grant anon, authenticated, service_role to dsn_creator;
             """
         )
@@ -141,7 +143,7 @@ def existing_server(rlscheck_session):
 
 def _dsn(server, user: str) -> str:
     params = conninfo_to_dict(server.conninfo("postgres"))
-    return f"postgresql://{user}@/postgres?host={params['host']}&port={params['port']}"
+    return f"postgresql://{user}:dsn-secret@/postgres?host={params['host']}&port={params['port']}"
 
 
 def _databases(server) -> set[str]:

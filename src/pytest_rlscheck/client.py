@@ -27,7 +27,7 @@ from psycopg.pq import TransactionStatus
 
 from . import assertions
 from .catalog import Relation, resolve_relation
-from .errors import RlsAssertionError
+from .errors import RlsAssertionError, RlscheckUsageError
 from .explain import (
     EXPLAIN_SQL,
     FUNCTION_CALLS_SQL,
@@ -56,7 +56,13 @@ Query = str | sql.Composable
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 BEGIN_SQL = "BEGIN; SELECT now()"
-END_SQL = "SELECT now(); ROLLBACK"
+#: What a rollback does not undo, undone after it (DISCARD ALL but the settings the
+#: connection was opened with, and without the transaction block DISCARD ALL refuses):
+#: session advisory locks, prepared statements, sequence state, temp tables, cached plans.
+SESSION_RESET_SQL = (
+    "SELECT pg_catalog.pg_advisory_unlock_all(); DEALLOCATE ALL; DISCARD SEQUENCES; DISCARD TEMP; DISCARD PLANS"
+)
+END_SQL = "SELECT now(); ROLLBACK; " + SESSION_RESET_SQL
 AUTH_USERS_EXISTS_SQL = "select to_regclass('auth.users') is not null"
 CREATE_USER_SQL = (
     "insert into auth.users (id, aud, role, email, raw_user_meta_data, raw_app_meta_data, created_at, updated_at)"
@@ -109,7 +115,7 @@ class Rls:
             row = conn.execute(END_SQL).fetchone()
             return row is not None and row[0] == self._started
         if status == TransactionStatus.INERROR:
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK; " + SESSION_RESET_SQL)
             return True
         return False  # IDLE: the test ran COMMIT (or ROLLBACK) itself
 
@@ -117,12 +123,26 @@ class Rls:
 
     @property
     def dsn(self) -> str:
-        """A libpq connection string for this database."""
+        """A libpq connection string for this database (``rls_fresh_db`` only: see :meth:`connect`)."""
+        self._refuse_second_connection("rls.dsn")
         return self.database.dsn
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
-        """Another connection to the same database (sees only committed rows)."""
+        """Another connection to the same database (sees only committed rows).
+
+        Only for a database of the test's own (``rls_fresh_db``): what another connection
+        commits on the shared database would be seen by every later test."""
+        self._refuse_second_connection("rls.connect()")
         return self.database.connect(**kwargs)
+
+    def _refuse_second_connection(self, what: str) -> None:
+        if self.transactional:
+            raise RlscheckUsageError(
+                f"{what}: this test runs inside a transaction on the database all tests share, and a second "
+                "connection would commit outside it — what it wrote would be seen by every later test. Use the "
+                "rls_fresh_db fixture (or @pytest.mark.rls_fresh_db) for a database of the test's own, where "
+                "rls_fresh_db.connect() and rls_fresh_db.dsn work."
+            )
 
     def execute(self, query: Query, params: Params = None) -> psycopg.Cursor[Any]:
         """Run one statement as the current identity; its rows stay readable on the cursor.
@@ -245,7 +265,8 @@ class Rls:
             self._has_auth_users = self.connection.execute(AUTH_USERS_EXISTS_SQL).fetchone() == (True,)
         if not self._has_auth_users:
             return None
-        row = self.connection.execute(USER_LOOKUP_SQL, {"id": user_id}).fetchone()
+        with self._safely():  # a migration may have changed auth.users
+            row = self.connection.execute(USER_LOOKUP_SQL, {"id": user_id}).fetchone()
         if row is None:
             return None
         return {"email": row[0], "app_metadata": row[1], "user_metadata": row[2]}
@@ -308,16 +329,28 @@ class Rls:
 
     def relation(self, name: str) -> Relation:
         """A table or view as the catalog describes it (policies, constraints, indexes...)."""
-        with self.as_owner():
-            try:
+        try:
+            with self.as_owner(), self._safely():
                 return resolve_relation(self.connection, name)
-            except LookupError as exc:
-                raise RlsAssertionError(str(exc)) from None
+        except LookupError as exc:
+            raise RlsAssertionError(str(exc)) from None
+        except psycopg.Error as exc:  # not a name at all ("a.b.c.d", "x y")
+            raise RlsAssertionError(f"{name!r} is not a relation name PostgreSQL can look up: {exc}") from None
 
     def owner_fetchall(self, query: Query, params: Params = None) -> list[tuple[Any, ...]]:
         """Rows of ``query`` run with the connection's own rights, whoever is impersonated."""
-        with self.as_owner():
+        with self.as_owner(), self._safely():
             return self.connection.execute(query, params).fetchall()
+
+    @contextmanager
+    def _safely(self) -> Iterator[None]:
+        """The plugin's own queries in a savepoint: when one fails, the test's transaction
+        is as it was, and the test can go on."""
+        if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
+            with self.connection.transaction():
+                yield
+        else:
+            yield
 
     # -- plans ------------------------------------------------------------------------
 
@@ -368,7 +401,7 @@ class Rls:
     def function_pattern(self, name: str) -> FunctionPattern:
         """How ``name`` appears in plan text (its inlined body, or its name)."""
         if name not in self._patterns:
-            with self.as_owner():
+            with self.as_owner(), self._safely():
                 self._patterns[name] = function_pattern(self.connection, name)
         return self._patterns[name]
 

@@ -35,6 +35,10 @@ class MigrationError(RlscheckError):
         self.sqlstate = sqlstate
 
 
+class RlscheckUsageError(RlscheckError, RuntimeError):
+    """A test used the plugin in a way that would undermine the isolation it provides."""
+
+
 class RlsAssertionError(AssertionError):
     """An rlscheck assertion failed: the message says what was expected, what was found,
     on which object, and how to fix it."""

@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from .savepoints import bind, guarded
+
 __all__ = [
     "OWNER",
     "Identity",
@@ -159,7 +161,9 @@ class IdentityStack:
         # request would have them (restored with the rest on pop)
         stale = sorted(self.names_in_effect() - set(names))
         names, values = names + stale, values + [""] * len(stale)
-        rows = self._conn.execute(PUSH_SQL, {"names": names, "values": values, "local": self._local}).fetchall()
+        # in a savepoint of its own: a role that does not exist must not abort the test
+        push = bind(self._conn, PUSH_SQL, {"names": names, "values": values, "local": self._local})
+        rows = guarded(self._conn, [push])[0].rows or []
         self._frames.append(_Frame(identity, [r[0] for r in rows], [r[1] for r in rows]))
 
     def pop(self) -> None:
@@ -167,10 +171,8 @@ class IdentityStack:
         if self._conn.closed or self._conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
             return  # the transaction is lost anyway; its local settings go with it
         # reverse order: the role last, so that settings are restored with the same rights
-        self._conn.execute(
-            POP_SQL,
-            {"names": frame.names[::-1], "values": frame.previous[::-1], "local": self._local},
-        )
+        pop = bind(self._conn, POP_SQL, {"names": frame.names[::-1], "values": frame.previous[::-1], "local": self._local})
+        guarded(self._conn, [pop])
 
     def forget(self) -> None:
         """The transaction ended (rolled back): nothing is in effect any more."""

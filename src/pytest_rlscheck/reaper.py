@@ -1,11 +1,13 @@
 """A watchdog process that cleans up after a test process that died without doing it.
 
 The test process starts one reaper and keeps a pipe to it open. It tells the reaper, one
-JSON line at a time, what it creates: temp directories, a local server, databases on an
-existing server. When it closes normally it says ``done`` first. If the pipe reaches EOF
-without ``done`` (SIGKILL, a crash, an interpreter that never ran its cleanup), the
-reaper stops the server, drops the databases and deletes the directories. Ctrl-C and
-SIGTERM are handled in the test process itself; this covers what they cannot.
+JSON line at a time, what it is about to create (temp directories — before they exist —,
+a local server, databases on an existing server) and what it has removed again. When it
+closes with nothing left it says ``done``; with something left (a clean-up that was itself
+interrupted) it says ``cleanup`` and waits for the reaper to do it. If the pipe reaches EOF
+without ``done`` (SIGKILL, a crash, an interpreter that never ran its cleanup), the reaper
+stops the server, drops the databases and deletes the directories. Ctrl-C and SIGTERM are
+handled in the test process itself; this covers what they cannot.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Reaper"]
+__all__ = ["Reaper", "kill_server_processes"]
+
+#: How long the test process waits for the reaper to finish a clean-up it was handed.
+CLEANUP_WAIT = 120
 
 
 class Reaper:
@@ -26,8 +33,10 @@ class Reaper:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
+        self._tracked: set[tuple[str, str]] = set()  # (kind, key) not yet removed again
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def start(self) -> None:
+        """Spawn the watchdog now (before anything is created that it must clean up)."""
         if self._proc is None:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "pytest_rlscheck.reaper"],
@@ -37,42 +46,67 @@ class Reaper:
                 start_new_session=True,  # Ctrl-C in the terminal must not reach it
                 close_fds=True,
             )
-        assert self._proc.stdin is not None
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.start()
+        assert self._proc is not None and self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(message).encode() + b"\n")
         self._proc.stdin.flush()
 
     def track_dir(self, path: str) -> None:
+        """Call before creating ``path``: a kill right after the mkdir must not leave it."""
+        self._tracked.add(("dir", path))
         self._send({"dir": path})
 
+    def forget_dir(self, path: str) -> None:
+        self._tracked.discard(("dir", path))
+        self._send({"forget_dir": path})
+
     def track_server(self, pg_ctl: str, datadir: str, run_as: tuple[int, int] | None) -> None:
+        self._tracked.add(("server", datadir))
         self._send({"server": {"pg_ctl": pg_ctl, "datadir": datadir, "run_as": run_as}})
 
+    def forget_server(self, datadir: str) -> None:
+        self._tracked.discard(("server", datadir))
+        self._send({"forget_server": datadir})
+
     def track_database(self, conninfo: str, name: str) -> None:
+        self._tracked.add(("db", name))
         self._send({"db": {"conninfo": conninfo, "name": name}})
 
     def forget_database(self, name: str) -> None:
+        self._tracked.discard(("db", name))
         self._send({"forget_db": name})
 
+    @property
+    def pending(self) -> set[tuple[str, str]]:
+        """What was tracked and not reported removed: the reaper will clean it up."""
+        return set(self._tracked)
+
     def close(self) -> None:
-        """Everything was cleaned up: let the watchdog exit without acting."""
+        """End the watchdog: at once when everything was removed, else after it has removed
+        what is left (a clean-up of ours that failed or was interrupted)."""
         if self._proc is None:
             return
+        proc, self._proc = self._proc, None
+        leftover = bool(self._tracked)
         try:
-            self._send({"done": True})
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
-            self._proc.wait(timeout=10)
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps({"cleanup" if leftover else "done": True}).encode() + b"\n")
+            proc.stdin.close()
+            proc.wait(timeout=CLEANUP_WAIT if leftover else 10)
         except (OSError, subprocess.TimeoutExpired):
-            self._proc.kill()
-        self._proc = None
+            if not leftover:
+                proc.kill()
+        self._tracked.clear()
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
 
-def _cleanup(dirs: list[str], servers: list[dict[str, Any]], dbs: dict[str, str]) -> None:
-    for server in servers:
+def _cleanup(dirs: list[str], servers: dict[str, dict[str, Any]], dbs: dict[str, str]) -> None:
+    for server in servers.values():
         kwargs: dict[str, Any] = {}
         if server.get("run_as"):
             uid, gid = server["run_as"]
@@ -91,6 +125,59 @@ def _cleanup(dirs: list[str], servers: list[dict[str, Any]], dbs: dict[str, str]
         _drop_databases(dbs)
     for path in dirs:
         shutil.rmtree(path, ignore_errors=True)
+    # A server that was still starting (pg_ctl had not written postmaster.pid yet) is not
+    # stopped by pg_ctl: with its directory gone it cannot start, and what did start goes.
+    for datadir in servers:
+        kill_server_processes(datadir)
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def kill_server_processes(datadir: str, *, wait: float = 10.0) -> None:
+    """End every process started for ``datadir`` (its argv names it): a postmaster pg_ctl
+    could not stop, or the shell that was about to exec one. SIGQUIT first (an immediate
+    shutdown that frees shared memory), SIGKILL for what is still there after ``wait``."""
+    pids = _processes_naming(datadir)
+    for pid in pids:
+        _signal(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + wait
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pids = [pid for pid in pids if _running(pid)]
+    for pid in pids:
+        _signal(pid, signal.SIGKILL)
+
+
+def _processes_naming(datadir: str) -> list[int]:
+    proc = Path("/proc")
+    if not proc.is_dir():  # pragma: no cover - not Linux: pg_ctl stop is all there is
+        return []
+    needle = datadir.encode()
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(needle in arg for arg in argv[1:]) and _running(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
 
 
 def _drop_databases(dbs: dict[str, str]) -> None:
@@ -111,7 +198,7 @@ def _drop_databases(dbs: dict[str, str]) -> None:
 
 def _watch(stream: IO[bytes]) -> int:
     dirs: list[str] = []
-    servers: list[dict[str, Any]] = []
+    servers: dict[str, dict[str, Any]] = {}
     dbs: dict[str, str] = {}
     for raw in stream:
         try:
@@ -120,15 +207,21 @@ def _watch(stream: IO[bytes]) -> int:
             continue
         if message.get("done"):
             return 0
+        if message.get("cleanup"):
+            break
         if "dir" in message:
             dirs.append(message["dir"])
+        elif "forget_dir" in message:
+            dirs = [d for d in dirs if d != message["forget_dir"]]
         elif "server" in message:
-            servers.append(message["server"])
+            servers[message["server"]["datadir"]] = message["server"]
+        elif "forget_server" in message:
+            servers.pop(message["forget_server"], None)
         elif "db" in message:
             dbs[message["db"]["name"]] = message["db"]["conninfo"]
         elif "forget_db" in message:
             dbs.pop(message["forget_db"], None)
-    # EOF without "done": the test process is gone.
+    # EOF without "done" (the test process is gone), or asked to: clean up what is left.
     _cleanup(dirs, servers, dbs)
     return 1
 

@@ -8,10 +8,13 @@ unprivileged OS account that owns the temp directory.
 
 from __future__ import annotations
 
+import base64
 import grp
 import hashlib
+import hmac
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
@@ -20,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import port_for
 import psycopg
 from mirakuru.exceptions import ProcessFinishedWithError
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
@@ -29,7 +31,7 @@ from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
 from .binaries import PgBinaries, find_pg_binaries
 from .errors import PrivilegeError, ServerError
-from .reaper import Reaper
+from .reaper import Reaper, kill_server_processes
 
 __all__ = ["ExternalServer", "LocalServer", "Server", "start_server"]
 
@@ -39,9 +41,11 @@ TEST_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "jit": "off",
-    "listen_addresses": "127.0.0.1",
     "max_connections": "200",
 }
+#: The socket's name (``.s.PGSQL.5432``); the directory it is in is the run's own.
+PORT = 5432
+SCRAM_ITERATIONS = 16
 SUPERUSER = "postgres"
 MAINTENANCE_DB = "postgres"
 PG_USER_ENV = "RLSCHECK_PG_USER"
@@ -81,7 +85,9 @@ def start_server(dsn: str | None, pg_bin: str | None, reaper: Reaper) -> Server:
 
 
 class _Executor(PostgreSQLExecutor):
-    """pytest-postgresql's executor, with every pg_ctl call run as ``run_as`` (uid, gid)."""
+    """pytest-postgresql's executor, with every pg_ctl call run as ``run_as`` (uid, gid), a
+    cluster that asks every connection for a password, and no TCP listener: the server is
+    up when ``pg_ctl start -w`` says so (it waits for the server to accept connections)."""
 
     def __init__(self, *args: Any, run_as: tuple[int, int] | None, cwd: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,6 +101,24 @@ class _Executor(PostgreSQLExecutor):
         uid, gid = self._run_as
         return {"user": uid, "group": gid, "extra_groups": [], "cwd": self._cwd}
 
+    def init_directory(self) -> None:
+        """initdb with scram-sha-256 for every connection; the password file lives in the
+        private directory only while initdb reads it."""
+        if self._directory_initialised:
+            return
+        pwfile = os.path.join(self._cwd, "pwfile")
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(scram_verifier(self.password or ""))
+            if self._run_as:
+                os.chown(pwfile, *self._run_as)
+            options = [f"--username={self.user}", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
+            self._run_initdb(self._build_initdb_command(options, pgdata=self.datadir))
+        finally:
+            os.unlink(pwfile)
+        self._directory_initialised = True
+
     def _run_initdb(self, command: list[str]) -> None:
         result = subprocess.run(
             command, env=self._initdb_env(), timeout=self._timeout, capture_output=True, text=True, **self._as_user()
@@ -104,6 +128,14 @@ class _Executor(PostgreSQLExecutor):
                 f"rlscheck: initdb failed (exit {result.returncode}) for {self.datadir}:\n"
                 f"{(result.stdout + result.stderr).strip()}"
             )
+
+    def pre_start_check(self) -> bool:
+        """Nothing can be running in a directory that was created a moment ago."""
+        return False
+
+    def after_start_check(self) -> bool:
+        """``pg_ctl start -w`` exited 0: the server accepts connections (on its socket)."""
+        return self.process is not None and self.process.poll() == 0
 
     def running(self) -> bool:
         if not os.path.exists(self.datadir):
@@ -131,65 +163,71 @@ class _Executor(PostgreSQLExecutor):
 
 
 class LocalServer(Server):
-    """A throw-away server in a private temp directory, removed again by :meth:`stop`."""
+    """A throw-away server in a private temp directory, removed again by :meth:`stop`.
+
+    Nobody else on the machine can connect: the server listens on no TCP port, only on a
+    unix socket inside a directory of mode 0700 owned by the server's account, and every
+    connection must give the run's random password (scram-sha-256)."""
 
     def __init__(self, binaries: PgBinaries, reaper: Reaper) -> None:
         self.user = SUPERUSER
         self.maintenance_db = MAINTENANCE_DB
         self._reaper = reaper
+        self._executor: _Executor | None = None
+        self.tmpdir = ""
         run_as = _unprivileged_account() if os.geteuid() == 0 else None
         self.run_as = run_as[1:] if run_as else None
         if self.run_as and not _traversable(binaries.bindir / "postgres", *self.run_as):
             binaries = _mirror_installation(binaries, self.run_as)
         self.binaries = binaries
-        self.tmpdir = tempfile.mkdtemp(prefix="rlscheck-", dir=_temp_parent(self.run_as))
-        reaper.track_dir(self.tmpdir)
+        reaper.start()  # before anything exists that it may have to remove
+        try:
+            self._start(binaries)
+        except BaseException:  # Ctrl-C or SIGTERM during initdb or pg_ctl start, too
+            self.stop()
+            raise
+
+    def _start(self, binaries: PgBinaries) -> None:
+        self.tmpdir = _private_dir(_temp_parent(self.run_as), self._reaper)
         if self.run_as:
             os.chown(self.tmpdir, *self.run_as)
-        datadir = os.path.join(self.tmpdir, "data")
+        self.datadir = os.path.join(self.tmpdir, "data")
         self.logfile = os.path.join(self.tmpdir, "postgresql.log")
-        port = port_for.select_random()
-        options = " ".join(f"-c {key}={value}" for key, value in TEST_SETTINGS.items())
+        password = secrets.token_urlsafe(32)
+        settings = {**TEST_SETTINGS, "listen_addresses": "''", "unix_socket_permissions": "0700"}
+        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+        self._reaper.track_server(binaries.pg_ctl, self.datadir, self.run_as)
         self._executor = _Executor(
             executable=binaries.pg_ctl,
-            host="127.0.0.1",
-            port=port,
-            datadir=datadir,
+            host=self.tmpdir,
+            port=PORT,
+            datadir=self.datadir,
             unixsocketdir=self.tmpdir,
             logfile=self.logfile,
             startparams="-w -t 60",
             dbname=MAINTENANCE_DB,
             user=SUPERUSER,
+            password=password,
             postgres_options=options,
             run_as=self.run_as,
             cwd=self.tmpdir,
             timeout=90,
         )
-        reaper.track_server(binaries.pg_ctl, datadir, self.run_as)
         try:
             self._executor.start()
-        except ServerError:
-            self.stop()
-            raise
         except (ProcessExitedWithError, ProcessFinishedWithError, TimeoutExpired, OSError) as exc:
-            log = self._log_tail()
-            self.stop()
             raise ServerError(
                 f"rlscheck: the throw-away server ({binaries.describe()}) did not start: {exc}\n"
-                f"Server log:\n{log}"
+                f"Server log:\n{self._log_tail()}"
             ) from None
-        self._base = {"host": self.tmpdir, "port": port, "user": SUPERUSER}
+        self._base = {"host": self.tmpdir, "port": PORT, "user": SUPERUSER, "password": password}
         owner = f", run as OS user {pwd.getpwuid(self.run_as[0]).pw_name}" if self.run_as else ""
         self.description = f"{binaries.describe()}, throw-away server{owner}"
-        try:
-            self.server_version = self._first_connection(deadline=time.monotonic() + 30)
-        except BaseException:
-            self.stop()
-            raise
+        self.server_version = self._first_connection(deadline=time.monotonic() + 30)
 
     def _first_connection(self, deadline: float) -> int:
-        """The server version, over the unix socket. The executor counts the server as up once
-        its TCP port answers, and the socket file can come a moment later (under load)."""
+        """The server version, over the unix socket (a moment after pg_ctl returns, under
+        load, the socket file can still be missing)."""
         while True:
             try:
                 with self.admin() as conn:
@@ -203,21 +241,65 @@ class LocalServer(Server):
                     ) from None
                 time.sleep(0.05)
 
+    def log_tail(self, lines: int = 20) -> str:
+        return self._log_tail(lines)
+
+    def alive(self) -> bool:
+        executor = self._executor
+        return executor is not None and executor.running()
+
     def _log_tail(self, lines: int = 20) -> str:
         try:
             with open(self.logfile, encoding="utf-8", errors="replace") as f:
                 return "".join(f.readlines()[-lines:]).rstrip() or "(empty)"
-        except OSError:
+        except (OSError, AttributeError):
             return "(no log was written)"
 
     def stop(self) -> None:
-        executor, self._executor = getattr(self, "_executor", None), None
+        """Stop the server and remove its directory, whatever state the start left them in."""
+        executor, self._executor = self._executor, None
         if executor is not None:
             try:
                 executor.stop()
-            except Exception:  # noqa: BLE001 - the directory goes anyway; the reaper is the backstop
+            except Exception:  # noqa: BLE001 - what pg_ctl could not stop is killed below
                 pass
+        if not self.tmpdir:
+            return
+        datadir = os.path.join(self.tmpdir, "data")
+        # The directory goes first: a postmaster pg_ctl had not yet started cannot start
+        # without it; one that had started is ended by its argv.
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        kill_server_processes(datadir)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if not os.path.exists(self.tmpdir):
+            self._reaper.forget_server(datadir)
+            self._reaper.forget_dir(self.tmpdir)
+
+
+def scram_verifier(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677), which
+    it takes as is in place of a password. The password is 256 random bits: the iteration
+    count that slows down guessing a person's password buys nothing here and costs every
+    connection several milliseconds at PostgreSQL's default of 4096."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
+
+
+def _private_dir(parent: str, reaper: Reaper) -> str:
+    """A new directory of mode 0700 under ``parent``, told to the reaper before it exists
+    (so that a SIGKILL right after the mkdir leaves nothing behind)."""
+    while True:
+        path = os.path.join(parent, f"rlscheck-{secrets.token_hex(8)}")
+        reaper.track_dir(path)
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:  # not ours: it must not be removed
+            reaper.forget_dir(path)
 
 
 class ExternalServer(Server):

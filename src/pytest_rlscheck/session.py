@@ -30,6 +30,9 @@ CREATE_DATABASE = "CREATE DATABASE {} TEMPLATE {}"
 #: On the throw-away server (fsync off), copying files is twice as fast as WAL_LOG.
 CREATE_DATABASE_FILE_COPY = CREATE_DATABASE + " STRATEGY FILE_COPY"
 DROP_DATABASE = "DROP DATABASE IF EXISTS {} WITH (FORCE)"
+#: The shared database takes no connection but the one its tests run on: a second one
+#: would commit, and what it committed would be seen by every later test.
+ALLOW_CONNECTIONS = "ALTER DATABASE {} ALLOW_CONNECTIONS {}"
 
 
 @dataclass(frozen=True)
@@ -172,9 +175,17 @@ class RlsSession:
         return self._worker_db
 
     def worker_connection(self) -> psycopg.Connection[Any]:
-        """The connection that transactional tests share (reopened if it broke)."""
+        """The connection that transactional tests share (reopened if it broke). Once it is
+        open the database refuses every other connection, superusers' too."""
         if self._worker_conn is None or self._worker_conn.closed or self._worker_conn.broken:
-            self._worker_conn = self.worker_database().connect(autocommit=True)
+            database = self.worker_database()
+            name = sql.Identifier(database.name)
+            with self.server.admin() as admin:
+                admin.execute(sql.SQL(ALLOW_CONNECTIONS).format(name, sql.SQL("true")))
+                try:
+                    self._worker_conn = database.connect(autocommit=True)
+                finally:
+                    admin.execute(sql.SQL(ALLOW_CONNECTIONS).format(name, sql.SQL("false")))
         return self._worker_conn
 
     def reset_worker_database(self) -> None:
