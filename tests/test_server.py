@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -298,3 +299,79 @@ def test_the_first_connection_waits_for_the_socket_and_gives_up_cleanly() -> Non
         server.stop()
         reaper.close()
     assert not Path(server.tmpdir).exists()
+
+
+# -- interrupted during server start ----------------------------------------------------
+
+WRAPPER = """#!/bin/sh
+# stands in for {name}: records its arguments, and in the phase under test waits to be interrupted
+case "$1" in -V|--version) exec "{real}" "$@";; esac
+echo "$@" > "{marker}.tmp" && mv "{marker}.tmp" "{marker}"
+{pause}
+exec "{real}" "$@"
+"""
+
+
+def _slow_server(tmp_root: Path, phase: str) -> tuple[Path, Path]:
+    """A server installation whose initdb (or postgres) pauses at start: pg_ctl is a copy
+    of the real one (it finds initdb and postgres next to itself), the others wrappers."""
+    real = find_pg_binaries(None).bindir
+    bindir = tmp_root / "bin"
+    bindir.mkdir(parents=True)
+    os.chmod(tmp_root, 0o777)
+    os.chmod(bindir, 0o777)  # the server's account writes the marker
+    shutil.copy2(real / "pg_ctl", bindir / "pg_ctl")
+    marker = bindir / f"{phase}.started"
+    for name in ("initdb", "postgres"):
+        script = bindir / name
+        pause = "sleep 60" if name == {"initdb": "initdb", "start": "postgres"}[phase] else ""
+        script.write_text(WRAPPER.format(name=name, real=real / name, marker=bindir / f"{name}.args", pause=pause))
+        script.chmod(0o755)
+    return bindir, bindir / ("initdb.args" if phase == "initdb" else "postgres.args")
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(text.encode() in arg for arg in argv) and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("phase", ["initdb", "start"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_interrupted_server_start_leaves_nothing(pytester: pytest.Pytester, phase: str, sig) -> None:
+    import re
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="rlscheck-test-bin-", dir="/tmp"))
+    try:
+        bindir, marker = _slow_server(root, phase)
+        write_project(pytester, SCHEMA)
+        pytester.makepyfile(USES_RLS)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rlscheck-migrations", "migrations",
+             f"--rlscheck-pg-bin={bindir}"],
+            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        _wait_until(lambda: marker.exists() or proc.poll() is not None, 120)
+        assert marker.exists(), proc.communicate(timeout=30)[0].decode()
+        datadir = re.search(r"(/\S*rlscheck-[0-9a-f]+/data)", marker.read_text()).group(1)
+        tmpdir = Path(datadir).parent
+        assert tmpdir.is_dir()
+
+        proc.send_signal(sig)
+        output = proc.communicate(timeout=120)[0].decode()
+        if sig != signal.SIGKILL:
+            assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+            assert "Traceback" not in output
+        _wait_until(lambda: not tmpdir.exists() and not _processes_naming(datadir))  # after SIGKILL: the reaper
+        assert not _processes_naming(datadir), f"processes for {datadir} still running"
+        assert not tmpdir.exists(), f"{tmpdir} left behind: {list(tmpdir.rglob('*'))[:5]}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
