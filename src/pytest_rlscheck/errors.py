@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 class RlscheckError(Exception):
     """Base class: an error whose message is the whole report (pytest shows no traceback)."""
@@ -20,6 +22,14 @@ class ServerNotFound(RlscheckError):
 
 class ServerError(RlscheckError):
     """The throw-away server could not be started or reached."""
+
+
+class ServerLost(ServerError):
+    """The connection to the server broke mid-run: the server died or closed it."""
+
+    def __init__(self, report: str, *, location: str | None = None) -> None:
+        super().__init__(report)
+        self.location = location
 
 
 class PrivilegeError(RlscheckError):
@@ -42,3 +52,7 @@ class RlscheckUsageError(RlscheckError, RuntimeError):
 class RlsAssertionError(AssertionError):
     """An rlscheck assertion failed: the message says what was expected, what was found,
     on which object, and how to fix it."""
+
+
+class RlscheckWarning(pytest.PytestWarning):
+    """Something undermined what the plugin provides, or was applied differently than it reads."""

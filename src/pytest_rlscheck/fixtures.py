@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from .client import Rls
-from .errors import RlscheckError
+from .errors import RlscheckError, RlscheckWarning
 from .markers import CHECK_MARKERS, start_identity
 from .session import RlsSession
 
@@ -22,9 +22,6 @@ RLS_KEY = pytest.StashKey[Rls]()
 T = TypeVar("T")
 
 
-class RlscheckWarning(pytest.PytestWarning):
-    """Something in a test undermined the isolation the plugin provides."""
-
 
 def setup_or_fail(config: pytest.Config, step: Callable[[], T]) -> T:
     """Run a setup step; show a plugin error as a clean pytest error, without a traceback.
@@ -35,12 +32,27 @@ def setup_or_fail(config: pytest.Config, step: Callable[[], T]) -> T:
     except RlscheckError as exc:
         report = exc.render()
     except psycopg.OperationalError as exc:
-        report = f"rlscheck: lost the database server: {str(exc).strip()}"
+        report = _lost(config, exc)
     # outside the except block, so that pytest shows no chained exception
     if config.stash.get(REPORTED_KEY, None) == report:
         pytest.fail(f"rlscheck: database setup failed (reported in full above): {report.splitlines()[0]}", pytrace=False)
     config.stash[REPORTED_KEY] = report
     pytest.fail(report, pytrace=False)
+
+
+def _lost(config: pytest.Config, exc: psycopg.Error) -> str:
+    session = config.stash.get(SESSION_KEY, None)
+    more = session.lost_report() if session is not None else ""
+    return f"rlscheck: lost the database server: {str(exc).strip()}" + (f"\n{more}" if more else "")
+
+
+def _rolled_back(request: pytest.FixtureRequest, client: Rls) -> bool:
+    """End the test's transaction; a server that died meanwhile is reported, not a traceback."""
+    try:
+        return client._end()
+    except psycopg.OperationalError as exc:
+        report = _lost(request.config, exc)
+    pytest.fail(f"{request.node.nodeid}: the test's transaction could not be rolled back.\n{report}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +78,7 @@ def rls(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterato
         request.node.stash[RLS_KEY] = client
         yield client
     finally:
-        if not client._end():
+        if not _rolled_back(request, client):
             rlscheck_session.reset_worker_database()
             warnings.warn(
                 RlscheckWarning(

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from .errors import MigrationError
+from .errors import MigrationError, ServerLost
 from .sqlsplit import MetaCommandError, SourceText, Statement, dollar_bodies, split
 
 __all__ = ["ApplyReport", "SqlFile", "apply_files", "load_files"]
@@ -47,14 +47,35 @@ class ApplyReport:
     files: int
     statements: int
     seconds: float
+    notes: tuple[str, ...] = ()  # things applied as the CLI applies them, worth a warning
 
 
 def load_files(paths: Sequence[Path], kind: str, rootdir: Path) -> list[SqlFile]:
     files = []
     for path in paths:
-        text = path.read_text(encoding="utf-8")
-        files.append(SqlFile(display=_display_path(path, rootdir), text=text, kind=kind))
+        display = _display_path(path, rootdir)
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(display, kind, data, exc) from None
+        files.append(SqlFile(display=display, text=text, kind=kind))
     return files
+
+
+def _not_utf8(display: str, kind: str, data: bytes, exc: UnicodeDecodeError) -> MigrationError:
+    before = data[: exc.start]
+    line = before.count(b"\n") + 1
+    column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+    bad = data[exc.start : exc.end].hex(" ")
+    location = f"{display}:{line}:{column}"
+    return MigrationError(
+        f"{location}: {kind} failed: the file is not UTF-8: byte(s) {bad} at byte offset {exc.start} "
+        f"({exc.reason}).\n  The Supabase CLI and PostgreSQL read {kind} files as UTF-8. Save the file as UTF-8 "
+        "(e.g. iconv -f latin1 -t utf-8), or replace the character.",
+        location=location,
+        sqlstate=None,
+    )
 
 
 def _display_path(path: Path, rootdir: Path) -> str:
@@ -73,6 +94,7 @@ def apply_files(
     """Run ``files`` in order on an autocommit connection; raise :class:`MigrationError`."""
     started = time.perf_counter()
     count = 0
+    notes: list[str] = []
     for index, file in enumerate(files):
         source = file.source
         try:
@@ -85,6 +107,7 @@ def apply_files(
                 location=f"{file.display}:{exc.line}:{exc.column}",
                 sqlstate=None,
             ) from None
+        pending: list[Statement] = []  # applied since the last commit, in this file
         for statement in statements:
             status = conn.info.transaction_status
             try:
@@ -95,13 +118,54 @@ def apply_files(
                     conn.execute("BEGIN")
                 conn.execute(statement.text)  # no parameters: '%' stays as written
             except psycopg.Error as exc:
-                if conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
+                if conn.closed or conn.broken:
+                    raise _lost(file, source, statement, exc) from None
+                if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
                 raise _failure(file, source, statement, exc, files, index, server) from None
             count += 1
+            control = _transaction_control(statement)
+            if control == "rollback" and pending:
+                notes.append(_discarded(file, source, statement, pending))
+            if control in ("rollback", "commit") or statement.no_transaction:
+                pending = []
+            elif control is None:
+                pending.append(statement)
         if conn.info.transaction_status == TransactionStatus.INTRANS:
             conn.execute("COMMIT")
-    return ApplyReport(files=len(files), statements=count, seconds=time.perf_counter() - started)
+    return ApplyReport(files=len(files), statements=count, seconds=time.perf_counter() - started, notes=tuple(notes))
+
+
+def _transaction_control(statement: Statement) -> str | None:
+    """"rollback" for ROLLBACK/ABORT, "commit" for COMMIT/END (and BEGIN/START, which
+    leave what came before in the transaction): the file's own transaction control."""
+    words = [w for w in statement.keywords if w not in ("(", ")")]
+    if not words or (len(words) > 1 and words[1] in ("TO", "PREPARED")):
+        return None  # ROLLBACK TO SAVEPOINT, COMMIT/ROLLBACK PREPARED
+    kinds = {"ROLLBACK": "rollback", "ABORT": "rollback", "COMMIT": "commit", "END": "commit", "BEGIN": "begin",
+             "START": "begin"}
+    return kinds.get(words[0])
+
+
+def _discarded(file: SqlFile, source: SourceText, statement: Statement, pending: Sequence[Statement]) -> str:
+    first, last = pending[0].line, pending[-1].line
+    lines = f"line {first}" if first == last else f"lines {first}-{last}"
+    return (
+        f"{file.display}:{statement.line}:{statement.column}: this ROLLBACK undoes the {len(pending)} statement(s) "
+        f"before it in the file ({lines}): they are not applied. The Supabase CLI runs each migration in one "
+        "transaction, so `supabase db reset` discards them too; remove the BEGIN/ROLLBACK pair (or the statements) "
+        "if they were meant to stay."
+    )
+
+
+def _lost(file: SqlFile, source: SourceText, statement: Statement, exc: psycopg.Error) -> ServerLost:
+    line, column = source.locate(statement.start)
+    location = f"{file.display}:{line}:{column}"
+    return ServerLost(
+        f"{location}: {file.kind} stopped: the connection to the database server was lost while this statement "
+        f"ran ({str(exc).strip()}). This is the server, not the SQL: it died or was shut down.",
+        location=location,
+    )
 
 
 _PLPGSQL_FRAME = re.compile(r'(?:compilation of PL/pgSQL function "[^"]*" near|PL/pgSQL function \S+?) line (\d+)')

@@ -77,6 +77,10 @@ class Server:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def lost_report(self) -> str:
+        """What can be said about the server after a connection to it broke."""
+        return "The server closed the connection; its own log says why."
+
 
 def start_server(dsn: str | None, pg_bin: str | None, reaper: Reaper) -> Server:
     if dsn:
@@ -241,12 +245,15 @@ class LocalServer(Server):
                     ) from None
                 time.sleep(0.05)
 
-    def log_tail(self, lines: int = 20) -> str:
-        return self._log_tail(lines)
-
-    def alive(self) -> bool:
+    def lost_report(self) -> str:
         executor = self._executor
-        return executor is not None and executor.running()
+        deadline = time.monotonic() + 3  # a server shutting down still answers pg_ctl status a moment
+        running = executor is not None and executor.running()
+        while running and time.monotonic() < deadline:
+            time.sleep(0.1)
+            running = executor.running()  # type: ignore[union-attr]
+        state = "is still running (one of its processes crashed)" if running else "is no longer running"
+        return f"The throw-away server {state}. The end of its log ({self.logfile}):\n{self._log_tail()}"
 
     def _log_tail(self, lines: int = 20) -> str:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from .config import Settings
-from .errors import MigrationError, RlscheckError
+from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
 from .server import ExternalServer, LocalServer, Server, start_server
@@ -115,7 +116,19 @@ class RlsSession:
         shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p), "shim") for p in self.parts]
         server = self.server
         name = self._create(f"rlscheck_{self.run_id}_template", template="template1")
-        with Database(server, name, self.options).connect() as conn:
+        try:
+            with Database(server, name, self.options).connect() as conn:
+                notes = self._apply(conn, shim, files)
+                conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
+        except ServerLost as exc:
+            raise ServerLost(f"{exc}\n  {server.lost_report()}", location=exc.location) from None
+        for note in notes:
+            warnings.warn(RlscheckWarning(note), stacklevel=1)
+        return name
+
+    def _apply(self, conn: psycopg.Connection[Any], shim: list[SqlFile], files: list[SqlFile]) -> tuple[str, ...]:
+        server = self.server
+        if shim:
             try:
                 apply_files(conn, shim, server=server.description)
             except MigrationError as exc:
@@ -127,9 +140,11 @@ class RlsSession:
                     location=exc.location,
                     sqlstate=exc.sqlstate,
                 ) from None
-            apply_files(conn, files, server=server.description)
-            conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
-        return name
+        return apply_files(conn, files, server=server.description).notes
+
+    def lost_report(self) -> str:
+        """After a broken connection: the state of the server and the end of its log."""
+        return self._server.lost_report() if self._server is not None else ""
 
     def shared_info(self) -> dict[str, Any]:
         """What an xdist worker needs to use this session's server and template."""
