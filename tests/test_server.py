@@ -127,9 +127,13 @@ def existing_server(rlscheck_session):
                 create role dsn_no_createdb login;
               end if;
               if not exists (select from pg_roles where rolname = 'dsn_creator') then
-                create role dsn_creator login createdb;
+                create role dsn_creator login createdb createrole;
+              end if;
+              if not exists (select from pg_roles where rolname = 'dsn_plain') then
+                create role dsn_plain login createdb;
               end if;
             end $$;
+            alter role dsn_plain password 'dsn-secret';
             alter role dsn_no_createdb password 'dsn-secret';
             alter role dsn_creator password 'dsn-secret';
             grant anon, authenticated, service_role to dsn_creator;
@@ -168,6 +172,74 @@ def test_where(rls):
     result.assert_outcomes(passed=2)
     assert _databases(existing_server) == before
     assert "rlscheck_decoy" in before
+
+
+ROLE_SCHEMA = {
+    "001_roles.sql": """
+        create role app_reader nologin;
+        grant usage on schema public to app_reader;
+        grant app_reader to authenticated;
+        create table notes (id serial primary key, owner uuid not null default auth.uid(), body text);
+        grant select on notes to app_reader;
+    """
+}
+
+
+def _cluster(server):
+    from pytest_rlscheck.cluster import snapshot
+
+    with server.admin() as conn:
+        return snapshot(conn)
+
+
+def test_two_dsn_runs_in_a_row_leave_no_roles_behind(pytester: pytest.Pytester, existing_server) -> None:
+    """The shim's roles exist there already (tolerated, kept); the migrations' own role goes."""
+    before = _cluster(existing_server)
+    write_project(pytester, ROLE_SCHEMA)
+    pytester.makepyfile(
+        """
+def test_role(rls):
+    assert rls.scalar("select count(*) from pg_roles where rolname = 'app_reader'") == 1
+"""
+    )
+    dsn = _dsn(existing_server, "dsn_creator")
+    for _ in range(2):
+        result = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-dsn", dsn)
+        result.assert_outcomes(passed=1)
+        assert _cluster(existing_server) == before
+
+
+def test_dsn_role_outside_the_api_roles_is_told_the_grant(pytester: pytest.Pytester, existing_server) -> None:
+    write_project(pytester, SCHEMA)
+    pytester.makepyfile(USES_RLS)
+    result = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-dsn", _dsn(existing_server, "dsn_plain"))
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*dsn_plain is not a member of the API roles*", "*GRANT anon, authenticated, service_role TO \"dsn_plain\";*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_dsn_host_that_never_answers_times_out(pytester: pytest.Pytester) -> None:
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    pytester.makepyfile(USES_RLS)
+    try:
+        result = _run(pytester, f"--rlscheck-dsn=postgresql://nobody@127.0.0.1:{listener.getsockname()[1]}/x")
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*cannot connect to --rlscheck-dsn server 127.0.0.1:*timeout expired*",
+        "*rlscheck waited 10 s for an answer (connect_timeout*",
+    ])
+    assert accepted, "the plugin never reached the listener"
 
 
 def test_dsn_role_without_createdb_gets_a_clear_message(pytester: pytest.Pytester, existing_server) -> None:
@@ -254,7 +326,8 @@ def _alive(pid: int) -> bool:
 
 def test_killed_dsn_run_leaves_no_database_behind(pytester: pytest.Pytester, existing_server, tmp_path: Path) -> None:
     before = _databases(existing_server)
-    write_project(pytester, SCHEMA)
+    roles_before = _cluster(existing_server)
+    write_project(pytester, ROLE_SCHEMA)
     pytester.makepyfile(
         """
 import os, pathlib, time
@@ -268,8 +341,9 @@ def test_hang(rls):
     assert name in _databases(existing_server)
     proc.kill()
     proc.communicate(timeout=30)
-    _wait_until(lambda: _databases(existing_server) == before)
+    _wait_until(lambda: _databases(existing_server) == before and _cluster(existing_server) == roles_before)
     assert _databases(existing_server) == before
+    assert _cluster(existing_server) == roles_before
 
 
 def test_the_first_connection_waits_for_the_socket_and_gives_up_cleanly() -> None:

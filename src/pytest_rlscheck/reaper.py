@@ -78,6 +78,16 @@ class Reaper:
         self._tracked.discard(("db", name))
         self._send({"forget_db": name})
 
+    def track_cluster(self, conninfo: str, created: Any, unmarked: list[str]) -> None:
+        """Roles and memberships a build added to an existing server (a ClusterState)."""
+        self._tracked.add(("cluster", conninfo))
+        self._send({"cluster": {"conninfo": conninfo, "roles": sorted(created.roles),
+                                "memberships": sorted(created.memberships), "own": unmarked}})
+
+    def forget_cluster(self) -> None:
+        self._tracked = {t for t in self._tracked if t[0] != "cluster"}
+        self._send({"forget_cluster": True})
+
     @property
     def pending(self) -> set[tuple[str, str]]:
         """What was tracked and not reported removed: the reaper will clean it up."""
@@ -105,7 +115,9 @@ class Reaper:
         return self._proc.pid if self._proc else None
 
 
-def _cleanup(dirs: list[str], servers: dict[str, dict[str, Any]], dbs: dict[str, str]) -> None:
+def _cleanup(
+    dirs: list[str], servers: dict[str, dict[str, Any]], dbs: dict[str, str], cluster: dict[str, Any] | None = None
+) -> None:
     for server in servers.values():
         kwargs: dict[str, Any] = {}
         if server.get("run_as"):
@@ -123,6 +135,8 @@ def _cleanup(dirs: list[str], servers: dict[str, dict[str, Any]], dbs: dict[str,
             pass
     if dbs:
         _drop_databases(dbs)
+    if cluster:
+        _clean_cluster(cluster)
     for path in dirs:
         shutil.rmtree(path, ignore_errors=True)
     # A server that was still starting (pg_ctl had not written postmaster.pid yet) is not
@@ -196,10 +210,21 @@ def _drop_databases(dbs: dict[str, str]) -> None:
             pass
 
 
+def _clean_cluster(cluster: dict[str, Any]) -> None:
+    try:
+        from .cluster import ClusterState, clean_up
+
+        created = ClusterState(frozenset(cluster["roles"]), frozenset(tuple(m) for m in cluster["memberships"]))
+        clean_up(cluster["conninfo"], created, own_roles=cluster.get("own") or [])
+    except Exception:  # noqa: BLE001 - best effort, the server may be gone
+        pass
+
+
 def _watch(stream: IO[bytes]) -> int:
     dirs: list[str] = []
     servers: dict[str, dict[str, Any]] = {}
     dbs: dict[str, str] = {}
+    cluster: dict[str, Any] | None = None
     for raw in stream:
         try:
             message = json.loads(raw)
@@ -221,8 +246,12 @@ def _watch(stream: IO[bytes]) -> int:
             dbs[message["db"]["name"]] = message["db"]["conninfo"]
         elif "forget_db" in message:
             dbs.pop(message["forget_db"], None)
+        elif "cluster" in message:
+            cluster = message["cluster"]
+        elif "forget_cluster" in message:
+            cluster = None
     # EOF without "done" (the test process is gone), or asked to: clean up what is left.
-    _cleanup(dirs, servers, dbs)
+    _cleanup(dirs, servers, dbs, cluster)
     return 1
 
 

@@ -45,6 +45,8 @@ TEST_SETTINGS = {
 }
 #: The socket's name (``.s.PGSQL.5432``); the directory it is in is the run's own.
 PORT = 5432
+#: Seconds to wait for a --rlscheck-dsn server to answer, unless the DSN says otherwise.
+DSN_CONNECT_TIMEOUT = 10
 SCRAM_ITERATIONS = 16
 SUPERUSER = "postgres"
 MAINTENANCE_DB = "postgres"
@@ -318,12 +320,22 @@ class ExternalServer(Server):
         except psycopg.ProgrammingError as exc:
             raise ServerError(f"rlscheck: --rlscheck-dsn / RLSCHECK_DSN is not a valid connection string: {exc}")
         self.maintenance_db = str(params.pop("dbname", None) or MAINTENANCE_DB)
+        if "connect_timeout" not in params and not os.environ.get("PGCONNECT_TIMEOUT"):
+            params["connect_timeout"] = str(DSN_CONNECT_TIMEOUT)  # a host that never answers must not hang the run
         self._base = params
         where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{self.maintenance_db}"
         try:
             conn = self.admin()
         except psycopg.OperationalError as exc:
-            raise ServerError(f"rlscheck: cannot connect to --rlscheck-dsn server {where}: {str(exc).strip()}")
+            waited = params.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT")
+            hint = (
+                f"\n  rlscheck waited {waited} s for an answer (connect_timeout; set it in the DSN to wait longer)."
+                if "timeout" in str(exc) and waited
+                else ""
+            )
+            raise ServerError(
+                f"rlscheck: cannot connect to --rlscheck-dsn server {where}: {str(exc).strip()}{hint}"
+            ) from None
         with conn:
             row = conn.execute(
                 "select current_user, rolsuper, rolcreatedb, current_setting('server_version')"

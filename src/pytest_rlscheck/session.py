@@ -8,15 +8,18 @@ template once and hands their coordinates to the workers (:meth:`RlsSession.shar
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 import warnings
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from .cluster import ClusterState, RunLocks, clean_up, mark, snapshot
 from .config import Settings
 from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
 from .migrations import SqlFile, apply_files, load_files
@@ -67,6 +70,9 @@ class RlsSession:
         self._worker_conn: psycopg.Connection[Any] | None = None
         self._error: RlscheckError | None = None
         self._owned: set[str] = set()
+        self._locks: RunLocks | None = None  # on a DSN server: the run's advisory locks
+        self._created: ClusterState | None = None  # roles and memberships the build added there
+        self._unmarked: list[str] = []
         self._fresh_count = 0
         self.parts: tuple[str, ...] = ()
         self.run_id = secrets.token_hex(4)
@@ -115,16 +121,38 @@ class RlsSession:
         self.parts = needed_parts((f.text for f in files), self.settings.supabase)
         shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p), "shim") for p in self.parts]
         server = self.server
-        name = self._create(f"rlscheck_{self.run_id}_template", template="template1")
-        try:
-            with Database(server, name, self.options).connect() as conn:
-                notes = self._apply(conn, shim, files)
-                conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
-        except ServerLost as exc:
-            raise ServerLost(f"{exc}\n  {server.lost_report()}", location=exc.location) from None
+        if isinstance(server, ExternalServer):  # roles the build creates outlive it there
+            self._locks = RunLocks(server.conninfo(server.maintenance_db))
+        with self._locks.building() if self._locks else nullcontext():
+            before = self._cluster_state()
+            try:
+                name = self._create(f"rlscheck_{self.run_id}_template", template="template1")
+                with Database(server, name, self.options).connect() as conn:
+                    notes = self._apply(conn, shim, files)
+                    conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
+            except ServerLost as exc:
+                raise ServerLost(f"{exc}\n  {server.lost_report()}", location=exc.location) from None
+            finally:
+                if before is not None:  # also after a failed migration: earlier files committed
+                    self._remember_cluster_changes(before)
         for note in notes:
             warnings.warn(RlscheckWarning(note), stacklevel=1)
         return name
+
+    def _cluster_state(self) -> ClusterState | None:
+        if self._locks is None:
+            return None
+        with self.server.admin() as conn:
+            return snapshot(conn)
+
+    def _remember_cluster_changes(self, before: ClusterState) -> None:
+        server = self.server
+        with server.admin() as conn:
+            created = snapshot(conn).added_since(before)
+            unmarked = mark(conn, sorted(created.roles))
+        self._created, self._unmarked = created, unmarked
+        if created.roles or created.memberships:
+            self._reaper.track_cluster(server.conninfo(server.maintenance_db), created, unmarked)
 
     def _apply(self, conn: psycopg.Connection[Any], shim: list[SqlFile], files: list[SqlFile]) -> tuple[str, ...]:
         server = self.server
@@ -134,9 +162,7 @@ class RlsSession:
             except MigrationError as exc:
                 raise MigrationError(
                     f"{exc}\n  rlscheck: installing the Supabase shim failed on {server.description}. "
-                    "It creates the roles anon, authenticated, service_role and authenticator when they are "
-                    "missing (CREATEROLE needed once), the schemas auth/extensions/storage and their grants. "
-                    "Create the roles beforehand, or turn the shim off with --rlscheck-no-supabase.",
+                    + _shim_hint(exc, server.user),
                     location=exc.location,
                     sqlstate=exc.sqlstate,
                 ) from None
@@ -233,6 +259,47 @@ class RlsSession:
                     except psycopg.Error:
                         continue
                     self._reaper.forget_database(name)
+                self._clean_cluster(server)
             server.stop()
         self._owned.clear()
         self._reaper.close()
+
+    def _clean_cluster(self, server: ExternalServer) -> None:
+        """Drop the roles and memberships the build added (when no other run is active)."""
+        locks, self._locks = self._locks, None
+        if locks is not None:
+            locks.close()  # our run lock goes first: the clean-up counts the runs still holding one
+        created, self._created = self._created, None
+        if created is None:
+            return
+        try:
+            notes = clean_up(server.conninfo(server.maintenance_db), created, own_roles=self._unmarked)
+        except psycopg.Error as exc:
+            notes = [f"the clean-up failed: {str(exc).strip()}"]
+        else:
+            self._reaper.forget_cluster()
+        for note in notes:
+            sys.stderr.write(f"rlscheck: on {server.description}: {note}\n")
+
+
+def _shim_hint(exc: MigrationError, user: str) -> str:
+    """What to do when the shim fails: on a DSN server, mostly the role's rights."""
+    role = sql.Identifier(user).as_string(None)
+    text = str(exc)
+    if exc.sqlstate == "42501" and ("admin option" in text or "grant role" in text):
+        return (
+            f"The role {user} is not a member of the API roles and cannot grant them to itself (tests switch to "
+            f"them with SET ROLE, as PostgREST does). As a superuser, run:\n    GRANT anon, authenticated, "
+            f"service_role TO {role};"
+        )
+    if exc.sqlstate == "42501" and "create role" in text:
+        return (
+            f"The API roles are missing on this server and {user} may not create them. As a superuser, run:\n"
+            f"    ALTER ROLE {role} CREATEROLE;\n  or create anon, authenticated, service_role and authenticator "
+            f"(NOLOGIN NOINHERIT; service_role BYPASSRLS) and GRANT anon, authenticated, service_role TO {role};"
+        )
+    return (
+        "It creates the roles anon, authenticated, service_role and authenticator when they are missing "
+        "(CREATEROLE needed once), the schemas auth/extensions/storage and their grants. Create the roles "
+        "beforehand, or turn the shim off with --rlscheck-no-supabase."
+    )
