@@ -89,3 +89,96 @@ def test_malformed_config_says_what_is_wrong(tmp_path: Path, toml: str, message:
         _load(tmp_path, toml)
     assert message in str(info.value)
     assert str(tmp_path / "pyproject.toml") in str(info.value)
+
+
+ALICE = '[tool.rlscheck.principals.alice]\nsub = "11111111-1111-1111-1111-111111111111"\n'
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        # [tool.rlscheck.tables."schema.table"]
+        ('[tool.rlscheck.tables."public.t"]\ntenant_column = 3\n',
+         '[tool.rlscheck.tables."public.t"] tenant_column must be a column name, got 3'),
+        ('[tool.rlscheck.tables."public.t"]\ntenant_sql = ["org_id"]\n',
+         "[tool.rlscheck.tables.\"public.t\"] tenant_sql must be an SQL expression over the row, e.g. "),
+        ('[tool.rlscheck.tables."public.t"]\ntenant_column = "org_id"\ntenant_sql = "(org_id)"\n',
+         '[tool.rlscheck.tables."public.t"]: give tenant_column or tenant_sql, not both'),
+        ('[tool.rlscheck.tables."public.t"]\ncommands = [1, "SELECT"]\n',
+         '[tool.rlscheck.tables."public.t"] commands must be a list of SELECT, INSERT, UPDATE, DELETE '
+         "(the commands the API should have), got [1, 'SELECT']"),
+        ('[tool.rlscheck.tables."public.t"]\ncommands = "SELECT"\n',
+         "commands must be a list of SELECT, INSERT, UPDATE, DELETE (the commands the API should have), got 'SELECT'"),
+        ('[tool.rlscheck.tables."public.t"]\ncommands = ["READ"]\n', "got ['READ']"),
+        ('[tool.rlscheck.tables]\n"public.t" = "org_id"\n',
+         "[tool.rlscheck.tables.\"public.t\"] must be a table of settings, got 'org_id'"),
+        # [tool.rlscheck.principals.NAME]
+        ('[tool.rlscheck.principals.alice]\nsub = "alice"\n',
+         "[tool.rlscheck.principals.alice] sub must be the user's id as a UUID string (auth.uid() casts it to "
+         "uuid), e.g. sub = \"11111111-1111-1111-1111-111111111111\", got 'alice'"),
+        ("[tool.rlscheck.principals.alice]\nsub = 1\n", "[tool.rlscheck.principals.alice] sub must be the user's id as a UUID"),
+        ('[tool.rlscheck.principals.alice]\ntenant = "x"\n', '[tool.rlscheck.principals.alice] needs sub = "<the user'),
+        (ALICE + "tenant = true\n",
+         "[tool.rlscheck.principals.alice] tenant must be the id of the user's tenant, a string (a uuid, a slug) "
+         "or an integer (a bigint key), got True"),
+        (ALICE + "tenant = 1.5\n", "tenant must be the id of the user's tenant, a string (a uuid, a slug) or an integer"),
+        (ALICE + 'tenant = ""\n', "tenant must be the id of the user's tenant"),
+        (ALICE + "role = 7\n", "[tool.rlscheck.principals.alice] role must be a database role, e.g. \"authenticated\", got 7"),
+        (ALICE + "email = false\n", "[tool.rlscheck.principals.alice] email must be a string, got False"),
+        (ALICE + 'claims = "admin"\n', "[tool.rlscheck.principals.alice] claims must be a table of JWT claims"),
+        (ALICE + 'tenants = "x"\n', "[tool.rlscheck.principals.alice] has unknown keys ['tenants']"),
+        (ALICE + '[tool.rlscheck.principals.bob]\nsub = "11111111-1111-1111-1111-111111111111"\n',
+         "[tool.rlscheck.principals.alice] and [tool.rlscheck.principals.bob] have the same sub "
+         "'11111111-1111-1111-1111-111111111111': each principal must be a different user"),
+        # the same user written another way PostgreSQL reads (upper case, no hyphens)
+        (ALICE + '[tool.rlscheck.principals.bob]\nsub = "11111111111111111111111111111111"\n', "have the same sub"),
+        ('[tool.rlscheck]\nprincipals = ["alice"]\n', "[tool.rlscheck] principals must be a table ([tool.rlscheck.principals])"),
+        # top level
+        ('[tool.rlscheck]\nschemas = "public"\n',
+         "[tool.rlscheck] schemas must be a list of schema names, e.g. [\"public\"], got 'public'"),
+        ("[tool.rlscheck]\nschemas = [1]\n", "schemas must be a list of schema names"),
+        ("[tool.rlscheck]\nschemas = []\n", "schemas must be a list of schema names"),
+        ("[tool.rlscheck]\ntenant_column = 3\n", "[tool.rlscheck] tenant_column must be a column name, got 3"),
+        ('[tool.rlscheck]\ntenant_column = ""\n', "[tool.rlscheck] tenant_column must be a column name, got ''"),
+    ],
+)
+def test_sweep_settings_of_the_wrong_type_say_what_is_expected(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, toml)
+    assert message in str(info.value)
+    assert str(tmp_path / "pyproject.toml") in str(info.value)
+
+
+def test_principals_take_a_uuid_sub_and_a_string_or_integer_tenant(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path,
+        ALICE + 'tenant = 5\nrole = "authenticated"\nemail = "a@x.io"\nclaims = { app_metadata = { plan = "pro" } }\n'
+        '[tool.rlscheck.principals.bob]\nsub = "{22222222-2222-2222-2222-22222222222A}"\ntenant = "globex"\n'
+        '[tool.rlscheck.tables."public.t"]\ntenant_sql = "(select 1)"\ncommands = ["select", "INSERT"]\n',
+    )
+    principals = settings.table["principals"]
+    assert (principals["alice"]["tenant"], principals["bob"]["tenant"]) == (5, "globex")
+    # the sub as PostgreSQL prints a uuid: the checks compare it with user_id::text
+    assert principals["bob"]["sub"] == "22222222-2222-2222-2222-22222222222a"
+    with pytest.raises(ConfigError, match="tenant must be the id of the user's tenant"):
+        _load(tmp_path, ALICE + "tenant = false\n")  # a TOML boolean is no tenant id (nor 0 and 1)
+
+
+def test_an_empty_migrations_directory_is_noted_with_its_origin(tmp_path: Path) -> None:
+    (tmp_path / "supabase/migrations").mkdir(parents=True)
+    (tmp_path / "supabase/migrations/README.md").write_text("migrations go here")
+    settings = _load(tmp_path)
+    assert settings.migrations == ()
+    assert settings.empty_migration_dirs == (tmp_path / "supabase/migrations",)
+    assert settings.migration_origin == "the default supabase/migrations"
+    _touch(tmp_path / "db/001.sql")
+    (tmp_path / "empty").mkdir()
+    settings = _load(tmp_path, '[tool.rlscheck]\nmigrations = ["db", "empty"]\n')
+    assert [p.name for p in settings.migrations] == ["001.sql"]
+    assert settings.empty_migration_dirs == (tmp_path / "empty",)
+    assert settings.migration_origin == f"migrations = ['db', 'empty'] in {tmp_path / 'pyproject.toml'}"
+    settings = _load(tmp_path / "db", cli_migrations=["."])
+    assert settings.empty_migration_dirs == () and settings.migration_origin == "--rlscheck-migrations=."
+    assert _load(tmp_path / "empty").migration_origin == (
+        f"the default supabase/migrations, which does not exist in {tmp_path / 'empty'}"
+    )

@@ -152,6 +152,47 @@ def test_length_in_bytes_instead_of_characters_is_found(rls) -> None:
     assert info.value.verdict.constraint == "language_bytes"
 
 
+def test_two_distinct_failures_are_one_fuzz_failure_naming_both(rls) -> None:
+    """A payload that makes the CHECK raise and one it accepts against the rules: Hypothesis
+    finds both in one run; the report is one FuzzFailure with each shrunk payload."""
+    _replace_check(rls, "messages", "messages_metadata_response_time_positive", "rt_positive", RAISING_CAST)
+    raising, admitted = {"response_time_ms": "x"}, {"response_time_ms": "5"}  # 22P02; a string the cast accepts
+    with pytest.raises(FuzzFailure) as info:
+        rls.fuzz_constraint(
+            "messages", "metadata", oracle=messages_oracle, strategy=st.sampled_from([raising, admitted]),
+            max_examples=20, settings=settings(derandomize=True, database=None),
+        )
+    failure = info.value
+    message = str(failure)
+    assert message.startswith("public.messages.metadata: 2 distinct failures:\n\n1. ")
+    assert 'shrunk payload: {"response_time_ms": "x"}' in message
+    assert 'shrunk payload: {"response_time_ms": "5"}' in message
+    assert "constraint rt_positive raises 22P02" in message
+    assert "the database accepted, the oracle would reject it" in message
+    assert (failure.kind, failure.payload, failure.verdict.sqlstate) == ("raises", raising, "22P02")
+    assert failure.constraint is not None and failure.constraint.name == "rt_positive"
+    assert [(f.kind, f.payload) for f in failure.failures] == [("raises", raising), ("disagrees", admitted)]
+    assert failure.failures[1].verdict.accepted and failure.failures[1].expected is False
+
+
+def test_an_error_of_the_oracle_is_raised_as_is(rls) -> None:
+    """Only the fuzzer's own findings become a FuzzFailure: an oracle that crashes on one
+    payload (while another payload fails) is the user's bug, and reaches them unchanged."""
+    _replace_check(rls, "messages", "messages_metadata_response_time_positive", "rt_positive", RAISING_CAST)
+
+    def oracle(metadata) -> bool:
+        if metadata == {"response_time_ms": "5"}:
+            raise KeyError("broken oracle")
+        return messages_oracle(metadata)
+
+    payloads = st.sampled_from([{"response_time_ms": "x"}, {"response_time_ms": "5"}])
+    with pytest.raises(KeyError, match="broken oracle") as info:
+        rls.fuzz_constraint("messages", "metadata", oracle=oracle, strategy=payloads, max_examples=20,
+                            settings=settings(derandomize=True, database=None))
+    cause = info.value.__cause__
+    assert isinstance(cause, FuzzFailure) and cause.payload == {"response_time_ms": "x"}
+
+
 def test_a_failure_is_replayed_first_from_the_database(rls, tmp_path) -> None:
     # an explicit database: the active profile may have none (Hypothesis' "ci" profile under CI=1)
     replaying = settings(database=DirectoryBasedExampleDatabase(tmp_path / "examples"), derandomize=False)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 import glob
 import os
+import re
 import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["Settings", "load_settings", "resolve_sql_files"]
+__all__ = ["Settings", "empty_directories", "load_settings", "resolve_sql_files"]
 
 #: Keys of ``[tool.rlscheck]``; anything else is reported as a probable typo.
 KNOWN_KEYS = frozenset(
@@ -53,6 +55,10 @@ class Settings:
     rootdir: Path = field(default_factory=Path.cwd)
     config_file: Path | None = None
     table: Mapping[str, Any] = field(default_factory=dict)  # the raw [tool.rlscheck] table
+    #: Where the migrations were looked for, in words ("--rlscheck-migrations=db", ...).
+    migration_origin: str = f"the default {DEFAULT_MIGRATIONS}"
+    #: Directories among the migration sources that hold no ``.sql`` file.
+    empty_migration_dirs: tuple[Path, ...] = ()
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -81,13 +87,20 @@ def load_settings(
     _check_keys(table, pyproject)
 
     if cli_migrations:
-        migrations = resolve_sql_files(cli_migrations, invocation_dir, "--rlscheck-migrations", sort=True)
+        specs, spec_base = list(cli_migrations), invocation_dir
+        origin = "--rlscheck-migrations=" + " --rlscheck-migrations=".join(cli_migrations)
+        migrations = resolve_sql_files(specs, spec_base, "--rlscheck-migrations", sort=True)
     elif "migrations" in table:
-        specs = _string_list(table, "migrations", pyproject)
-        migrations = resolve_sql_files(specs, base, f"migrations in {_name(pyproject)}", sort=True)
+        specs, spec_base = _string_list(table, "migrations", pyproject), base
+        origin = f"migrations = {specs!r} in {_name(pyproject)}"
+        migrations = resolve_sql_files(specs, spec_base, f"migrations in {_name(pyproject)}", sort=True)
     elif (rootdir / DEFAULT_MIGRATIONS).is_dir():
-        migrations = resolve_sql_files([DEFAULT_MIGRATIONS], rootdir, "supabase/migrations", sort=True)
+        specs, spec_base = [DEFAULT_MIGRATIONS], rootdir
+        origin = f"the default {DEFAULT_MIGRATIONS}"
+        migrations = resolve_sql_files(specs, spec_base, "supabase/migrations", sort=True)
     else:
+        specs, spec_base = [], rootdir
+        origin = f"the default {DEFAULT_MIGRATIONS}, which does not exist in {rootdir}"
         migrations = ()
 
     if cli_seed:
@@ -112,6 +125,7 @@ def load_settings(
             )
 
     _check_sweep_keys(table, pyproject)
+    _canonical_subs(table)
     pg_bin = cli_pg_bin or environ.get("RLSCHECK_PG_BIN") or _optional_str(table, "pg_bin", pyproject)
     dsn = cli_dsn or environ.get("RLSCHECK_DSN") or None
     return Settings(
@@ -123,6 +137,8 @@ def load_settings(
         rootdir=rootdir,
         config_file=pyproject if table else None,
         table=table,
+        migration_origin=origin,
+        empty_migration_dirs=empty_directories(specs, spec_base),
     )
 
 
@@ -158,6 +174,18 @@ def resolve_sql_files(specs: Sequence[str], base: Path, origin: str, *, sort: bo
     return tuple(unique)
 
 
+def empty_directories(specs: Sequence[str], base: Path) -> tuple[Path, ...]:
+    """The directories among ``specs`` that hold no ``*.sql`` file (subdirectories are not read)."""
+    empty = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not glob.has_magic(str(path)) and path.is_dir():
+            if not any(p.suffix == ".sql" and p.is_file() for p in path.iterdir()):
+                empty.append(path)
+    return tuple(empty)
+
+
 def _read_table(pyproject: Path) -> dict[str, Any]:
     try:
         with pyproject.open("rb") as f:
@@ -181,34 +209,34 @@ def _check_keys(table: Mapping[str, Any], pyproject: Path | None) -> None:
 
 _TABLE_KEYS = {"tenant_column", "tenant_sql", "commands"}
 _PRINCIPAL_KEYS = {"sub", "tenant", "role", "claims", "email"}
+COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+FAIL_ON = ("error", "warn", "info")
+#: The forms of a uuid PostgreSQL reads (auth.uid() casts the sub to uuid).
+_UUID = re.compile(r"(\{)?[0-9a-f]{8}(?:-?[0-9a-f]{4}){3}-?[0-9a-f]{12}(?(1)\})", re.IGNORECASE)
+EXAMPLE_SUB = "11111111-1111-1111-1111-111111111111"
 
 
 def _check_sweep_keys(table: Mapping[str, Any], pyproject: Path | None) -> None:
     """The shapes of schemas, tenant_column, tables, principals, ignore and fail_on."""
     where = _name(pyproject)
     if "schemas" in table:
-        _string_list(table, "schemas", pyproject)
+        _text_list(table["schemas"], f"{where}: [tool.rlscheck] schemas", "schema names", '["public"]')
     if "tenant_column" in table:
-        _optional_str(table, "tenant_column", pyproject)
-    if "fail_on" in table and table["fail_on"] not in ("error", "warn", "info"):
+        _text(table["tenant_column"], f"{where}: [tool.rlscheck] tenant_column", "a column name")
+    if "fail_on" in table and table["fail_on"] not in FAIL_ON:
         raise ConfigError(f"{where}: [tool.rlscheck] fail_on must be \"error\", \"warn\" or \"info\", got {table['fail_on']!r}")
     for name, spec in _tables(table, "tables", where).items():
-        unknown = set(spec) - _TABLE_KEYS
-        if unknown:
-            raise ConfigError(f"{where}: [tool.rlscheck.tables.\"{name}\"] has unknown keys {sorted(unknown)}; "
-                              f"allowed: {sorted(_TABLE_KEYS)}")
-        if "." not in name:
-            raise ConfigError(f"{where}: [tool.rlscheck.tables.\"{name}\"]: name tables schema-qualified, e.g. \"public.{name}\"")
-        commands = spec.get("commands")
-        if commands is not None and (
-            not isinstance(commands, list) or not set(map(str.upper, commands)) <= {"SELECT", "INSERT", "UPDATE", "DELETE"}
-        ):
-            raise ConfigError(f"{where}: [tool.rlscheck.tables.\"{name}\"] commands must list SELECT, INSERT, UPDATE, DELETE")
+        _check_table_entry(name, spec, f'{where}: [tool.rlscheck.tables."{name}"]')
+    subs: dict[str, str] = {}
     for name, spec in _tables(table, "principals", where).items():
-        unknown = set(spec) - _PRINCIPAL_KEYS
-        if unknown or not isinstance(spec.get("sub"), str):
-            raise ConfigError(f"{where}: [tool.rlscheck.principals.{name}] needs sub = \"<user uuid>\" "
-                              f"(optional: tenant, role, claims, email){'; unknown keys ' + str(sorted(unknown)) if unknown else ''}")
+        _check_principal(spec, f"{where}: [tool.rlscheck.principals.{name}]")
+        sub = _normal_uuid(spec["sub"])
+        if sub in subs:
+            raise ConfigError(
+                f"{where}: [tool.rlscheck.principals.{subs[sub]}] and [tool.rlscheck.principals.{name}] have the same "
+                f"sub {spec['sub']!r}: each principal must be a different user (its auth.users id)"
+            )
+        subs[sub] = name
     for key, reason in _tables(table, "ignore", where, values=False).items():
         if ":" not in key:
             raise ConfigError(f"{where}: [tool.rlscheck.ignore] key {key!r} must be \"rule-id:schema.object\"")
@@ -216,10 +244,98 @@ def _check_sweep_keys(table: Mapping[str, Any], pyproject: Path | None) -> None:
             raise ConfigError(f"{where}: [tool.rlscheck.ignore] {key!r} needs a reason (a non-empty string)")
 
 
+def _check_table_entry(name: str, spec: Mapping[str, Any], where: str) -> None:
+    """``[tool.rlscheck.tables."schema.table"]``: tenant_column or tenant_sql, and commands."""
+    unknown = set(spec) - _TABLE_KEYS
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_TABLE_KEYS)}")
+    if "." not in name:
+        raise ConfigError(f'{where}: name tables schema-qualified, e.g. "public.{name}"')
+    if "tenant_column" in spec:
+        _text(spec["tenant_column"], f"{where} tenant_column", "a column name")
+    if "tenant_sql" in spec:
+        _text(spec["tenant_sql"], f"{where} tenant_sql", 'an SQL expression over the row, e.g. "(select p.org_id '
+              'from parent p where p.id = parent_id)"')
+    if "tenant_column" in spec and "tenant_sql" in spec:
+        raise ConfigError(f"{where}: give tenant_column or tenant_sql, not both")
+    if "commands" in spec:
+        commands = spec["commands"]
+        wrong = (
+            [commands] if not isinstance(commands, list)
+            else [c for c in commands if not isinstance(c, str) or c.upper() not in COMMANDS]
+        )
+        if wrong:
+            raise ConfigError(
+                f"{where} commands must be a list of {', '.join(COMMANDS)} (the commands the API should have), "
+                f"got {commands!r}"
+            )
+
+
+def _check_principal(spec: Mapping[str, Any], where: str) -> None:
+    """``[tool.rlscheck.principals.NAME]``: a uuid sub, a string or integer tenant, string role
+    and email, a table of claims."""
+    unknown = set(spec) - _PRINCIPAL_KEYS
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_PRINCIPAL_KEYS)}")
+    if "sub" not in spec:
+        raise ConfigError(f'{where} needs sub = "<the user\'s auth.users id>", e.g. sub = "{EXAMPLE_SUB}"')
+    sub = spec["sub"]
+    if not isinstance(sub, str) or not _UUID.fullmatch(sub):
+        raise ConfigError(
+            f"{where} sub must be the user's id as a UUID string (auth.uid() casts it to uuid), "
+            f'e.g. sub = "{EXAMPLE_SUB}", got {sub!r}'
+        )
+    tenant = spec.get("tenant")
+    if "tenant" in spec and (isinstance(tenant, bool) or not isinstance(tenant, (str, int)) or tenant == ""):
+        raise ConfigError(
+            f"{where} tenant must be the id of the user's tenant, a string (a uuid, a slug) or an integer "
+            f"(a bigint key), got {tenant!r}"
+        )
+    if "role" in spec:
+        _text(spec["role"], f"{where} role", 'a database role, e.g. "authenticated"')
+    if "email" in spec and not isinstance(spec["email"], str):
+        raise ConfigError(f"{where} email must be a string, got {spec['email']!r}")
+    if "claims" in spec and not isinstance(spec["claims"], dict):
+        raise ConfigError(
+            f"{where} claims must be a table of JWT claims, e.g. claims = {{ app_metadata = {{ tenant = \"…\" }} }}, "
+            f"got {spec['claims']!r}"
+        )
+
+
+def _normal_uuid(text: str) -> str:
+    return text.strip("{}").replace("-", "").lower()
+
+
+def _canonical_subs(table: dict[str, Any]) -> None:
+    """Write each principal's sub as PostgreSQL prints a uuid (lower case, hyphens): the checks
+    compare it with ``user_id::text``."""
+    for spec in (table.get("principals") or {}).values():
+        spec["sub"] = str(uuid.UUID(_normal_uuid(spec["sub"])))
+
+
+def _text(value: Any, what: str, expected: str) -> str:
+    """A non-empty string, or a ConfigError saying what ``what`` should be."""
+    if isinstance(value, str) and value.strip():
+        return value
+    raise ConfigError(f"{what} must be {expected}, got {value!r}")
+
+
+def _text_list(value: Any, what: str, expected: str, example: str) -> list[str]:
+    """A non-empty list of non-empty strings."""
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return list(value)
+    raise ConfigError(f"{what} must be a list of {expected}, e.g. {example}, got {value!r}")
+
+
 def _tables(table: Mapping[str, Any], key: str, where: str, *, values: bool = True) -> Mapping[str, Any]:
-    value = table.get(key) or {}
-    if not isinstance(value, dict) or (values and not all(isinstance(v, dict) for v in value.values())):
-        raise ConfigError(f"{where}: [tool.rlscheck.{key}] must be a table of tables")
+    """``[tool.rlscheck.<key>]`` as a table (of tables, with ``values``)."""
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [tool.rlscheck] {key} must be a table ([tool.rlscheck.{key}]), got {value!r}")
+    for name, entry in value.items() if values else ():
+        if not isinstance(entry, dict):
+            header = f'"{name}"' if "." in name else name
+            raise ConfigError(f"{where}: [tool.rlscheck.{key}.{header}] must be a table of settings, got {entry!r}")
     return value
 
 

@@ -5,8 +5,9 @@ otherwise valid. The database must either accept it or reject it with a constrai
 violation (23514, 23502); any other error raised while checking the row — ``22P02`` from a
 cast, ``22003``, ``42883`` — is a defect of the constraint. With an oracle (a predicate, or
 a JSON Schema), the database's verdict must also equal the oracle's. Hypothesis shrinks a
-failure to a minimal payload, and keeps it in the example database of the active settings
-profile (``.hypothesis/`` by default), so it is replayed first next time. Hypothesis' own
+failure to a minimal payload (each one, when a run meets several distinct failures: they are
+reported together in one :class:`FuzzFailure`), and keeps it in the example database of the
+active settings profile (``.hypothesis/`` by default), so it is replayed first next time. Hypothesis' own
 ``ci`` profile, loaded when a ``CI`` variable is set, keeps no database and derandomizes
 instead: the same payloads every run. ``settings=`` overrides either.
 """
@@ -17,7 +18,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from hypothesis import HealthCheck, given
@@ -69,16 +70,20 @@ class FuzzResult:
 
 
 class FuzzFailure(RlsAssertionError):
-    """A fuzzed payload broke the rule: ``payload`` is the shrunk example."""
+    """A fuzzed payload broke the rule: ``payload`` is the shrunk example.
+
+    When Hypothesis found several distinct failures in one run, the attributes are those of
+    the first and ``failures`` lists them all (otherwise it holds this failure alone)."""
 
     def __init__(self, message: str, *, kind: str, payload: Any, verdict: Verdict, expected: bool | None,
-                 constraint: Constraint | None) -> None:
+                 constraint: Constraint | None, failures: list[FuzzFailure] | None = None) -> None:
         super().__init__(message)
         self.kind = kind  # "raises" or "disagrees"
         self.payload = payload
         self.verdict = verdict
         self.expected = expected
         self.constraint = constraint
+        self.failures: list[FuzzFailure] = failures if failures is not None else [self]
 
 
 class _Found(Exception):
@@ -224,7 +229,57 @@ def fuzz_constraint(
         run()
     except _Found as found:
         raise _failure(target, _without_bystanders(found, check)) from None
+    except Exception as exc:
+        if not hasattr(exc, "exceptions"):  # not an exception group: not ours to explain
+            raise
+        _raise_group(target, exc, check)
     return result
+
+
+def _raise_group(target: _Target, group: Exception, check: Callable[[Any], None]) -> NoReturn:
+    """Hypothesis met several distinct failures and raised them as an exception group: one
+    FuzzFailure for the ``_Found`` among them; anything else in the group is raised as is
+    (with the FuzzFailure as its cause, when there was one)."""
+    found, others = _split_group(group)
+    failure = _several(target, [_failure(target, _without_bystanders(f, check)) for f in found]) if found else None
+    if others:
+        rest = others[0] if len(others) == 1 else group.split(_Found)[1]  # type: ignore[attr-defined]
+        raise rest from failure
+    assert failure is not None
+    raise failure from None
+
+
+def _split_group(group: BaseException) -> tuple[list[_Found], list[BaseException]]:
+    """The ``_Found`` and the other exceptions of a (possibly nested) exception group."""
+    found: list[_Found] = []
+    others: list[BaseException] = []
+    for exc in getattr(group, "exceptions", ()):
+        if isinstance(exc, _Found):
+            found.append(exc)
+        elif hasattr(exc, "exceptions"):
+            inner_found, inner_others = _split_group(exc)
+            found += inner_found
+            others += inner_others
+        else:
+            others.append(exc)
+    return found, others
+
+
+def _several(target: _Target, failures: list[FuzzFailure]) -> FuzzFailure:
+    """One FuzzFailure for distinct failures: those that raise first, the same payload once."""
+    unique: dict[tuple[str, str], FuzzFailure] = {}
+    for failure in sorted(failures, key=lambda f: f.kind != "raises"):
+        unique.setdefault((failure.kind, show(failure.payload)), failure)
+    kept = list(unique.values())
+    if len(kept) == 1:
+        return kept[0]
+    blocks = "\n\n".join(f"{i}. {f}" for i, f in enumerate(kept, 1))
+    first = kept[0]
+    return FuzzFailure(
+        f"{target.rel.qualified}.{target.column}: {len(kept)} distinct failures:\n\n{blocks}",
+        kind=first.kind, payload=first.payload, verdict=first.verdict, expected=first.expected,
+        constraint=first.constraint, failures=kept,
+    )
 
 
 def _without_bystanders(found: _Found, check: Callable[[Any], None]) -> _Found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -11,9 +12,17 @@ from typing import Any
 import pytest
 
 from .cmdline import misread_values
-from .config import load_settings
+from .config import Settings, load_settings
 from .errors import ConfigError
-from .fixtures import RLS_KEY, SESSION_KEY, _rlscheck_markers, rls, rls_fresh_db, rlscheck_session  # noqa: F401
+from .fixtures import (  # noqa: F401
+    RLS_KEY,
+    SESSION_KEY,
+    RlscheckWarning,
+    _rlscheck_markers,
+    rls,
+    rls_fresh_db,
+    rlscheck_session,
+)
 from .findings import Severity
 from .items import SweepPlugin
 from .markers import MARKERS, run_marker_checks
@@ -123,14 +132,55 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         session = RlsSession(settings)
     config.stash[SESSION_KEY] = session
+    if workerinput is None:  # said once, by the controller
+        _warn_empty_migration_dirs(config, settings)
     if config.getoption("rlscheck"):
         for path in config.getoption("rlscheck_report"):
             if Path(path).suffix.lower() not in (".json", ".md", ".sarif"):
                 raise pytest.UsageError(f"--rlscheck-report {path}: the file must end in .json, .md or .sarif")
+            if workerinput is None:  # the controller writes the reports
+                _check_report_path(path)
         fail_on = config.getoption("rlscheck_fail_on") or settings.table.get("fail_on") or "warn"
         fuzz = config.getoption("rlscheck_fuzz_examples") if config.getoption("rlscheck_fuzz") else None
         config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on), fuzz), "rlscheck-sweep")
     _install_sigterm(config)
+
+
+def _warn_empty_migration_dirs(config: pytest.Config, settings: Settings) -> None:
+    """A migrations directory without a ``.sql`` file is probably the wrong one: say so."""
+    for directory in settings.empty_migration_dirs:
+        config.issue_config_time_warning(
+            RlscheckWarning(
+                f"rlscheck: no migration will be applied from {directory}: it holds no .sql file (files in its "
+                f"subdirectories are not read). It comes from {settings.migration_origin}."
+            ),
+            stacklevel=2,
+        )
+
+
+def _check_report_path(path: str) -> None:
+    """Fail now, not after the sweep, when the report cannot be written to ``path``: create
+    the directories the report would create and open the file for writing (root passes every
+    os.access check), then remove what did not exist before."""
+    target = Path(path)
+    created: list[Path] = []
+    try:
+        for directory in reversed([d for d in target.parents if not d.exists()]):
+            directory.mkdir()
+            created.append(directory)
+        existed = target.exists()
+        with target.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != path else ""
+        raise pytest.UsageError(f"--rlscheck-report {path}: cannot write the report there: {reason}{where}") from None
+    finally:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):  # someone else put a file there meanwhile: theirs
+                directory.rmdir()
 
 
 def _pyproject(config: pytest.Config) -> Path | None:
