@@ -14,6 +14,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import write_project
+from pytest_rlscheck.binaries import find_pg_binaries
 from pytest_rlscheck.errors import RlsAssertionError, RlscheckUsageError
 
 SCHEMA = {
@@ -50,16 +51,16 @@ def test_the_server_listens_on_no_port_and_asks_for_the_runs_password(rlscheck_s
     assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
     without = {k: v for k, v in params.items() if k != "password"}
     with pytest.raises(psycopg.OperationalError, match="password"):
-        psycopg.connect(**without, connect_timeout=5)
+        psycopg.connect(**without)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(**{**without, "password": "guess"}, connect_timeout=5)
+        psycopg.connect(**{**without, "password": "guess"})
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another OS account needs root (CI runs as root)")
 def test_another_os_user_cannot_connect_even_with_the_password(rlscheck_session) -> None:
     """A CI runner's other jobs run under other accounts: the socket's directory keeps them out."""
     params = _params(rlscheck_session)
-    psql = Path(rlscheck_session.server.binaries.bindir, "psql")
+    psql = find_pg_binaries(rlscheck_session.settings.pg_bin).bindir / "psql"
     psql = str(psql) if psql.is_file() else shutil.which("psql")
     assert psql, "psql is needed to connect as another OS user"
     nobody = pwd.getpwnam("nobody")

@@ -5,11 +5,18 @@ tenant's rows as the owner, tries the operation as the user, and counts again. A
 operation is isolated when PostgreSQL refused it (RLS or privileges, SQLSTATE 42501) or
 when it changed nothing of the other tenant. A constraint error (23xxx) is not isolation:
 PostgreSQL checks RLS before constraints, so the policy let the row through.
+
+No row travels to Python, whatever the table's size: the user's own statement names the
+other tenant (``update t set c = c where <the row is theirs>``) and RLS narrows it, so the
+attempt covers every row of theirs, whichever of them a policy admits. With a tenant column
+the condition is on the column. With ``tenant_sql``, which may read parents the user cannot
+see, it is on ``pg_temp.rlscheck_tenant(t)``: a SECURITY DEFINER function that evaluates
+``tenant_sql`` with the owner's rights, created in the probe's savepoint (and gone with its
+rollback), and called only for the rows the policies let through.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +27,7 @@ from psycopg import sql
 
 from .catalog import Relation
 from .errors import RlsAssertionError
-from .impersonation import Principal
+from .impersonation import Identity, Principal
 from .rows import base_row, insert_statement, sample_row, to_json
 from .scratch import OWNER_SQL, bind, identity_sql, rolled_back
 
@@ -42,6 +49,9 @@ __all__ = [
 ALL_OPS = ("select", "insert", "update", "delete", "move")
 #: A row's address: its table (a partition, for a partitioned table) and its version.
 ADDRESS = sql.SQL("(t.tableoid::text || ':' || t.ctid::text)")
+#: A row's tenant by ``tenant_sql``, with the owner's rights: a temporary function, created
+#: inside the probe's savepoint, so that it goes with the rollback.
+TENANT_FUNCTION = sql.Identifier("pg_temp", "rlscheck_tenant")
 TENANT_COLUMN_GUESSES = ("organization_id", "tenant_id", "org_id", "account_id", "team_id", "workspace_id")
 
 
@@ -239,8 +249,9 @@ class _Probe:
         self.identity = rls._identity_for(user)  # looked up once
         self._baseline: tuple[int, int] | None = None
         if key.expression:  # the probes send it unparsed with their savepoint: check it parses
-            try:
-                self._owner(sql.SQL("select {} from {} t limit 0").format(key.sql(), rel.ident))
+            try:  # in a savepoint of its own, so that the test's transaction survives it
+                check = sql.SQL("select {} from {} t limit 0").format(key.sql(), rel.ident).as_string(self.conn)
+                rolled_back(self.conn, [OWNER_SQL, check], checked=False)
             except psycopg.Error as exc:
                 raise IsolationError(f"{rel.qualified}: tenant_sql {key.expression!r} does not run: {exc}") from None
 
@@ -254,8 +265,15 @@ class _Probe:
         ), {"tenant": tenant}
 
     def other_rows(self) -> int:
-        where, params = self._where_tenant(self.theirs)
-        return self._owner(sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params)[0]
+        """The other tenant's rows, as the owner counts them."""
+        return self._before()[0]
+
+    def _before(self) -> tuple[int, int]:
+        """The fingerprint before any attempt: taken once, since every attempt is rolled back
+        (one pass over the table instead of one per probe)."""
+        if self._baseline is None:
+            self._baseline = self._fingerprint()
+        return self._baseline
 
     def _fingerprint_query(self) -> tuple[sql.Composable, dict[str, Any]]:
         """The other tenant's rows as the owner sees them: count and a checksum of their
@@ -269,28 +287,34 @@ class _Probe:
     def _fingerprint(self) -> tuple[int, int]:
         return tuple(self._owner(*self._fingerprint_query()))  # type: ignore[return-value]
 
-    def _as_user(self, query: sql.Composable, params: Mapping[str, Any] | None = None) -> Any:
-        """The first row of ``query`` run as the user, in one round trip."""
+    def _as_user(self, query: sql.Composable, params: Mapping[str, Any] | None = None, setup: Sequence[str] = ()) -> Any:
+        """The first row of ``query`` run as the user (after the owner's ``setup``), in one round trip."""
         identity = identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect())
-        results = rolled_back(self.conn, [identity, bind(self.conn, query, params)])
-        return results[1].rows[0]  # type: ignore[index]
+        results = rolled_back(self.conn, [*setup, identity, bind(self.conn, query, params)])
+        return results[-1].rows[0]  # type: ignore[index]
 
-    def _ctids(self, tenant: str, limit: int | None = None) -> list[str]:
-        """Addresses of the tenant's rows: table and row version (partitions share ctids)."""
+    def _one_address(self, tenant: str) -> str | None:
+        """The address of one of the tenant's rows: table and row version (partitions share ctids)."""
         where, params = self._where_tenant(tenant)
-        query = sql.SQL(
-            "select coalesce(array_agg(a), '{{}}') from (select {} as a from {} t where {} {}) t"
-        ).format(ADDRESS, self.rel.ident, where, sql.SQL(f"limit {int(limit)}") if limit else sql.SQL(""))
-        return list(self._owner(query, params)[0])
+        row = self._owner(sql.SQL("select {} from {} t where {} limit 1").format(ADDRESS, self.rel.ident, where), params)
+        return row[0] if row else None
 
-    def _attempt(self, query: sql.Composable, params: Mapping[str, Any] | None) -> tuple[
+    def _theirs(self) -> tuple[list[str], sql.Composable, dict[str, Any]]:
+        """How a statement run as the user picks every row of the other tenant, none of them
+        sent from Python: statements to run first (as the owner), a condition over ``t``, its
+        parameters. A policy may admit only some of the rows (``status = 'public'``): the
+        condition covers them all, so that whichever it admits shows."""
+        setup, tenant = _tenant_as_user(self.conn, self.rel, self.key, self.identity)
+        return setup, sql.SQL("{} is not distinct from %(tenant)s::text").format(tenant), {"tenant": self.theirs}
+
+    def _attempt(self, query: sql.Composable, params: Mapping[str, Any] | None, setup: Sequence[str] = ()) -> tuple[
         psycopg.Error | None, int, tuple[int, int], tuple[int, int]
     ]:
-        """Run ``query`` as the user in a savepoint; return (error, rowcount, before, after)."""
-        if self._baseline is None:  # every attempt is rolled back: the baseline holds
-            self._baseline = self._fingerprint()
-        before = self._baseline
+        """Run ``query`` as the user in a savepoint, after the owner's ``setup`` in the same
+        one; return (error, rowcount, before, after)."""
+        before = self._before()
         statements = [
+            *setup,
             identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect()),
             bind(self.conn, query, params),
             OWNER_SQL,  # the effect, counted with the owner's rights, before the rollback
@@ -299,8 +323,25 @@ class _Probe:
         try:
             results = rolled_back(self.conn, statements)
         except psycopg.Error as exc:  # the statement changed nothing
+            if setup and exc.sqlstate == "42501":
+                self._check_setup(setup)  # a refusal must be the user's statement's, not the scaffolding's
             return exc, 0, before, before
-        return None, results[1].rowcount, before, tuple(results[3].rows[0])  # type: ignore[index]
+        return None, results[len(setup) + 1].rowcount, before, tuple(results[-1].rows[0])  # type: ignore[index]
+
+    def _check_setup(self, setup: Sequence[str]) -> None:
+        """Raise when the owner cannot create the tenant function or the user cannot call it."""
+        statements = [
+            *setup,
+            identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect()),
+            sql.SQL("select {}(t) from {} t limit 0").format(TENANT_FUNCTION, self.rel.ident).as_string(self.conn),
+        ]
+        try:
+            rolled_back(self.conn, statements)
+        except psycopg.Error as exc:
+            raise IsolationError(
+                f"{self.rel.qualified}: the isolation check could not prepare pg_temp.rlscheck_tenant "
+                f"(created by the owner, called as {self.identity.role}): {exc.sqlstate}: {exc.diag.message_primary}"
+            ) from None
 
     def _refused_by_privileges(self, op: str, privilege: str) -> Outcome | None:
         """Without the table privilege PostgreSQL refuses before any row is looked at."""
@@ -339,22 +380,8 @@ class _Probe:
         if refused:
             return refused
         total = self.other_rows()
-        if self.key.column:
-            where, params = self._where_tenant(self.theirs)
-            seen = self._as_user(sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params)[0]
-        else:
-            # The tenant comes through a parent the user may not see: collect the visible
-            # rows as the user, evaluate tenant_sql over them as the owner.
-            visible = self._as_user(
-                sql.SQL("select coalesce(jsonb_agg(to_jsonb(t)), '[]') from {} t").format(self.rel.ident)
-            )[0]
-            where, params = self._where_tenant(self.theirs)
-            seen = self._owner(
-                sql.SQL("select count(*) from jsonb_populate_recordset(null::{}, %(rows)s::jsonb) t where {}").format(
-                    self.rel.ident, where
-                ),
-                {**params, "rows": to_json_list(visible)},
-            )[0]
+        setup, where, params = self._theirs()
+        seen = self._as_user(sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params, setup)[0]
         if seen:
             return Outcome("select", False, f"the user sees {seen} of the other tenant's {total} rows")
         return Outcome("select", True, f"none of the other tenant's {total} rows visible")
@@ -375,24 +402,26 @@ class _Probe:
         if refused:
             return refused
         target = self.key.column or updatable_column(self.rel)
-        query = sql.SQL("update {rel} t set {col} = t.{col} where {address} = any(%(ctids)s::text[])").format(
-            rel=self.rel.ident, col=sql.Identifier(target), address=ADDRESS
+        setup, where, params = self._theirs()
+        query = sql.SQL("update {rel} t set {col} = t.{col} where {where}").format(
+            rel=self.rel.ident, col=sql.Identifier(target), where=where
         )
-        return self._judge("update", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were updated")
+        return self._judge("update", *self._attempt(query, params, setup), what="their rows were updated")
 
     def delete(self) -> Outcome:
         refused = self._refused_by_privileges("delete", "DELETE")
         if refused:
             return refused
-        query = sql.SQL("delete from {} t where {} = any(%(ctids)s::text[])").format(self.rel.ident, ADDRESS)
-        return self._judge("delete", *self._attempt(query, {"ctids": self._ctids(self.theirs)}), what="their rows were deleted")
+        setup, where, params = self._theirs()
+        query = sql.SQL("delete from {} t where {}").format(self.rel.ident, where)
+        return self._judge("delete", *self._attempt(query, params, setup), what="their rows were deleted")
 
     def move(self) -> Outcome:
         refused = self._refused_by_privileges("move", "UPDATE")
         if refused:
             return refused
-        own = self._ctids(self.mine, limit=1)
-        if not own:
+        own = self._one_address(self.mine)
+        if own is None:
             return Outcome("move", None, f"inconclusive: the user's tenant ({self.mine}) has no row to move")
         where, params = self._where_tenant(self.theirs)
         with self.rls.as_owner():
@@ -405,11 +434,11 @@ class _Probe:
         columns = {c for c in columns if c and c in sample}
         if not columns:
             return Outcome("move", None, "inconclusive: no tenant or foreign key column to move the row with")
-        outcome = self._move(own[0], sample, sorted(columns))
+        outcome = self._move(own, sample, sorted(columns))
         if outcome.isolated is None and self.key.column and len(columns) > 1 and self.key.column in columns:
             # Copying the foreign keys too tripped something else (a trigger guarding one of
             # them, say): the tenant column alone still tells whether a policy refuses.
-            alone = self._move(own[0], sample, [self.key.column])
+            alone = self._move(own, sample, [self.key.column])
             if alone.isolated is not None:
                 return alone
         return outcome
@@ -423,8 +452,29 @@ class _Probe:
         return self._judge("move", *self._attempt(query, values), what=f"an own row was moved ({', '.join(ordered)})")
 
 
-def to_json_list(rows: Any) -> str:
-    return json.dumps(rows, default=str)
+def _tenant_as_user(
+    conn: psycopg.Connection[Any], rel: Relation, key: TenantKey, identity: Identity
+) -> tuple[list[str], sql.Composable]:
+    """A row's tenant (as text) in a statement run as ``identity``, and the statements to run
+    before it, in the same savepoint. A column is the row's own. ``tenant_sql`` may read
+    parents the user cannot see: it goes in ``pg_temp.rlscheck_tenant(row)``, a SECURITY
+    DEFINER function the owner creates (so it reads with the owner's rights) and lets the
+    user's role call. The user's RLS quals come first (the call is not leakproof): it runs
+    only on the rows a policy lets through."""
+    if key.column:
+        return [], sql.SQL("({})::text").format(key.sql())
+    body = sql.SQL("select ({})::text from (select ($1).*) t").format(key.sql()).as_string(conn)
+    setup = [
+        OWNER_SQL,
+        sql.SQL("create function {}({}) returns text language sql stable security definer as {}").format(
+            TENANT_FUNCTION, rel.ident, sql.Literal(body)
+        ).as_string(conn),
+        # explicitly: ALTER DEFAULT PRIVILEGES may have revoked EXECUTE from PUBLIC
+        sql.SQL("grant execute on function {}({}) to {}").format(
+            TENANT_FUNCTION, rel.ident, sql.Identifier(identity.role)
+        ).as_string(conn),
+    ]
+    return setup, sql.SQL("{}(t)").format(TENANT_FUNCTION)
 
 
 def _tenant_of(rls: Rls, rel: Relation, key: TenantKey, principal: Principal) -> str:
@@ -446,23 +496,26 @@ def _tenant_of(rls: Rls, rel: Relation, key: TenantKey, principal: Principal) ->
 
 def _visible_tenants(rls: Rls, rel: Relation | str, key: TenantKey, principal: Principal) -> dict[str, int]:
     source = rel.ident if isinstance(rel, Relation) else sql.SQL(rel)
-    with rls.as_user(principal):
-        if key.column:
+    if key.column:
+        with rls.as_user(principal):
             rows = rls.connection.execute(
                 sql.SQL("select ({})::text, count(*) from {} t group by 1 order by 2 desc").format(key.sql(), source)
             ).fetchall()
-            return {str(t): n for t, n in rows}
-        visible = rls.connection.execute(
-            sql.SQL("select coalesce(jsonb_agg(to_jsonb(t)), '[]') from {} t").format(source)
-        ).fetchone()[0]
+        return {str(t): n for t, n in rows}
     assert isinstance(rel, Relation)
-    rows = rls.owner_fetchall(
-        sql.SQL("select ({})::text, count(*) from jsonb_populate_recordset(null::{}, %(rows)s::jsonb) t group by 1 order by 2 desc").format(
-            key.sql(), rel.ident
-        ),
-        {"rows": to_json_list(visible)},
-    )
-    return {str(t): n for t, n in rows}
+    # tenant_sql may read parents the user cannot see: counted on the server, as the user,
+    # with the owner's function. A tenant_sql that does not run fails when its statement runs
+    # (it is the function's body, a string), not when the batch is parsed: the savepoint holds.
+    identity = rls._identity_for(principal)
+    assert identity is not None
+    conn = rls.connection
+    setup, tenant = _tenant_as_user(conn, rel, key, identity)
+    statements = [
+        *setup,
+        identity_sql(conn, identity, rls._identities.names_in_effect()),
+        sql.SQL("select {}, count(*) from {} t group by 1 order by 2 desc").format(tenant, rel.ident).as_string(conn),
+    ]
+    return {str(t): n for t, n in rolled_back(conn, statements)[-1].rows or []}
 
 
 def assert_no_foreign_rows(

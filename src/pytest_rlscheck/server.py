@@ -249,7 +249,7 @@ class LocalServer(Server):
 
     def lost_report(self) -> str:
         executor = self._executor
-        deadline = time.monotonic() + 3  # a server shutting down still answers pg_ctl status a moment
+        deadline = time.monotonic() + 10  # a server shutting down still answers pg_ctl status a moment
         running = executor is not None and executor.running()
         while running and time.monotonic() < deadline:
             time.sleep(0.1)
