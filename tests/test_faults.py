@@ -14,6 +14,7 @@ KILL_SERVER = """
 do $$ begin
   execute format('copy (select 1) to program %L',
                  'kill -QUIT $(head -1 ' || current_setting('data_directory') || '/postmaster.pid)');
+  perform pg_sleep(60);  -- the shutdown ends this statement, not a later one
 end $$;
 """
 

@@ -166,3 +166,18 @@ def test_a_bad_relation_name_is_an_assertion_error_and_the_transaction_goes_on(r
         with pytest.raises(RlsAssertionError, match="not a relation name|does not exist"):
             rls.assert_isolated(name, user=alice, other=bob)
     assert rls.scalar("select count(*) from public.organizations where name = 'kept-org'") == 1
+
+
+def test_no_exiting_python_process_can_kill_the_server(rlscheck_session) -> None:
+    """mirakuru's exit hook, in every process that imported it, SIGKILLs the processes whose
+    mirakuru_uuid contains that process's pid as a substring: the server's mark has no digit."""
+    from mirakuru.base_env import processes_with_env
+
+    with rlscheck_session.server.admin() as conn:
+        postmaster = int(conn.execute("select pg_read_file('postmaster.pid')").fetchone()[0].split()[0])
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{postmaster}/environ").read_text().split("\0") if "=" in item
+    )
+    assert environ["mirakuru_uuid"].startswith("rlscheck-")
+    for digits in [str(d) for d in range(10)] + [str(os.getpid())]:
+        assert postmaster not in processes_with_env("mirakuru_uuid", digits)

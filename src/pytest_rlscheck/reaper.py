@@ -150,19 +150,21 @@ def _cleanup(
 def kill_server_processes(datadir: str, *, wait: float = 10.0) -> None:
     """End every process started for ``datadir`` (its argv names it): a postmaster pg_ctl
     could not stop, or the shell that was about to exec one. SIGQUIT first (an immediate
-    shutdown that frees shared memory), SIGKILL for what is still there after ``wait``."""
-    pids = _processes_naming(datadir)
-    for pid in pids:
-        _signal(pid, signal.SIGQUIT)
+    shutdown that frees shared memory), SIGKILL for what is still there after ``wait``.
+    Each process is known by its pid and its start time, so that a pid the system has
+    given to another process meanwhile is never signalled."""
+    found = _processes_naming(datadir)
+    for pid, started in found:
+        _signal(pid, signal.SIGQUIT, started)
     deadline = time.monotonic() + wait
-    while pids and time.monotonic() < deadline:
+    while found and time.monotonic() < deadline:
         time.sleep(0.05)
-        pids = [pid for pid in pids if _running(pid)]
-    for pid in pids:
-        _signal(pid, signal.SIGKILL)
+        found = [(pid, started) for pid, started in found if _start_time(pid) == started]
+    for pid, started in found:
+        _signal(pid, signal.SIGKILL, started)
 
 
-def _processes_naming(datadir: str) -> list[int]:
+def _processes_naming(datadir: str) -> list[tuple[int, str]]:
     proc = Path("/proc")
     if not proc.is_dir():  # pragma: no cover - not Linux: pg_ctl stop is all there is
         return []
@@ -171,23 +173,29 @@ def _processes_naming(datadir: str) -> list[int]:
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        pid = int(entry.name)
+        started = _start_time(pid)
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(needle in arg for arg in argv[1:]) and _running(int(entry.name)):
-            found.append(int(entry.name))
+        if started and any(needle in arg for arg in argv[1:]) and _start_time(pid) == started:
+            found.append((pid, started))
     return found
 
 
-def _running(pid: int) -> bool:
+def _start_time(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat); None once it is gone or a zombie."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return None
+    return None if fields[0] == "Z" else fields[19]
 
 
-def _signal(pid: int, sig: int) -> None:
+def _signal(pid: int, sig: int, started: str) -> None:
+    if _start_time(pid) != started:
+        return  # gone, or the pid now belongs to another process
     try:
         os.kill(pid, sig)
     except OSError:

@@ -17,6 +17,7 @@ import pwd
 import secrets
 import shutil
 import stat
+import string
 import subprocess
 import tempfile
 import time
@@ -97,6 +98,12 @@ class _Executor(PostgreSQLExecutor):
 
     def __init__(self, *args: Any, run_as: tuple[int, int] | None, cwd: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # mirakuru marks the server's processes with this value in their environment, and on
+        # exit every Python process that imported it SIGKILLs the processes whose mark
+        # contains its own pid as a substring: with pids of four or five digits, another
+        # test process ending (a pytester run, an xdist worker) killed our postmaster. A
+        # mark without digits cannot contain a pid.
+        self._uuid = "rlscheck-" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(24))
         self._run_as = run_as
         self._cwd = cwd  # a directory the server's account can enter
         self._additional_popen_kwargs = self._as_user()
@@ -161,6 +168,12 @@ class _Executor(PostgreSQLExecutor):
             timeout=self._timeout,
             **self._as_user(),
         )
+        if self.process is not None and self.process.poll() is not None:
+            # pg_ctl start has exited (and was reaped): its pid may belong to another process
+            # group by now, which mirakuru's killpg would signal. Only its children are left.
+            self._kill_all_kids(sig or self._stop_signal)
+            self._clear_process()
+            return self
         try:
             super(PostgreSQLExecutor, self).stop(sig, exp_sig)
         except ProcessFinishedWithError:
