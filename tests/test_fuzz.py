@@ -160,7 +160,7 @@ def test_two_distinct_failures_are_one_fuzz_failure_naming_both(rls) -> None:
     with pytest.raises(FuzzFailure) as info:
         rls.fuzz_constraint(
             "messages", "metadata", oracle=messages_oracle, strategy=st.sampled_from([raising, admitted]),
-            max_examples=20, settings=settings(derandomize=True, database=None),
+            max_examples=20, settings=settings(derandomize=True, database=None, report_multiple_bugs=True),
         )
     failure = info.value
     message = str(failure)
@@ -188,7 +188,7 @@ def test_an_error_of_the_oracle_is_raised_as_is(rls) -> None:
     payloads = st.sampled_from([{"response_time_ms": "x"}, {"response_time_ms": "5"}])
     with pytest.raises(KeyError, match="broken oracle") as info:
         rls.fuzz_constraint("messages", "metadata", oracle=oracle, strategy=payloads, max_examples=20,
-                            settings=settings(derandomize=True, database=None))
+                            settings=settings(derandomize=True, database=None, report_multiple_bugs=True))
     cause = info.value.__cause__
     assert isinstance(cause, FuzzFailure) and cause.payload == {"response_time_ms": "x"}
 

@@ -171,7 +171,7 @@ def test_an_integer_tenant_is_checked_where_it_fits_and_refused_where_it_cannot(
     assert "rlscheck::public.docs::tenant-leak" not in out and "rlscheck::public.team_docs::tenant-leak" not in out
     assert "LEAK" not in out
     result.assert_outcomes(passed=2, failed=1)  # notes and memberships (org_id) verified
-    assert "FAILED rlscheck::config::principals - [tool.rlscheck.principals]: tenants the..." in lines
+    assert any(line.startswith("FAILED rlscheck::config::principals") for line in lines)
     _contains_lines(
         lines,
         "[tool.rlscheck.principals]: tenants the tenant columns cannot hold:",
@@ -242,7 +242,7 @@ def test_a_sweep_without_migrations_says_where_it_looked(pytester: pytest.Pytest
         f"{pytester.path}; neither --rlscheck-migrations nor [tool.rlscheck] migrations is set.",
         *POINT_AT_MIGRATIONS,
     )
-    assert "FAILED rlscheck::schema::nothing-to-check - Nothing to check: the sweep found..." in result.stdout.lines
+    assert any(line.startswith("FAILED rlscheck::schema::nothing-to-check") for line in result.stdout.lines)
     _no_traceback(result)
 
 

@@ -63,7 +63,10 @@ def test_another_os_user_cannot_connect_even_with_the_password(rlscheck_session)
     psql = find_pg_binaries(rlscheck_session.settings.pg_bin).bindir / "psql"
     psql = str(psql) if psql.is_file() else shutil.which("psql")
     assert psql, "psql is needed to connect as another OS user"
-    nobody = pwd.getpwnam("nobody")
+    with rlscheck_session.server.admin() as conn:
+        postmaster = int(conn.execute("select pg_read_file('postmaster.pid')").fetchone()[0].split()[0])
+    server_uid = os.stat(f"/proc/{postmaster}").st_uid
+    nobody = next(a for a in (pwd.getpwnam(n) for n in ("nobody", "daemon")) if a.pw_uid not in (0, server_uid))
     result = subprocess.run(
         [psql, "-h", params["host"], "-p", str(params["port"]), "-U", "postgres", "-d", "postgres", "-Atc",
          "select 'connected'"],
@@ -72,7 +75,7 @@ def test_another_os_user_cannot_connect_even_with_the_password(rlscheck_session)
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode != 0 and "connected" not in result.stdout
-    assert "Permission denied" in result.stderr, result.stderr
+    assert "Permission denied" in result.stderr, (nobody.pw_name, result.stderr)
     # and the same command as the run's own account does connect: the refusal is the directory's
     own = subprocess.run(
         [psql, "-h", params["host"], "-p", str(params["port"]), "-U", "postgres", "-d", "postgres", "-Atc",
@@ -181,3 +184,26 @@ def test_no_exiting_python_process_can_kill_the_server(rlscheck_session) -> None
     assert environ["mirakuru_uuid"].startswith("rlscheck-")
     for digits in [str(d) for d in range(10)] + [str(os.getpid())]:
         assert postmaster not in processes_with_env("mirakuru_uuid", digits)
+
+
+def test_a_commit_before_an_aborted_transaction_is_still_detected(pytester: pytest.Pytester) -> None:
+    """COMMIT, then a new transaction that fails: what was committed must not reach the next test."""
+    write_project(pytester, SCHEMA, SEED)
+    pytester.makepyfile(
+        """
+import psycopg, pytest
+
+def test_1_commits_then_fails(rls):
+    rls.connection.execute("insert into notes (owner, body) values (gen_random_uuid(), 'committed')")
+    rls.connection.execute("commit")
+    rls.connection.execute("begin")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        rls.connection.execute("select 1/0")
+
+def test_2_sees_the_template(rls):
+    assert rls.scalar("select count(*) from notes") == 2
+"""
+    )
+    result = _run(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_1_commits_then_fails ended the test transaction itself*"])

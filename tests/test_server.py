@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -119,7 +120,8 @@ def existing_server(rlscheck_session):
     """The session's own server, seen as "an existing server" with two extra login roles."""
     rlscheck_session.template()  # the Supabase roles exist once the template is built
     server = rlscheck_session.server
-    with server.admin() as conn:
+    with server.admin() as conn, conn.transaction():  # one xdist worker at a time
+        conn.execute("select pg_advisory_xact_lock(7107443, 77)")
         conn.execute(
             """
             do $$ begin
@@ -139,11 +141,23 @@ def existing_server(rlscheck_session):
             grant anon, authenticated, service_role to dsn_creator;
             """
         )
-        conn.execute("drop database if exists rlscheck_decoy")
-        conn.execute("create database rlscheck_decoy")
-    yield server
     with server.admin() as conn:
-        conn.execute("drop database if exists rlscheck_decoy")
+        if not conn.execute("select 1 from pg_database where datname = 'rlscheck_decoy'").fetchone():
+            try:
+                conn.execute("create database rlscheck_decoy")
+            except psycopg.errors.DuplicateDatabase:  # another xdist worker's
+                pass
+    yield server
+
+
+@pytest.fixture
+def dsn_alone(existing_server):
+    """Runs on the existing server one at a time (xdist workers share it): each compares
+    the whole cluster before and after, and one run's end waits for the others'."""
+    with existing_server.admin() as conn:
+        conn.execute("select pg_advisory_lock(7107443, 78)")
+        yield existing_server
+        conn.execute("select pg_advisory_unlock(7107443, 78)")
 
 
 def _dsn(server, user: str) -> str:
@@ -156,7 +170,8 @@ def _databases(server) -> set[str]:
         return {r[0] for r in conn.execute("select datname from pg_database")}
 
 
-def test_dsn_mode_creates_and_drops_only_its_own_databases(pytester: pytest.Pytester, existing_server) -> None:
+def test_dsn_mode_creates_and_drops_only_its_own_databases(pytester: pytest.Pytester, dsn_alone) -> None:
+    existing_server = dsn_alone
     before = _databases(existing_server)
     write_project(pytester, SCHEMA, SEED)
     pytester.makepyfile(
@@ -192,8 +207,9 @@ def _cluster(server):
         return snapshot(conn)
 
 
-def test_two_dsn_runs_in_a_row_leave_no_roles_behind(pytester: pytest.Pytester, existing_server) -> None:
+def test_two_dsn_runs_in_a_row_leave_no_roles_behind(pytester: pytest.Pytester, dsn_alone) -> None:
     """The shim's roles exist there already (tolerated, kept); the migrations' own role goes."""
+    existing_server = dsn_alone
     before = _cluster(existing_server)
     write_project(pytester, ROLE_SCHEMA)
     pytester.makepyfile(
@@ -324,7 +340,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_killed_dsn_run_leaves_no_database_behind(pytester: pytest.Pytester, existing_server, tmp_path: Path) -> None:
+def test_killed_dsn_run_leaves_no_database_behind(pytester: pytest.Pytester, dsn_alone, tmp_path: Path) -> None:
+    existing_server = dsn_alone
     before = _databases(existing_server)
     roles_before = _cluster(existing_server)
     write_project(pytester, ROLE_SCHEMA)
@@ -449,3 +466,37 @@ def test_interrupted_server_start_leaves_nothing(pytester: pytest.Pytester, phas
         assert not tmpdir.exists(), f"{tmpdir} left behind: {list(tmpdir.rglob('*'))[:5]}"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_dsn_run_killed_during_its_build_leaves_no_role_behind(pytester: pytest.Pytester, dsn_alone) -> None:
+    """The watchdog knows the cluster as it was before the build: what a committed migration
+    added before the kill is the run's, and goes."""
+    existing_server = dsn_alone
+    before = _cluster(existing_server)
+    write_project(
+        pytester,
+        {
+            "001_role.sql": "create role app_killed_in_build nologin;",
+            "002_slow.sql": "select pg_sleep(120) /* rlscheck-test-slow-build */;",
+        },
+    )
+    pytester.makepyfile(USES_RLS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rlscheck-migrations", "migrations",
+         "--rlscheck-dsn", _dsn(existing_server, "dsn_creator")],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+    def building() -> bool:
+        with existing_server.admin() as conn:
+            return bool(conn.execute(
+                "select 1 from pg_stat_activity where query like '%rlscheck-test-slow-build%' and pid <> pg_backend_pid()"
+            ).fetchone())
+
+    _wait_until(lambda: building() or proc.poll() is not None, 120)
+    assert building(), proc.communicate(timeout=30)[0].decode()
+    assert "app_killed_in_build" in _cluster(existing_server).roles
+    proc.kill()
+    proc.communicate(timeout=30)
+    _wait_until(lambda: _cluster(existing_server) == before, 60)
+    assert _cluster(existing_server) == before

@@ -144,7 +144,7 @@ def _policy_template(rel: Relation, command: str) -> str:
 def _try_insert(rls: Rls, rel: Relation, row: Mapping[str, Any]) -> tuple[psycopg.Error | None, dict[str, Any]]:
     """Insert ``row`` (completed from a row of the table) as the owner; always rolled back."""
     conn = rls.connection
-    with rls.as_owner():
+    with rls.as_owner(), rls.safely():
         sample = sample_row(conn, rel)
         values = base_row(rel, sample, row)
         query, params = insert_statement(rel, values)
@@ -305,7 +305,7 @@ def _plan_catalog(rls: Rls, plan: Plan, known: Catalog | None = None) -> Catalog
     if known is not None and names <= {r.qualified for r in known.relations}:
         return known
     schemas = sorted({name.split(".")[0] for name in names if "." in name})
-    with rls.as_owner():
+    with rls.as_owner(), rls.safely():
         return Catalog.load(rls.connection, schemas=schemas, functions=True)
 
 

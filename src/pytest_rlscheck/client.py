@@ -55,7 +55,10 @@ __all__ = ["Rls"]
 Query = str | sql.Composable
 Params = Sequence[Any] | Mapping[str, Any] | None
 
-BEGIN_SQL = "BEGIN; SELECT now()"
+#: The savepoint marks the test's own transaction: when the test ends in an aborted
+#: transaction, rolling back to it tells whether that is still the one the fixture began.
+TEST_SAVEPOINT = "rlscheck_test"
+BEGIN_SQL = f"BEGIN; SAVEPOINT {TEST_SAVEPOINT}; SELECT now()"
 #: What a rollback does not undo, undone after it (DISCARD ALL but the settings the
 #: connection was opened with, and without the transaction block DISCARD ALL refuses):
 #: session advisory locks, prepared statements, sequence state, temp tables, cached plans.
@@ -99,6 +102,7 @@ class Rls:
         if self.transactional:
             cur = self.connection.execute(BEGIN_SQL)
             cur.nextset()
+            cur.nextset()
             row = cur.fetchone()
             self._started = row[0] if row else None
 
@@ -115,8 +119,13 @@ class Rls:
             row = conn.execute(END_SQL).fetchone()
             return row is not None and row[0] == self._started
         if status == TransactionStatus.INERROR:
+            try:  # fails when the test committed and this is a transaction it began itself
+                conn.execute(f"ROLLBACK TO SAVEPOINT {TEST_SAVEPOINT}")
+                ours = True
+            except psycopg.errors.InvalidSavepointSpecification:
+                ours = False
             conn.execute("ROLLBACK; " + SESSION_RESET_SQL)
-            return True
+            return ours
         return False  # IDLE: the test ran COMMIT (or ROLLBACK) itself
 
     # -- queries --------------------------------------------------------------------
@@ -265,7 +274,7 @@ class Rls:
             self._has_auth_users = self.connection.execute(AUTH_USERS_EXISTS_SQL).fetchone() == (True,)
         if not self._has_auth_users:
             return None
-        with self._safely():  # a migration may have changed auth.users
+        with self.safely():  # a migration may have changed auth.users
             row = self.connection.execute(USER_LOOKUP_SQL, {"id": user_id}).fetchone()
         if row is None:
             return None
@@ -330,22 +339,25 @@ class Rls:
     def relation(self, name: str) -> Relation:
         """A table or view as the catalog describes it (policies, constraints, indexes...)."""
         try:
-            with self.as_owner(), self._safely():
+            with self.as_owner(), self.safely():
                 return resolve_relation(self.connection, name)
         except LookupError as exc:
             raise RlsAssertionError(str(exc)) from None
+        except psycopg.OperationalError:
+            raise
         except psycopg.Error as exc:  # not a name at all ("a.b.c.d", "x y")
             raise RlsAssertionError(f"{name!r} is not a relation name PostgreSQL can look up: {exc}") from None
 
     def owner_fetchall(self, query: Query, params: Params = None) -> list[tuple[Any, ...]]:
         """Rows of ``query`` run with the connection's own rights, whoever is impersonated."""
-        with self.as_owner(), self._safely():
+        with self.as_owner(), self.safely():
             return self.connection.execute(query, params).fetchall()
 
     @contextmanager
-    def _safely(self) -> Iterator[None]:
-        """The plugin's own queries in a savepoint: when one fails, the test's transaction
-        is as it was, and the test can go on."""
+    def safely(self) -> Iterator[None]:
+        """Queries in a savepoint (inside the test's transaction): when one fails, the test's
+        transaction is as it was, and the test can go on. The checks run their own reads
+        through it."""
         if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
             with self.connection.transaction():
                 yield
@@ -401,7 +413,7 @@ class Rls:
     def function_pattern(self, name: str) -> FunctionPattern:
         """How ``name`` appears in plan text (its inlined body, or its name)."""
         if name not in self._patterns:
-            with self.as_owner(), self._safely():
+            with self.as_owner(), self.safely():
                 self._patterns[name] = function_pattern(self.connection, name)
         return self._patterns[name]
 

@@ -5,12 +5,13 @@ the Supabase shim creates the API roles where they are missing and grants them t
 connecting role, and migrations create roles of their own. On a server given by a DSN they
 would outlive the run, and the next run would fail on ``role "…" already exists``.
 
-The template build runs under a cluster-wide advisory lock (in the maintenance database),
-so that the roles and memberships that appear between a snapshot before it and one after it
-are this run's. Roles created are marked with a comment; every run holds a shared "run"
-lock for its lifetime, and the last run to end on a server drops every marked role and
-revokes the memberships it granted. A run that ends while others are still active leaves
-them to the last one (they may be using them).
+The template build runs under an advisory lock in the maintenance database, so that the
+roles and memberships that appear between a snapshot before it and one after it are this
+run's. Roles created are marked with a comment. Every run keeps a connection open under one
+application_name for its lifetime (visible in pg_stat_activity from any database), and the
+last run to end on a server drops every marked role and revokes the memberships it granted.
+A run that ends while others are still active leaves the roles to the last one (they may be
+using them); memberships it granted between roles that existed before it are kept then.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ __all__ = ["ClusterState", "ROLE_MARK", "RunLocks", "clean_up", "snapshot"]
 ROLE_MARK = "pytest-rlscheck: created by a test run; dropped when the last run on this server ends"
 LOCK_SPACE = 0x726C73  # "rls": the first key of the plugin's advisory locks
 BUILD_LOCK = 1  # held while a run builds its template (roles appear then)
-RUN_LOCK = 2  # held, shared, by every run for its lifetime
 
 ROLES_SQL = "select rolname from pg_catalog.pg_roles"
 MEMBERSHIPS_SQL = (
@@ -41,10 +41,11 @@ MARKED_SQL = (
     "select r.rolname from pg_catalog.pg_roles r"
     " where pg_catalog.shobj_description(r.oid, 'pg_authid') = %s order by 1"
 )
+#: Every run keeps one connection open under this name, whatever database its DSN names.
+RUN_APPLICATION = "pytest-rlscheck run"
 OTHER_RUNS_SQL = (
-    "select count(*) from pg_catalog.pg_locks where locktype = 'advisory' and granted"
-    " and classid = %(space)s and objid = %(run)s and objsubid = 2 and pid <> pg_catalog.pg_backend_pid()"
-    " and database = (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())"
+    "select count(*) from pg_catalog.pg_stat_activity where application_name = %(name)s"
+    " and pid <> pg_catalog.pg_backend_pid()"
 )
 
 
@@ -85,11 +86,12 @@ def mark(conn: psycopg.Connection[Any], roles: Sequence[str]) -> list[str]:
 
 
 class RunLocks:
-    """The run's connection to the maintenance database that holds its advisory locks."""
+    """The run's connection to the maintenance database: it holds the build lock while the
+    template is built, and says by its application_name, for the run's lifetime, that the
+    run is active (seen in pg_stat_activity from any database of the server)."""
 
     def __init__(self, conninfo: str) -> None:
-        self.conn = psycopg.connect(conninfo, autocommit=True)
-        self.conn.execute("select pg_catalog.pg_advisory_lock_shared(%s, %s)", [LOCK_SPACE, RUN_LOCK])
+        self.conn = psycopg.connect(conninfo, autocommit=True, application_name=RUN_APPLICATION)
 
     @contextmanager
     def building(self) -> Iterator[None]:
@@ -100,10 +102,6 @@ class RunLocks:
             self.conn.execute("select pg_catalog.pg_advisory_unlock(%s, %s)", [LOCK_SPACE, BUILD_LOCK])
 
     def close(self) -> None:
-        try:  # released before the clean-up counts the runs still active
-            self.conn.execute("select pg_catalog.pg_advisory_unlock_shared(%s, %s)", [LOCK_SPACE, RUN_LOCK])
-        except psycopg.Error:
-            pass
         self.conn.close()
 
 
@@ -112,7 +110,7 @@ def _last_run(conn: psycopg.Connection[Any], wait: float = 2.0) -> bool:
     server notices its connection closed (a moment): look again for ``wait`` seconds."""
     deadline = time.monotonic() + wait
     while True:
-        row = conn.execute(OTHER_RUNS_SQL, {"space": LOCK_SPACE, "run": RUN_LOCK}).fetchone()
+        row = conn.execute(OTHER_RUNS_SQL, {"name": RUN_APPLICATION}).fetchone()
         if row is not None and row[0] == 0:
             return True
         if time.monotonic() > deadline:
@@ -120,13 +118,25 @@ def _last_run(conn: psycopg.Connection[Any], wait: float = 2.0) -> bool:
         time.sleep(0.1)
 
 
-def clean_up(conninfo: str, created: ClusterState, *, own_roles: Sequence[str] = ()) -> list[str]:
+def clean_up(
+    conninfo: str,
+    created: ClusterState | None,
+    *,
+    own_roles: Sequence[str] = (),
+    before: ClusterState | None = None,
+) -> list[str]:
     """Drop the marked roles and revoke ``created.memberships``, unless another run is still
-    active; ``own_roles`` (created by this run but not marked) are dropped in any case. Returns
-    what could not be removed, as notes."""
+    active; ``own_roles`` (created by this run but not marked) are dropped in any case. A run
+    killed during its build knows only ``before``: what was added since is this run's, and is
+    marked for the last run to drop. Returns what could not be removed, as notes."""
     notes: list[str] = []
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
         conn.execute("select pg_catalog.pg_advisory_lock(%s, %s)", [LOCK_SPACE, BUILD_LOCK])
+        if created is None:
+            if before is None:
+                return notes
+            created = snapshot(conn).added_since(before)
+            own_roles = [*own_roles, *mark(conn, sorted(created.roles))]
         last = _last_run(conn)
         roles = list(own_roles)
         if last:
@@ -136,9 +146,23 @@ def clean_up(conninfo: str, created: ClusterState, *, own_roles: Sequence[str] =
                     conn.execute(sql.SQL("revoke {} from {}").format(sql.Identifier(role), sql.Identifier(member)))
                 except psycopg.Error as exc:
                     notes.append(f"membership of {member} in {role} was left: {exc.diag.message_primary}")
-        for role in roles:
+        notes += _drop_roles(conn, roles)
+    return notes
+
+
+def _drop_roles(conn: psycopg.Connection[Any], roles: Sequence[str]) -> list[str]:
+    """Drop ``roles``, again while any drop succeeds (a role may hold grants another needs)."""
+    left = list(roles)
+    errors: dict[str, str] = {}
+    while left:
+        failed = []
+        for role in left:
             try:
                 conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
             except psycopg.Error as exc:
-                notes.append(f"role {role} was left: {exc.diag.message_primary}")
-    return notes
+                failed.append(role)
+                errors[role] = exc.diag.message_primary or str(exc)
+        if len(failed) == len(left):
+            break
+        left = failed
+    return [f"role {role} was left: {errors[role]}" for role in left]

@@ -107,8 +107,9 @@ def _rlscheck_markers(request: pytest.FixtureRequest) -> None:
 def _fresh(request: pytest.FixtureRequest, session: RlsSession) -> Iterator[Rls]:
     database = setup_or_fail(request.config, session.fresh_database)
     conn: Any = None
+    lost: str | None = None
     try:
-        conn = database.connect(autocommit=True)
+        conn = setup_or_fail(request.config, lambda: database.connect(autocommit=True))
         client = Rls(conn, database, transactional=False, config=session.settings.table)
         start_identity(request.node, client)
         request.node.stash[RLS_KEY] = client
@@ -117,4 +118,9 @@ def _fresh(request: pytest.FixtureRequest, session: RlsSession) -> Iterator[Rls]
     finally:
         if conn is not None:
             conn.close()
-        session.drop(database.name)
+        try:
+            session.drop(database.name)
+        except psycopg.OperationalError as exc:
+            lost = _lost(request.config, exc)
+    if lost is not None:
+        pytest.fail(f"{request.node.nodeid}: its database could not be dropped.\n{lost}", pytrace=False)

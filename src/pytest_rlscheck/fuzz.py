@@ -114,7 +114,7 @@ class _Target:
         self.column = column
         self.type = col.type
         self.checks = [c for c in self.rel.checks() if column in c.columns]
-        with rls.as_owner():
+        with rls.as_owner(), rls.safely():
             sample = sample_row(rls.connection, self.rel)
         row = complete_row(self.rel, sample, dict(base or {}))
         row.pop(column, None)

@@ -256,7 +256,7 @@ class _Probe:
                 raise IsolationError(f"{rel.qualified}: tenant_sql {key.expression!r} does not run: {exc}") from None
 
     def _owner(self, query: sql.Composable, params: Mapping[str, Any] | None = None) -> Any:
-        with self.rls.as_owner():
+        with self.rls.as_owner(), self.rls.safely():
             return self.conn.execute(query, params).fetchone()
 
     def _where_tenant(self, tenant: str) -> tuple[sql.Composable, dict[str, Any]]:
@@ -391,7 +391,7 @@ class _Probe:
         if refused:
             return refused
         where, params = self._where_tenant(self.theirs)
-        with self.rls.as_owner():
+        with self.rls.as_owner(), self.rls.safely():
             sample = sample_row(self.conn, self.rel, where, params)
         keep = {self.key.column} if self.key.column else set()
         query, values = insert_statement(self.rel, base_row(self.rel, sample, {}, keep=keep))
@@ -424,7 +424,7 @@ class _Probe:
         if own is None:
             return Outcome("move", None, f"inconclusive: the user's tenant ({self.mine}) has no row to move")
         where, params = self._where_tenant(self.theirs)
-        with self.rls.as_owner():
+        with self.rls.as_owner(), self.rls.safely():
             sample = sample_row(self.conn, self.rel, where, params) or {}
         # The tenant column and every foreign key column, copied from a row of the other
         # tenant, so that the moved row is consistent and only a policy can refuse it.
@@ -497,7 +497,7 @@ def _tenant_of(rls: Rls, rel: Relation, key: TenantKey, principal: Principal) ->
 def _visible_tenants(rls: Rls, rel: Relation | str, key: TenantKey, principal: Principal) -> dict[str, int]:
     source = rel.ident if isinstance(rel, Relation) else sql.SQL(rel)
     if key.column:
-        with rls.as_user(principal):
+        with rls.as_user(principal), rls.safely():
             rows = rls.connection.execute(
                 sql.SQL("select ({})::text, count(*) from {} t group by 1 order by 2 desc").format(key.sql(), source)
             ).fetchall()

@@ -48,7 +48,13 @@ class RlscheckItem(pytest.Item):
     def runtest(self) -> None:
         if self.check is None or self.sweep is None:
             raise RlscheckFailure([])
-        result = self.sweep.run_in_transaction(self.check)
+        try:
+            result = self.sweep.run_in_transaction(self.check)
+        except psycopg.OperationalError as exc:  # the server is gone: say so, not a traceback
+            self.fixed_report = (
+                f"rlscheck: lost the database server: {str(exc).strip()}\n{self.sweep.session.lost_report()}"
+            )
+            raise RlscheckFailure([]) from None
         self.user_properties.append((RESULT_KEY, result.to_dict()))
         failing = result.failing(self.fail_on)
         if failing:
@@ -255,6 +261,8 @@ def _fits(sweep: Sweep, tenant: str, type_: str) -> bool:
         conn.execute(sql.SQL("select %s::text::{}").format(sql.SQL(type_)), [tenant])
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError):
         return False
+    except psycopg.OperationalError:
+        raise
     except psycopg.Error:  # a type this cast cannot name: no judgement rather than a wrong one
         return True
     return True

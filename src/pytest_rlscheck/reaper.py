@@ -78,11 +78,17 @@ class Reaper:
         self._tracked.discard(("db", name))
         self._send({"forget_db": name})
 
-    def track_cluster(self, conninfo: str, created: Any, unmarked: list[str]) -> None:
-        """Roles and memberships a build added to an existing server (a ClusterState)."""
+    def track_cluster(
+        self, conninfo: str, *, before: Any = None, created: Any = None, unmarked: list[str] | None = None
+    ) -> None:
+        """The roles and memberships of an existing server before a build (ClusterState), or
+        what the build added there (after it)."""
         self._tracked.add(("cluster", conninfo))
-        self._send({"cluster": {"conninfo": conninfo, "roles": sorted(created.roles),
-                                "memberships": sorted(created.memberships), "own": unmarked}})
+        message: dict[str, Any] = {"conninfo": conninfo, "own": unmarked or []}
+        for key, state in (("before", before), ("created", created)):
+            if state is not None:
+                message[key] = {"roles": sorted(state.roles), "memberships": sorted(state.memberships)}
+        self._send({"cluster": message})
 
     def forget_cluster(self) -> None:
         self._tracked = {t for t in self._tracked if t[0] != "cluster"}
@@ -100,6 +106,9 @@ class Reaper:
             return
         proc, self._proc = self._proc, None
         leftover = bool(self._tracked)
+        if leftover:
+            kinds = ", ".join(sorted({kind for kind, _ in self._tracked}))
+            sys.stderr.write(f"rlscheck: cleaning up what the run could not remove itself ({kinds})...\n")
         try:
             assert proc.stdin is not None
             proc.stdin.write(json.dumps({"cleanup" if leftover else "done": True}).encode() + b"\n")
@@ -222,8 +231,13 @@ def _clean_cluster(cluster: dict[str, Any]) -> None:
     try:
         from .cluster import ClusterState, clean_up
 
-        created = ClusterState(frozenset(cluster["roles"]), frozenset(tuple(m) for m in cluster["memberships"]))
-        clean_up(cluster["conninfo"], created, own_roles=cluster.get("own") or [])
+        def state(key: str) -> ClusterState | None:
+            raw = cluster.get(key)
+            if raw is None:
+                return None
+            return ClusterState(frozenset(raw["roles"]), frozenset(tuple(m) for m in raw["memberships"]))
+
+        clean_up(cluster["conninfo"], state("created"), own_roles=cluster.get("own") or [], before=state("before"))
     except Exception:  # noqa: BLE001 - best effort, the server may be gone
         pass
 

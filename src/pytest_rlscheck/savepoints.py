@@ -51,7 +51,10 @@ def guarded(conn: psycopg.Connection[Any], statements: Sequence[str], *, checked
 
 
 def _run(conn: psycopg.Connection[Any], statements: Sequence[str], *, keep: bool, checked: bool) -> list[Result]:
-    in_transaction = conn.info.transaction_status != TransactionStatus.IDLE
+    status = conn.info.transaction_status
+    in_transaction = status != TransactionStatus.IDLE
+    if status == TransactionStatus.INERROR:  # nothing to protect: let PostgreSQL say so (25P02)
+        conn.execute("\n;\n".join(statements))
     if in_transaction:
         head = [f"SAVEPOINT {SAVEPOINT}"]
         tail = [f"RELEASE SAVEPOINT {SAVEPOINT}"] if keep else _UNDO

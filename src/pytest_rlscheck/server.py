@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import pwd
+import re
 import secrets
 import shutil
 import stat
@@ -21,6 +22,8 @@ import string
 import subprocess
 import tempfile
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +34,10 @@ from psycopg import conninfo as pg_conninfo
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
 from .binaries import PgBinaries, find_pg_binaries
-from .errors import PrivilegeError, ServerError
+from .errors import PrivilegeError, RlscheckWarning, ServerError
 from .reaper import Reaper, kill_server_processes
 
-__all__ = ["ExternalServer", "LocalServer", "Server", "start_server"]
+__all__ = ["ExternalServer", "LocalServer", "Server", "ServerFiles", "start_server"]
 
 #: Settings for a server whose data is thrown away: durability off, no JIT noise in plans.
 TEST_SETTINGS = {
@@ -52,6 +55,48 @@ SCRAM_ITERATIONS = 16
 SUPERUSER = "postgres"
 MAINTENANCE_DB = "postgres"
 PG_USER_ENV = "RLSCHECK_PG_USER"
+
+
+@dataclass(frozen=True)
+class ServerFiles:
+    """Where a throw-away server lives: enough to tell, from any process of the run (an
+    xdist worker too), whether it still runs and what its log says."""
+
+    pg_ctl: str
+    datadir: str
+    logfile: str
+    run_as: tuple[int, int] | None = None
+
+    def running(self) -> bool:
+        kwargs: dict[str, Any] = {"cwd": "/"}
+        if self.run_as:
+            kwargs |= {"user": self.run_as[0], "group": self.run_as[1], "extra_groups": []}
+        try:
+            result = subprocess.run([self.pg_ctl, "status", "-D", self.datadir], capture_output=True, timeout=30,
+                                    **kwargs)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return result.returncode == 0
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.logfile, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-lines:]).rstrip() or "(empty)"
+        except OSError:
+            return "(no log was written)"
+
+    def lost_report(self) -> str:
+        running = self.running()
+        # a server told to shut down still answers pg_ctl status for a moment: wait for it
+        deadline = time.monotonic() + 10
+        while running and _SHUTTING_DOWN.search(self.log_tail(5)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            running = self.running()
+        state = "is still running" if running else "is no longer running"
+        return f"The throw-away server {state}. The end of its log ({self.logfile}):\n{self.log_tail()}"
+
+
+_SHUTTING_DOWN = re.compile(r"shutdown request|terminating any other active server processes|shutting down")
 
 
 class Server:
@@ -199,6 +244,12 @@ class LocalServer(Server):
         if self.run_as and not _traversable(binaries.bindir / "postgres", *self.run_as):
             binaries = _mirror_installation(binaries, self.run_as)
         self.binaries = binaries
+        if run_as and run_as[0] == "nobody":
+            warnings.warn(RlscheckWarning(
+                "rlscheck: the throw-away server runs as OS user nobody (there is no postgres account): every "
+                "process of that account can reach its directory. Create a dedicated account (useradd --system "
+                f"postgres) or set {PG_USER_ENV}."
+            ), stacklevel=2)
         reaper.start()  # before anything exists that it may have to remove
         try:
             self._start(binaries)
@@ -260,22 +311,17 @@ class LocalServer(Server):
                     ) from None
                 time.sleep(0.05)
 
+    @property
+    def files(self) -> ServerFiles:
+        return ServerFiles(self.binaries.pg_ctl, self.datadir, self.logfile, self.run_as)
+
     def lost_report(self) -> str:
-        executor = self._executor
-        deadline = time.monotonic() + 10  # a server shutting down still answers pg_ctl status a moment
-        running = executor is not None and executor.running()
-        while running and time.monotonic() < deadline:
-            time.sleep(0.1)
-            running = executor.running()  # type: ignore[union-attr]
-        state = "is still running (one of its processes crashed)" if running else "is no longer running"
-        return f"The throw-away server {state}. The end of its log ({self.logfile}):\n{self._log_tail()}"
+        return self.files.lost_report()
 
     def _log_tail(self, lines: int = 20) -> str:
-        try:
-            with open(self.logfile, encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[-lines:]).rstrip() or "(empty)"
-        except (OSError, AttributeError):
+        if not getattr(self, "logfile", None):
             return "(no log was written)"
+        return self.files.log_tail(lines)
 
     def stop(self) -> None:
         """Stop the server and remove its directory, whatever state the start left them in."""
@@ -327,7 +373,8 @@ def _private_dir(parent: str, reaper: Reaper) -> str:
 class ExternalServer(Server):
     """An existing server: the plugin only creates and drops its own ``rlscheck_`` databases."""
 
-    def __init__(self, dsn: str, *, description: str | None = None) -> None:
+    def __init__(self, dsn: str, *, description: str | None = None, files: ServerFiles | None = None) -> None:
+        self.files = files  # the controller's throw-away server, seen from an xdist worker
         try:
             params = pg_conninfo.conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
@@ -365,6 +412,9 @@ class ExternalServer(Server):
                 "or drop --rlscheck-dsn to use a throw-away local server."
             )
         self.description = description or f"PostgreSQL {version} at {where} (--rlscheck-dsn, as role {self.user})"
+
+    def lost_report(self) -> str:
+        return self.files.lost_report() if self.files else super().lost_report()
 
     def stop(self) -> None:
         """Nothing to stop: the server is not ours."""
@@ -410,9 +460,17 @@ def _mirror_installation(binaries: PgBinaries, run_as: tuple[int, int]) -> PgBin
     source = binaries.bindir.parent
     digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:10]
     cache = Path(os.environ.get("RLSCHECK_CACHE_DIR") or ("/var/cache/pytest-rlscheck" if os.access("/var/cache", os.W_OK) else tempfile.gettempdir() + "/pytest-rlscheck-cache"))
+    cache.mkdir(parents=True, exist_ok=True)
+    info = cache.lstat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022 or stat.S_ISLNK(info.st_mode):
+        # root runs what is in there: a directory another account made or may write is refused
+        raise ServerError(
+            f"rlscheck: {cache} (the copy of the server binaries the server's account can reach) is not owned by "
+            f"uid {os.geteuid()} or is writable by others; remove it, or set RLSCHECK_CACHE_DIR to a directory of "
+            "your own."
+        )
     target = cache / f"pg-{binaries.version}-{digest}"
     if not (target / "bin" / "postgres").is_file():
-        cache.mkdir(parents=True, exist_ok=True)
         os.chmod(cache, 0o755)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache))
         try:

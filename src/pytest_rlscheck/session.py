@@ -7,6 +7,7 @@ template once and hands their coordinates to the workers (:meth:`RlsSession.shar
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
 import threading
@@ -24,7 +25,7 @@ from .config import Settings
 from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
-from .server import ExternalServer, LocalServer, Server, start_server
+from .server import ExternalServer, LocalServer, Server, ServerFiles, start_server
 from .supabase import needed_parts, shim_sql
 
 __all__ = ["Database", "RlsSession"]
@@ -97,7 +98,14 @@ class RlsSession:
     def server(self) -> Server:
         if self._server is None:
             if self._shared:
-                self._server = ExternalServer(self._shared["conninfo"], description=self._shared["description"])
+                files = self._shared.get("files")
+                self._server = ExternalServer(
+                    self._shared["conninfo"],
+                    description=self._shared["description"],
+                    files=ServerFiles(**{**files, "run_as": tuple(files["run_as"]) if files["run_as"] else None})
+                    if files
+                    else None,
+                )
             else:
                 self._server = start_server(self.settings.dsn, self.settings.pg_bin, self._reaper)
         return self._server
@@ -125,6 +133,8 @@ class RlsSession:
             self._locks = RunLocks(server.conninfo(server.maintenance_db))
         with self._locks.building() if self._locks else nullcontext():
             before = self._cluster_state()
+            if before is not None:  # a kill during the build: the reaper works out what it added
+                self._reaper.track_cluster(server.conninfo(server.maintenance_db), before=before)
             try:
                 name = self._create(f"rlscheck_{self.run_id}_template", template="template1")
                 with Database(server, name, self.options).connect() as conn:
@@ -134,7 +144,10 @@ class RlsSession:
                 raise ServerLost(f"{exc}\n  {server.lost_report()}", location=exc.location) from None
             finally:
                 if before is not None:  # also after a failed migration: earlier files committed
-                    self._remember_cluster_changes(before)
+                    try:
+                        self._remember_cluster_changes(before)
+                    except psycopg.Error:  # the server is gone: the error that says so goes on
+                        pass
         for note in notes:
             warnings.warn(RlscheckWarning(note), stacklevel=1)
         return name
@@ -151,8 +164,7 @@ class RlsSession:
             created = snapshot(conn).added_since(before)
             unmarked = mark(conn, sorted(created.roles))
         self._created, self._unmarked = created, unmarked
-        if created.roles or created.memberships:
-            self._reaper.track_cluster(server.conninfo(server.maintenance_db), created, unmarked)
+        self._reaper.track_cluster(server.conninfo(server.maintenance_db), created=created, unmarked=unmarked)
 
     def _apply(self, conn: psycopg.Connection[Any], shim: list[SqlFile], files: list[SqlFile]) -> tuple[str, ...]:
         server = self.server
@@ -180,13 +192,17 @@ class RlsSession:
             info["parts"] = list(self.parts)
             info["conninfo"] = self.server.conninfo(self.server.maintenance_db)
             info["description"] = self.server.description
+            if isinstance(self.server, LocalServer):
+                info["files"] = dataclasses.asdict(self.server.files)
         except RlscheckError as exc:
             info["error"] = exc.render()
         return info
 
     # -- databases ------------------------------------------------------------------
 
-    def _create(self, name: str, *, template: str) -> str:
+    def _create(self, name: str, *, template: str, closed: bool = False) -> str:
+        """Clone ``template`` as ``name``; ``closed``: taking no connection until
+        :meth:`worker_connection` opens the one it allows."""
         server = self.server
         if isinstance(server, ExternalServer):
             self._reaper.track_database(server.conninfo(server.maintenance_db), name)
@@ -195,6 +211,8 @@ class RlsSession:
                 conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
             local = isinstance(server, LocalServer) and server.server_version >= 150000
             statement = CREATE_DATABASE_FILE_COPY if local else CREATE_DATABASE
+            if closed:
+                statement += " ALLOW_CONNECTIONS false"
             conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Identifier(template)))
         self._owned.add(name)
         return name
@@ -211,7 +229,7 @@ class RlsSession:
     def worker_database(self) -> Database:
         if self._worker_db is None:
             template = self.template()
-            name = self._create(f"rlscheck_{self.run_id}_{self.worker}", template=template)
+            name = self._create(f"rlscheck_{self.run_id}_{self.worker}", template=template, closed=True)
             self._worker_db = Database(self.server, name, self.options)
         return self._worker_db
 
@@ -235,7 +253,7 @@ class RlsSession:
             self._worker_conn.close()
             self._worker_conn = None
         if self._worker_db is not None:
-            self._create(self._worker_db.name, template=self.template())
+            self._create(self._worker_db.name, template=self.template(), closed=True)
 
     def fresh_database(self) -> Database:
         template = self.template()
