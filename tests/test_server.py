@@ -412,7 +412,6 @@ def _slow_server(tmp_root: Path, phase: str) -> tuple[Path, Path]:
     os.chmod(tmp_root, 0o777)
     os.chmod(bindir, 0o777)  # the server's account writes the marker
     shutil.copy2(real / "pg_ctl", bindir / "pg_ctl")
-    marker = bindir / f"{phase}.started"
     for name in ("initdb", "postgres"):
         script = bindir / name
         pause = "sleep 60" if name == {"initdb": "initdb", "start": "postgres"}[phase] else ""
