@@ -33,6 +33,17 @@ tenant = "bbbbbbbb-0000-0000-0000-000000000002"
 """
 
 
+#: A one-table project with a per-user policy, and a row for alice and one for someone else.
+NOTES_SCHEMA = {
+    "001_notes.sql": """
+        create table notes (id serial primary key, owner uuid not null default auth.uid(), body text);
+        alter table notes enable row level security;
+        create policy own on notes for all to authenticated using (owner = (select auth.uid()));
+    """
+}
+NOTES_SEED = "insert into notes (owner, body) values ('11111111-1111-1111-1111-111111111111', 'a'), (gen_random_uuid(), 'b');"
+
+
 @pytest.fixture
 def scratch_db(rlscheck_session: RlsSession) -> Iterator[Database]:
     """An empty database (no migrations, no shim) on the session's server, dropped after."""

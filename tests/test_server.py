@@ -15,19 +15,12 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from conftest import write_project
+from conftest import NOTES_SCHEMA, NOTES_SEED, write_project
 from pytest_rlscheck.binaries import find_pg_binaries
 from pytest_rlscheck.errors import ServerNotFound
 from pytest_rlscheck.server import _traversable
 
-SCHEMA = {
-    "001_notes.sql": """
-        create table notes (id serial primary key, owner uuid not null default auth.uid(), body text);
-        alter table notes enable row level security;
-        create policy own on notes for all to authenticated using (owner = (select auth.uid()));
-    """
-}
-SEED = "insert into notes (owner, body) values ('11111111-1111-1111-1111-111111111111', 'a'), (gen_random_uuid(), 'b');"
+SCHEMA, SEED = NOTES_SCHEMA, NOTES_SEED
 USES_RLS = """
 def test_notes(rls):
     assert rls.scalar("select count(*) from notes") == 2
