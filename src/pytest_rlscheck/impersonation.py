@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,13 @@ def _setting_text(value: Any) -> str:
     return str(value)
 
 
+#: Per connection, the (role, setting names) pushes that succeeded there: later pushes of
+#: them need no savepoint (the first one of a role that does not exist must not abort).
+_PROVEN: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[tuple[str, tuple[str, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @dataclass
 class _Frame:
     identity: Identity
@@ -161,9 +169,14 @@ class IdentityStack:
         # request would have them (restored with the rest on pop)
         stale = sorted(self.names_in_effect() - set(names))
         names, values = names + stale, values + [""] * len(stale)
-        # in a savepoint of its own: a role that does not exist must not abort the test
-        push = bind(self._conn, PUSH_SQL, {"names": names, "values": values, "local": self._local})
-        rows = guarded(self._conn, [push])[0].rows or []
+        params = {"names": names, "values": values, "local": self._local}
+        proven = _PROVEN.setdefault(self._conn, set())
+        key = (identity.role, tuple(sorted(names)))
+        if key in proven:  # this role and these settings were set on this connection before
+            rows = self._conn.execute(PUSH_SQL, params).fetchall()
+        else:  # in a savepoint of its own: a role that does not exist must not abort the test
+            rows = guarded(self._conn, [bind(self._conn, PUSH_SQL, params)])[0].rows or []
+            proven.add(key)
         self._frames.append(_Frame(identity, [r[0] for r in rows], [r[1] for r in rows]))
 
     def pop(self) -> None:
@@ -171,8 +184,10 @@ class IdentityStack:
         if self._conn.closed or self._conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
             return  # the transaction is lost anyway; its local settings go with it
         # reverse order: the role last, so that settings are restored with the same rights
-        pop = bind(self._conn, POP_SQL, {"names": frame.names[::-1], "values": frame.previous[::-1], "local": self._local})
-        guarded(self._conn, [pop])
+        # (the values were in effect a moment ago: restoring them cannot fail)
+        self._conn.execute(
+            POP_SQL, {"names": frame.names[::-1], "values": frame.previous[::-1], "local": self._local}
+        )
 
     def forget(self) -> None:
         """The transaction ended (rolled back): nothing is in effect any more."""
