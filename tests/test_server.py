@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -134,12 +133,11 @@ def existing_server(rlscheck_session):
             grant anon, authenticated, service_role to dsn_creator;
             """
         )
-    with server.admin() as conn:
+    with server.admin() as conn:  # CREATE DATABASE takes no transaction: a session lock
+        conn.execute("select pg_advisory_lock(7107443, 77)")
         if not conn.execute("select 1 from pg_database where datname = 'rlscheck_decoy'").fetchone():
-            try:
-                conn.execute("create database rlscheck_decoy")
-            except psycopg.errors.DuplicateDatabase:  # another xdist worker's
-                pass
+            conn.execute("create database rlscheck_decoy")
+        conn.execute("select pg_advisory_unlock(7107443, 77)")
     yield server
 
 

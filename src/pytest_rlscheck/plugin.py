@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -25,6 +24,7 @@ from .fixtures import (  # noqa: F401
 )
 from .findings import Severity
 from .items import SweepPlugin
+from .report import report_path_problem
 from .markers import MARKERS, run_marker_checks
 from .session import RlsSession
 
@@ -139,7 +139,9 @@ def pytest_configure(config: pytest.Config) -> None:
             if Path(path).suffix.lower() not in (".json", ".md", ".sarif"):
                 raise pytest.UsageError(f"--rlscheck-report {path}: the file must end in .json, .md or .sarif")
             if workerinput is None:  # the controller writes the reports
-                _check_report_path(path)
+                problem = report_path_problem(path)
+                if problem:
+                    raise pytest.UsageError(problem)
         fail_on = config.getoption("rlscheck_fail_on") or settings.table.get("fail_on") or "warn"
         fuzz = config.getoption("rlscheck_fuzz_examples") if config.getoption("rlscheck_fuzz") else None
         config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on), fuzz), "rlscheck-sweep")
@@ -156,31 +158,6 @@ def _warn_empty_migration_dirs(config: pytest.Config, settings: Settings) -> Non
             ),
             stacklevel=2,
         )
-
-
-def _check_report_path(path: str) -> None:
-    """Fail now, not after the sweep, when the report cannot be written to ``path``: create
-    the directories the report would create and open the file for writing (root passes every
-    os.access check), then remove what did not exist before."""
-    target = Path(path)
-    created: list[Path] = []
-    try:
-        for directory in reversed([d for d in target.parents if not d.exists()]):
-            directory.mkdir()
-            created.append(directory)
-        existed = target.exists()
-        with target.open("a", encoding="utf-8"):
-            pass
-        if not existed:
-            target.unlink()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != path else ""
-        raise pytest.UsageError(f"--rlscheck-report {path}: cannot write the report there: {reason}{where}") from None
-    finally:
-        for directory in reversed(created):
-            with contextlib.suppress(OSError):  # someone else put a file there meanwhile: theirs
-                directory.rmdir()
 
 
 def _pyproject(config: pytest.Config) -> Path | None:

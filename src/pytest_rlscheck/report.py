@@ -5,6 +5,8 @@ code aggregates a plain run and an xdist run (where the controller only sees rep
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -222,3 +224,29 @@ class SweepReport:
                 }
             ],
         }
+
+
+def report_path_problem(path: str) -> str | None:
+    """Why the report cannot be written to ``path`` (checked before the sweep, not after it),
+    or None: the directories it would create are created and the file opened for writing
+    (root passes every os.access check), then what did not exist before is removed."""
+    target = Path(path)
+    created: list[Path] = []
+    try:
+        for directory in reversed([d for d in target.parents if not d.exists()]):
+            directory.mkdir()
+            created.append(directory)
+        existed = target.exists()
+        with target.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != path else ""
+        return f"--rlscheck-report {path}: cannot write the report there: {reason}{where}"
+    finally:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):  # someone else put a file there meanwhile: theirs
+                directory.rmdir()
+    return None

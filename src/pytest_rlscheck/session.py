@@ -26,7 +26,7 @@ from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
 from .server import ExternalServer, LocalServer, Server, ServerFiles, start_server
-from .supabase import needed_parts, shim_sql
+from .supabase import needed_parts, shim_failure_hint, shim_sql
 
 __all__ = ["Database", "RlsSession"]
 
@@ -174,7 +174,7 @@ class RlsSession:
             except MigrationError as exc:
                 raise MigrationError(
                     f"{exc}\n  rlscheck: installing the Supabase shim failed on {server.description}. "
-                    + _shim_hint(exc, server.user),
+                    + shim_failure_hint(exc, server.user),
                     location=exc.location,
                     sqlstate=exc.sqlstate,
                 ) from None
@@ -298,26 +298,3 @@ class RlsSession:
             self._reaper.forget_cluster()
         for note in notes:
             sys.stderr.write(f"rlscheck: on {server.description}: {note}\n")
-
-
-def _shim_hint(exc: MigrationError, user: str) -> str:
-    """What to do when the shim fails: on a DSN server, mostly the role's rights."""
-    role = sql.Identifier(user).as_string(None)
-    text = str(exc)
-    if exc.sqlstate == "42501" and ("admin option" in text or "grant role" in text):
-        return (
-            f"The role {user} is not a member of the API roles and cannot grant them to itself (tests switch to "
-            f"them with SET ROLE, as PostgREST does). As a superuser, run:\n    GRANT anon, authenticated, "
-            f"service_role TO {role};"
-        )
-    if exc.sqlstate == "42501" and "create role" in text:
-        return (
-            f"The API roles are missing on this server and {user} may not create them. As a superuser, run:\n"
-            f"    ALTER ROLE {role} CREATEROLE;\n  or create anon, authenticated, service_role and authenticator "
-            f"(NOLOGIN NOINHERIT; service_role BYPASSRLS) and GRANT anon, authenticated, service_role TO {role};"
-        )
-    return (
-        "It creates the roles anon, authenticated, service_role and authenticator when they are missing "
-        "(CREATEROLE needed once), the schemas auth/extensions/storage and their grants. Create the roles "
-        "beforehand, or turn the shim off with --rlscheck-no-supabase."
-    )

@@ -6,9 +6,12 @@ import re
 from collections.abc import Iterable
 from importlib import resources
 
+from psycopg import sql
+
+from .errors import MigrationError
 from .sqlsplit import tokens
 
-__all__ = ["PARTS", "needed_parts", "shim_sql"]
+__all__ = ["PARTS", "needed_parts", "shim_failure_hint", "shim_sql"]
 
 #: Parts in installation order; ``core`` (roles, extensions schema, default privileges)
 #: comes with any other part.
@@ -55,3 +58,26 @@ def _code_only(text: str) -> str:
 
 def shim_sql(part: str) -> str:
     return resources.files("pytest_rlscheck").joinpath(f"sql/supabase_{part}.sql").read_text(encoding="utf-8")
+
+
+def shim_failure_hint(exc: MigrationError, user: str) -> str:
+    """What to do when the shim fails: on a DSN server, mostly the role's rights."""
+    role = sql.Identifier(user).as_string(None)
+    text = str(exc)
+    if exc.sqlstate == "42501" and ("admin option" in text or "grant role" in text):
+        return (
+            f"The role {user} is not a member of the API roles and cannot grant them to itself (tests switch to "
+            f"them with SET ROLE, as PostgREST does). As a superuser, run:\n    GRANT anon, authenticated, "
+            f"service_role TO {role};"
+        )
+    if exc.sqlstate == "42501" and "create role" in text:
+        return (
+            f"The API roles are missing on this server and {user} may not create them. As a superuser, run:\n"
+            f"    ALTER ROLE {role} CREATEROLE;\n  or create anon, authenticated, service_role and authenticator "
+            f"(NOLOGIN NOINHERIT; service_role BYPASSRLS) and GRANT anon, authenticated, service_role TO {role};"
+        )
+    return (
+        "It creates the roles anon, authenticated, service_role and authenticator when they are missing "
+        "(CREATEROLE needed once), the schemas auth/extensions/storage and their grants. Create the roles "
+        "beforehand, or turn the shim off with --rlscheck-no-supabase."
+    )
