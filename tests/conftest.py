@@ -48,7 +48,7 @@ NOTES_SEED = "insert into notes (owner, body) values ('11111111-1111-1111-1111-1
 def scratch_db(rlscheck_session: RlsSession) -> Iterator[Database]:
     """An empty database (no migrations, no shim) on the session's server, dropped after."""
     server = rlscheck_session.server
-    name = f"rlscheck_{rlscheck_session.run_id}_scratch{next(_counter)}"
+    name = f"rlscheck_{rlscheck_session.run_id}_{rlscheck_session.worker}_scratch{next(_counter)}"
     with server.admin() as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     try:

@@ -44,8 +44,8 @@ def test_a_symlinked_migration_is_ordered_by_its_own_name(tmp_path: Path) -> Non
 
 
 def test_command_line_overrides_the_config_and_seeds_keep_their_order(tmp_path: Path) -> None:
-    _touch(tmp_path / "cli/001.sql")
-    _touch(tmp_path / "cfg/001.sql")
+    _touch(tmp_path / "cli/001_m.sql")
+    _touch(tmp_path / "cfg/001_m.sql")
     _touch(tmp_path / "z_seed.sql")
     _touch(tmp_path / "a_seed.sql")
     settings = _load(
@@ -171,10 +171,10 @@ def test_an_empty_migrations_directory_is_noted_with_its_origin(tmp_path: Path) 
     assert settings.migrations == ()
     assert settings.empty_migration_dirs == (tmp_path / "supabase/migrations",)
     assert settings.migration_origin == "the default supabase/migrations"
-    _touch(tmp_path / "db/001.sql")
+    _touch(tmp_path / "db/001_t.sql")
     (tmp_path / "empty").mkdir()
     settings = _load(tmp_path, '[tool.rlscheck]\nmigrations = ["db", "empty"]\n')
-    assert [p.name for p in settings.migrations] == ["001.sql"]
+    assert [p.name for p in settings.migrations] == ["001_t.sql"]
     assert settings.empty_migration_dirs == (tmp_path / "empty",)
     assert settings.migration_origin == f"migrations = ['db', 'empty'] in {tmp_path / 'pyproject.toml'}"
     settings = _load(tmp_path / "db", cli_migrations=["."])
@@ -182,3 +182,30 @@ def test_an_empty_migrations_directory_is_noted_with_its_origin(tmp_path: Path) 
     assert _load(tmp_path / "empty").migration_origin == (
         f"the default supabase/migrations, which does not exist in {tmp_path / 'empty'}"
     )
+
+
+def test_migration_directories_are_read_as_the_supabase_cli_reads_them(tmp_path: Path) -> None:
+    _touch(tmp_path / "supabase/migrations/20200101000000_init.sql")
+    _touch(tmp_path / "supabase/migrations/20240101000000_schema.sql")
+    _touch(tmp_path / "supabase/migrations/notes.sql")
+    settings = _load(tmp_path)
+    assert [p.name for p in settings.migrations] == ["20240101000000_schema.sql"]
+    assert [(p.name, reason.split(",")[0]) for p, reason in settings.skipped_migrations] == [
+        ("20200101000000_init.sql", "an initial schema of a CLI before December 2021"),
+        ("notes.sql", 'the file name must match "<timestamp>_name.sql"'),
+    ]
+    # the CLI skips that initial schema only as the directory's first entry, of any kind
+    _touch(tmp_path / "supabase/migrations/.gitkeep", "")
+    settings = _load(tmp_path)
+    assert [p.name for p in settings.migrations] == ["20200101000000_init.sql", "20240101000000_schema.sql"]
+    # a file named on its own is the user's choice: applied whatever its name
+    settings = _load(tmp_path, cli_migrations=[str(tmp_path / "supabase/migrations/notes.sql")])
+    assert [p.name for p in settings.migrations] == ["notes.sql"] and settings.skipped_migrations == ()
+
+
+def test_one_version_twice_across_sources_is_refused(tmp_path: Path) -> None:
+    _touch(tmp_path / "a/20240101000000_one.sql")
+    _touch(tmp_path / "b/20240101000000_other.sql")
+    with pytest.raises(ConfigError, match="two migrations have the version 20240101000000: .*a/20240101000000_one.sql and "
+                                          ".*b/20240101000000_other.sql"):
+        _load(tmp_path, '[tool.rlscheck]\nmigrations = ["a", "b"]\n')

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import write_project
+
 from pytest_rlscheck import migrations
 
 from pytest_rlscheck.errors import MigrationError
@@ -178,3 +180,59 @@ def test_seed_failures_say_seed(run_sql) -> None:
     with pytest.raises(MigrationError) as info:
         run_sql({"seed.sql": "insert into nowhere values (1);"}, kind="seed")
     assert info.value.render().startswith("seed.sql:1:13: seed failed: ERROR 42P01")
+
+
+# -- migration files as the Supabase CLI reads them -------------------------------------------
+
+
+def test_only_cli_migration_names_are_applied_and_the_rest_is_said(pytester: pytest.Pytester) -> None:
+    write_project(
+        pytester,
+        {
+            "20200101000000_init.sql": "create table legacy_init (id int);",  # the pre-2021 CLI's, first
+            "20240101000000_schema.sql": "create table kept (id int);",
+            "notes.sql": "create table from_notes (id int);",
+            "20240102_no-name.sql": "create table kept_too (id int);",
+        },
+    )
+    pytester.makepyfile(
+        """
+def test_tables(rls):
+    names = {r[0] for r in rls.fetchall(
+        "select relname from pg_class where relname in ('legacy_init', 'kept', 'from_notes', 'kept_too')")}
+    assert names == {"kept", "kept_too"}
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rlscheck-migrations=migrations", timeout=240)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "rlscheck: 2 migration file(s), 0 seed file(s)*",
+        '*skipped 20200101000000_init.sql (as the Supabase CLI does: an initial schema of a CLI before December 2021*',
+        '*skipped notes.sql (as the Supabase CLI does: the file name must match "<timestamp>_name.sql")*',
+    ])
+
+
+def test_two_migrations_with_one_version_are_a_usage_error(pytester: pytest.Pytester) -> None:
+    write_project(pytester, {"20240101000000_a.sql": "select 1;", "20240101000000_b.sql": "select 2;"})
+    pytester.makepyfile("def test_a(rls):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rlscheck-migrations=migrations", timeout=240)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "two migrations have the version 20240101000000:" in err
+    assert "20240101000000_a.sql and " in err and "20240101000000_b.sql" in err
+    assert "Traceback" not in err
+
+
+def test_session_settings_of_one_file_do_not_reach_the_next(run_sql) -> None:
+    """pg_dump-style headers (`set_config('search_path', '', false)`, `set
+    check_function_bodies = false`) end with their file, as the CLI's RESET ALL ends them."""
+    run_sql({
+        "001_dump.sql": "select pg_catalog.set_config('search_path', '', false);\ncreate table public.dumped (id int);\n",
+        "002_app.sql": "create table unqualified (id int);\n",  # no schema selected, without the reset
+    })
+    with pytest.raises(MigrationError, match='column "missing_column" does not exist'):
+        run_sql({
+            "003_dump.sql": "set check_function_bodies = false;\n",
+            "004_app.sql": "create function uses_missing() returns int language sql as "
+                           "'select missing_column from public.dumped';\n",
+        })

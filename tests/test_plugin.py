@@ -211,7 +211,7 @@ def test_an_option_value_read_as_a_test_path_is_a_usage_error(pytester: pytest.P
     other = pytester.mkdir("other")
     (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\n\n[tool.rlscheck]\nmigrations = "db"\n')
     (project / "db").mkdir()
-    (project / "db" / "001.sql").write_text("create table t (id int primary key);\n")
+    (project / "db" / "001_t.sql").write_text("create table t (id int primary key);\n")
     (other / "pyproject.toml").write_text('[tool.pytest.ini_options]\n\n[tool.rlscheck]\nmigrations = "nowhere"\n')
     (other / "seed.sql").write_text("insert into t values (1);\n")
     (project / "test_one.py").write_text("def test_one(rls):\n    assert rls.scalar('select count(*) from t') == 1\n")

@@ -59,6 +59,8 @@ class Settings:
     migration_origin: str = f"the default {DEFAULT_MIGRATIONS}"
     #: Directories among the migration sources that hold no ``.sql`` file.
     empty_migration_dirs: tuple[Path, ...] = ()
+    #: Files in the migration directories that the Supabase CLI skips, and why.
+    skipped_migrations: tuple[tuple[Path, str], ...] = ()
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -124,6 +126,7 @@ def load_settings(
                 f"{_name(pyproject)}: [tool.rlscheck] supabase must be true, false or \"auto\", got {value!r}"
             )
 
+    _check_versions(migrations)
     _check_sweep_keys(table, pyproject)
     _canonical_subs(table)
     pg_bin = cli_pg_bin or environ.get("RLSCHECK_PG_BIN") or _optional_str(table, "pg_bin", pyproject)
@@ -139,6 +142,7 @@ def load_settings(
         table=table,
         migration_origin=origin,
         empty_migration_dirs=empty_directories(specs, spec_base),
+        skipped_migrations=skipped_migrations(specs, spec_base),
     )
 
 
@@ -155,7 +159,9 @@ def resolve_sql_files(specs: Sequence[str], base: Path, origin: str, *, sort: bo
                 raise ConfigError(f"{origin}: the pattern {spec!r} matches no file (looked in {base})")
             found.extend(matches)
         elif path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix == ".sql" and p.is_file()))
+            files = sorted(p for p in path.iterdir() if p.suffix == ".sql" and p.is_file())
+            first = _first_entry(path)
+            found.extend(f for f in files if not sort or skip_reason(f, first) is None)
         elif path.is_file():
             found.append(path)
         else:
@@ -172,6 +178,59 @@ def resolve_sql_files(specs: Sequence[str], base: Path, origin: str, *, sort: bo
     if sort:
         unique.sort(key=lambda p: (p.name, str(p)))
     return tuple(unique)
+
+
+#: A migration's file name, as the Supabase CLI reads it: ``<version>_<name>.sql``.
+MIGRATION_NAME = re.compile(r"^([0-9]+)_(.*)\.sql$")
+#: Before December 2021 the CLI wrote the initial schema as ``<timestamp>_init.sql``; it skips
+#: such a file when it comes first.
+_LEGACY_INIT = re.compile(r"([0-9]{14})_init\.sql")
+_LEGACY_INIT_BEFORE = 20211209000000
+
+
+def skip_reason(path: Path, first: Path | None) -> str | None:
+    """Why the Supabase CLI does not apply ``path``, a file of a migrations directory whose
+    first entry by name (of any kind) is ``first``; None when it applies it."""
+    legacy = _LEGACY_INIT.fullmatch(path.name)
+    if legacy and first == path and int(legacy.group(1)) < _LEGACY_INIT_BEFORE:
+        return "an initial schema of a CLI before December 2021, which the CLI skips: rename it to apply it"
+    if not MIGRATION_NAME.match(path.name):
+        return 'the file name must match "<timestamp>_name.sql"'
+    return None
+
+
+def skipped_migrations(specs: Sequence[str], base: Path) -> tuple[tuple[Path, str], ...]:
+    """The ``.sql`` files of the migration directories among ``specs`` that the CLI skips."""
+    skipped = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not glob.has_magic(str(path)) and path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix == ".sql" and p.is_file())
+            first = _first_entry(path)
+            skipped += [(f, reason) for f in files if (reason := skip_reason(f, first)) is not None]
+    return tuple(skipped)
+
+
+def _first_entry(directory: Path) -> Path | None:
+    return min(directory.iterdir(), key=lambda p: p.name, default=None)
+
+
+def _check_versions(migrations: Sequence[Path]) -> None:
+    """Two migrations with one version: the CLI's history table (its primary key is the
+    version) refuses the second, so ``supabase db reset`` stops there."""
+    seen: dict[str, Path] = {}
+    for path in migrations:
+        m = MIGRATION_NAME.match(path.name)
+        if not m:
+            continue
+        first = seen.setdefault(m.group(1), path)
+        if first is not path:
+            raise ConfigError(
+                f"two migrations have the version {m.group(1)}: {first} and {path}. The Supabase CLI records each "
+                "version once (supabase_migrations.schema_migrations), so `supabase db reset` fails on the second; "
+                "give one of them a new timestamp."
+            )
 
 
 def empty_directories(specs: Sequence[str], base: Path) -> tuple[Path, ...]:

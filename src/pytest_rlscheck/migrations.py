@@ -97,6 +97,10 @@ def apply_files(
     notes: list[str] = []
     for index, file in enumerate(files):
         source = file.source
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            # as the CLI does: settings a file changed for the session (pg_dump's
+            # set_config('search_path', '', false)) do not carry over into the next one
+            conn.execute("RESET ALL")
         try:
             statements = split(file.text, source)
         except MetaCommandError as exc:

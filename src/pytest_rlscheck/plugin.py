@@ -190,14 +190,16 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     return result
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return None
     s = session.settings
     shim = {None: "when needed", True: "on", False: "off"}[s.supabase]
     where = "--rlscheck-dsn" if s.dsn else "throw-away local server"
-    return f"rlscheck: {s.describe_sources()}; Supabase shim {shim}; {where}"
+    lines = [f"rlscheck: {s.describe_sources()}; Supabase shim {shim}; {where}"]
+    lines += [f"rlscheck: skipped {path.name} (as the Supabase CLI does: {reason})" for path, reason in s.skipped_migrations]
+    return lines
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
