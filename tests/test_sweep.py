@@ -83,6 +83,13 @@ def test_items_can_be_selected_and_deselected(pytester: pytest.Pytester) -> None
     assert deselected.ret == 0
     users_only = _run(pytester, "-m", "not rlscheck")
     users_only.assert_outcomes(passed=1, deselected=users_only.parseoutcomes()["deselected"])
+    users_only.stdout.fnmatch_lines(["rlscheck: 0 checks of the schema sweep will run, and 1 of the project's own tests"])
+    # -m rlscheck deselects the project's tests: the line under "collected" says what runs
+    sweep_only = _run(pytester, "-m", "rlscheck")
+    checks = sweep_only.parseoutcomes()["passed"] + sweep_only.parseoutcomes()["failed"]
+    sweep_only.stdout.fnmatch_lines(
+        [f"rlscheck: {checks} checks of the schema sweep will run (the project's own tests are not selected)"]
+    )
 
 
 def test_ignores_need_a_reason_and_stale_ones_are_reported(pytester: pytest.Pytester) -> None:

@@ -162,6 +162,14 @@ class SweepPlugin:
         items.extend(generated)
         self.report.notes += [f"rlscheck config: {note}" for note in notes]
 
+    def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> str | None:
+        """Under the "collected … / N deselected" line: what of the sweep will run, so that
+        ``-m rlscheck`` deselecting the project's own tests does not read as nothing ran."""
+        checks = sum(1 for item in items if isinstance(item, RlscheckItem))
+        others = len(items) - checks
+        own = f", and {others} of the project's own tests" if others else " (the project's own tests are not selected)"
+        return f"rlscheck: {checks} checks of the schema sweep will run{own}"
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":  # setup/teardown reports carry the same properties
             return
