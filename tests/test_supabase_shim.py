@@ -114,6 +114,12 @@ def test_extensions_live_in_the_extensions_schema(rls) -> None:
         ("create policy p on realtime.messages for select using (true);", ("core", "realtime")),
         ("create trigger t after insert on x for each row execute function supabase_functions.http_request();",
          ("core", "functions")),
+        # quoted names, as pg_dump and the Supabase dashboard write them
+        ('insert into "storage"."buckets" (id, name) values (\'avatars\', \'avatars\');', ("core", "storage")),
+        ('create policy p on t using (user_id = "auth"."uid"());', ("core", "auth")),
+        ('create table t (id uuid default "extensions"."uuid_generate_v4"());', ("core",)),
+        ('create policy p on "realtime"."messages" for select using (true);', ("core", "realtime")),
+        ("select myauth.x, t.author_id from t;", ()),  # no schema named auth
     ],
 )
 def test_shim_parts_follow_what_the_sql_references(sql: str, parts: tuple[str, ...]) -> None:

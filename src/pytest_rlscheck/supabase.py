@@ -18,16 +18,21 @@ __all__ = ["PARTS", "needed_parts", "shim_failure_hint", "shim_sql"]
 PARTS = ("core", "auth", "storage", "realtime", "functions")
 
 _OWN_AUTH_SCHEMA = re.compile(r"create\s+schema\s+(?!if\s+not\s+exists)(\"?)auth\1(\s|;|$)", re.I)
+def _qualified(schema: str) -> str:
+    """``schema.name``, either part quoted or not (``"storage"."buckets"``)."""
+    return rf'(?<![\w"])"?{schema}"?\s*\.\s*"?[a-z_]'
+
+
 _REFERENCES = {
     "core": re.compile(
         r"\b(anon|authenticated|service_role|authenticator|supabase_\w+_admin|supabase_admin|dashboard_user)\b"
-        r"|\bextensions\s*\.",
+        r'|(?<![\w"])"?extensions"?\s*\.',
         re.I,
     ),
-    "auth": re.compile(r"\bauth\s*\.\s*\"?[a-z_]", re.I),
-    "storage": re.compile(r"\bstorage\s*\.\s*\"?[a-z_]", re.I),
-    "realtime": re.compile(r"\bsupabase_realtime\b|\brealtime\s*\.\s*\"?[a-z_]", re.I),
-    "functions": re.compile(r"\bsupabase_functions\s*\.", re.I),
+    "auth": re.compile(_qualified("auth"), re.I),
+    "storage": re.compile(_qualified("storage"), re.I),
+    "realtime": re.compile(r"\bsupabase_realtime\b|" + _qualified("realtime"), re.I),
+    "functions": re.compile(_qualified("supabase_functions"), re.I),
 }
 
 
