@@ -209,3 +209,26 @@ def test_one_version_twice_across_sources_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="two migrations have the version 20240101000000: .*a/20240101000000_one.sql and "
                                           ".*b/20240101000000_other.sql"):
         _load(tmp_path, '[tool.rlscheck]\nmigrations = ["a", "b"]\n')
+
+
+def test_server_settings_come_from_the_config_and_the_command_line(tmp_path: Path) -> None:
+    config = '[tool.rlscheck]\nserver_settings = {work_mem = "8MB", "app.mode" = "strict", jit = false, max_connections = 50}\n'
+    settings = _load(tmp_path, config, cli_pg_settings=["work_mem=16MB", "app.extra = a=b"])
+    assert dict(settings.server_settings) == {
+        "work_mem": "16MB", "app.mode": "strict", "jit": "off", "max_connections": "50", "app.extra": " a=b",
+    }
+    for bad, message in [
+        (["work_mem"], "write NAME=VALUE"),
+        (["bad name=1"], "write NAME=VALUE"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            _load(tmp_path, cli_pg_settings=bad)
+    for table, message in [
+        ('server_settings = "work_mem=8MB"', "must be a table of settings"),
+        ("server_settings = {work_mem = [1]}", "work_mem must be a string, a number or a boolean"),
+        ('server_settings = {"x y" = "1"}', "'x y' is not a PostgreSQL setting name"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            _load(tmp_path, f"[tool.rlscheck]\n{table}\n")
+    with pytest.raises(ConfigError, match="apply to the throw-away server"):
+        _load(tmp_path, cli_pg_settings=["work_mem=8MB"], cli_dsn="postgresql:///x")

@@ -490,3 +490,22 @@ def test_dsn_run_killed_during_its_build_leaves_no_role_behind(pytester: pytest.
     proc.communicate(timeout=30)
     _wait_until(lambda: _cluster(existing_server) == before, 60)
     assert _cluster(existing_server) == before
+
+
+def test_server_settings_reach_the_throw_away_server(pytester: pytest.Pytester) -> None:
+    write_project(pytester, SCHEMA)
+    pytester.path.joinpath("pyproject.toml").write_text('[tool.rlscheck]\nserver_settings = {work_mem = "8MB", "app.quote" = "it\'s"}\n')
+    pytester.makepyfile(
+        """
+def test_settings(rls):
+    assert rls.scalar("show work_mem") == "16MB"
+    assert rls.scalar("select current_setting('app.quote')") == "it's"
+"""
+    )
+    result = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-pg-setting=work_mem=16MB")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["rlscheck: server settings: work_mem=16MB, app.quote=it's"])
+    refused = _run(pytester, "--rlscheck-migrations", "migrations", "--rlscheck-pg-setting=work_mem=lots")
+    assert refused.ret == 1
+    refused.stdout.fnmatch_lines(["*did not start*", '*invalid value for parameter "work_mem": "lots"*'])
+    assert "Traceback" not in refused.stdout.str()

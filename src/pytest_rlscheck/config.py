@@ -36,6 +36,7 @@ KNOWN_KEYS = frozenset(
         "principals",
         "ignore",
         "fail_on",
+        "server_settings",
     }
 )
 
@@ -61,6 +62,8 @@ class Settings:
     empty_migration_dirs: tuple[Path, ...] = ()
     #: Files in the migration directories that the Supabase CLI skips, and why.
     skipped_migrations: tuple[tuple[Path, str], ...] = ()
+    #: PostgreSQL settings for the throw-away server (name, value), the command line's last.
+    server_settings: tuple[tuple[str, str], ...] = ()
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -78,6 +81,7 @@ def load_settings(
     cli_supabase: bool | None = None,
     cli_pg_bin: str | None = None,
     cli_dsn: str | None = None,
+    cli_pg_settings: Sequence[str] = (),
     environ: Mapping[str, str] = os.environ,
 ) -> Settings:
     """Merge the command line, the environment and ``[tool.rlscheck]`` into :class:`Settings`."""
@@ -131,6 +135,12 @@ def load_settings(
     _canonical_subs(table)
     pg_bin = cli_pg_bin or environ.get("RLSCHECK_PG_BIN") or _optional_str(table, "pg_bin", pyproject)
     dsn = cli_dsn or environ.get("RLSCHECK_DSN") or None
+    server_settings = {**_configured_server_settings(table, pyproject), **_cli_server_settings(cli_pg_settings)}
+    if server_settings and dsn:
+        raise ConfigError(
+            f"server settings ({', '.join(server_settings)}) apply to the throw-away server, and --rlscheck-dsn / "
+            "RLSCHECK_DSN names an existing one: set them on that server, or drop the DSN."
+        )
     return Settings(
         migrations=migrations,
         seed=seed,
@@ -143,7 +153,42 @@ def load_settings(
         migration_origin=origin,
         empty_migration_dirs=empty_directories(specs, spec_base),
         skipped_migrations=skipped_migrations(specs, spec_base),
+        server_settings=tuple(server_settings.items()),
     )
+
+
+#: A PostgreSQL setting's name: a parameter (``work_mem``) or a custom one (``app.tenant``).
+SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _configured_server_settings(table: Mapping[str, Any], pyproject: Path | None) -> dict[str, str]:
+    value = table.get("server_settings") or {}
+    where = f"{_name(pyproject)}: [tool.rlscheck] server_settings"
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where} must be a table of settings, e.g. server_settings = {{work_mem = "64MB"}}')
+    out = {}
+    for name, setting in value.items():
+        if not SETTING_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: {name!r} is not a PostgreSQL setting name")
+        if isinstance(setting, bool):
+            setting = "on" if setting else "off"
+        elif isinstance(setting, (int, float)):
+            setting = str(setting)
+        elif not isinstance(setting, str):
+            raise ConfigError(f"{where}: {name} must be a string, a number or a boolean, got {setting!r}")
+        out[name] = setting
+    return out
+
+
+def _cli_server_settings(values: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        name = name.strip()
+        if not sep or not SETTING_NAME.fullmatch(name):
+            raise ConfigError(f"--rlscheck-pg-setting {value!r}: write NAME=VALUE, e.g. --rlscheck-pg-setting=work_mem=64MB")
+        out[name] = setting
+    return out
 
 
 def resolve_sql_files(specs: Sequence[str], base: Path, origin: str, *, sort: bool) -> tuple[Path, ...]:

@@ -99,6 +99,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="payloads per column for --rlscheck-fuzz (default 200)",
     )
     group.addoption(
+        "--rlscheck-pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting for the throw-away server (repeatable; over [tool.rlscheck] server_settings)",
+    )
+    group.addoption(
         "--rlscheck-dsn",
         metavar="URL",
         help="use an existing server (or RLSCHECK_DSN): rlscheck creates and drops its own rlscheck_* databases",
@@ -122,6 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
             cli_supabase=config.getoption("rlscheck_supabase"),
             cli_pg_bin=config.getoption("rlscheck_pg_bin"),
             cli_dsn=config.getoption("rlscheck_dsn"),
+            cli_pg_settings=config.getoption("rlscheck_pg_setting"),
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -199,6 +207,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     where = "--rlscheck-dsn" if s.dsn else "throw-away local server"
     lines = [f"rlscheck: {s.describe_sources()}; Supabase shim {shim}; {where}"]
     lines += [f"rlscheck: skipped {path.name} (as the Supabase CLI does: {reason})" for path, reason in s.skipped_migrations]
+    if s.server_settings:
+        lines.append("rlscheck: server settings: " + ", ".join(f"{name}={value}" for name, value in s.server_settings))
     return lines
 
 

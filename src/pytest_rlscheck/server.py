@@ -25,6 +25,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -130,10 +131,12 @@ class Server:
         return "The server closed the connection; its own log says why."
 
 
-def start_server(dsn: str | None, pg_bin: str | None, reaper: Reaper) -> Server:
+def start_server(
+    dsn: str | None, pg_bin: str | None, reaper: Reaper, settings: Sequence[tuple[str, str]] = ()
+) -> Server:
     if dsn:
         return ExternalServer(dsn)
-    return LocalServer(find_pg_binaries(pg_bin), reaper)
+    return LocalServer(find_pg_binaries(pg_bin), reaper, settings=settings)
 
 
 class _Executor(PostgreSQLExecutor):
@@ -141,8 +144,12 @@ class _Executor(PostgreSQLExecutor):
     cluster that asks every connection for a password, and no TCP listener: the server is
     up when ``pg_ctl start -w`` says so (it waits for the server to accept connections)."""
 
-    def __init__(self, *args: Any, run_as: tuple[int, int] | None, cwd: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, run_as: tuple[int, int] | None, cwd: str, settings: Sequence[tuple[str, str]] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._settings = tuple(settings)
         # mirakuru marks the server's processes with this value in their environment, and on
         # exit every Python process that imported it SIGKILLs the processes whose mark
         # contains its own pid as a substring: with pids of four or five digits, another
@@ -175,6 +182,11 @@ class _Executor(PostgreSQLExecutor):
             self._run_initdb(self._build_initdb_command(options, pgdata=self.datadir))
         finally:
             os.unlink(pwfile)
+        if self._settings:  # in the configuration file: no shell quoting between them and postgres
+            with open(os.path.join(self.datadir, "postgresql.conf"), "a", encoding="utf-8") as conf:
+                conf.write("\n# pytest-rlscheck: server_settings / --rlscheck-pg-setting\n")
+                for name, value in self._settings:
+                    conf.write(f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n")
         self._directory_initialised = True
 
     def _run_initdb(self, command: list[str]) -> None:
@@ -233,7 +245,8 @@ class LocalServer(Server):
     unix socket inside a directory of mode 0700 owned by the server's account, and every
     connection must give the run's random password (scram-sha-256)."""
 
-    def __init__(self, binaries: PgBinaries, reaper: Reaper) -> None:
+    def __init__(self, binaries: PgBinaries, reaper: Reaper, *, settings: Sequence[tuple[str, str]] = ()) -> None:
+        self.settings = tuple(settings)
         self.user = SUPERUSER
         self.maintenance_db = MAINTENANCE_DB
         self._reaper = reaper
@@ -281,6 +294,7 @@ class LocalServer(Server):
             postgres_options=options,
             run_as=self.run_as,
             cwd=self.tmpdir,
+            settings=self.settings,
             timeout=90,
         )
         try:

@@ -107,7 +107,9 @@ class RlsSession:
                     else None,
                 )
             else:
-                self._server = start_server(self.settings.dsn, self.settings.pg_bin, self._reaper)
+                self._server = start_server(
+                    self.settings.dsn, self.settings.pg_bin, self._reaper, self.settings.server_settings
+                )
         return self._server
 
     def template(self) -> str:
