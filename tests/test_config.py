@@ -232,3 +232,42 @@ def test_server_settings_come_from_the_config_and_the_command_line(tmp_path: Pat
             _load(tmp_path, f"[tool.rlscheck]\n{table}\n")
     with pytest.raises(ConfigError, match="apply to the throw-away server"):
         _load(tmp_path, cli_pg_settings=["work_mem=8MB"], cli_dsn="postgresql:///x")
+
+
+def test_the_supabase_cli_config_chooses_the_seeds_and_the_major_version(tmp_path: Path) -> None:
+    _touch(tmp_path / "supabase/migrations/20240101000000_a.sql")
+    _touch(tmp_path / "supabase/seeds/02_b.sql")
+    _touch(tmp_path / "supabase/seeds/01_a.sql")
+    _touch(tmp_path / "supabase/seed.sql")
+    cli = tmp_path / "supabase/config.toml"
+    cli.write_text('[db]\nmajor_version = 15\n[db.seed]\nsql_paths = ["./seeds/*.sql", "./seed.sql", "./none/*.sql"]\n')
+    settings = _load(tmp_path)
+    assert [p.relative_to(tmp_path / "supabase").as_posix() for p in settings.seed] == [
+        "seeds/01_a.sql", "seeds/02_b.sql", "seed.sql"]
+    assert settings.pg_major == 15
+    assert settings.notes == (f"[db.seed] in {cli}: sql_paths './none/*.sql' matches no file",)
+    assert _load(tmp_path, cli_pg_bin="/opt/pg/bin").pg_major is None  # an explicit server wins
+    # [tool.rlscheck] and the options still override
+    assert [p.name for p in _load(tmp_path, '[tool.rlscheck]\nseed = ["supabase/seed.sql"]\n').seed] == ["seed.sql"]
+    cli.write_text("[db.seed]\nenabled = false\n")
+    settings = _load(tmp_path)
+    assert settings.seed == () and "enabled = false" in settings.notes[0]
+    for text, message in [
+        ("[db.seed]\nenabled = 'no'\n", "enabled must be true or false"),
+        ('[db.seed]\nsql_paths = "./seed.sql"\n', "sql_paths must be a list"),
+        ("[db]\nmajor_version = '15'\n", "major_version must be a number"),
+        ("[db\n", "not valid TOML"),
+    ]:
+        cli.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            _load(tmp_path)
+
+
+def test_a_major_version_not_installed_falls_back_and_says_so() -> None:
+    from pytest_rlscheck.binaries import find_pg_binaries
+
+    installed = find_pg_binaries()
+    assert find_pg_binaries(major=installed.major) == installed
+    other = find_pg_binaries(major=99)
+    assert other.major == installed.major
+    assert "PostgreSQL 99 was asked for ([db] major_version)" in other.describe()

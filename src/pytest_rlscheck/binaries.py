@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ServerNotFound
@@ -47,6 +47,7 @@ def find_pg_binaries(
     system_pattern: str = SYSTEM_PATTERN,
     wheel_packages: tuple[str, ...] = WHEEL_PACKAGES,
     site_dirs: list[str] | None = None,
+    major: int | None = None,
 ) -> PgBinaries:
     """Look in order: ``explicit`` (option/env), ``pg_config --bindir`` (on ``search_path``,
     default $PATH), the newest ``/usr/lib/postgresql/*/bin``, then a server shipped in a
@@ -62,14 +63,23 @@ def find_pg_binaries(
         )
     tried.append("--rlscheck-pg-bin / RLSCHECK_PG_BIN: not set")
 
+    usable: list[PgBinaries] = []
     for candidate, source, note in _candidates(search_path, system_pattern, wheel_packages, site_dirs):
         if candidate is None:
             tried.append(note)
             continue
         found = _probe(candidate, source)
         if isinstance(found, PgBinaries):
-            return found
+            if major is None or found.major == major:
+                return found
+            usable.append(found)
+            continue
         tried.append(f"{source}: {candidate} — {found}")
+    if usable:  # not the wanted major version: the first usable one, saying so
+        first = usable[0]
+        others = ", ".join(b.version for b in usable)
+        return replace(first, source=f"{first.source}; PostgreSQL {major} was asked for ([db] major_version) but "
+                                     f"only {others} is installed here")
 
     lines = "\n".join(f"  - {t}" for t in tried)
     raise ServerNotFound(

@@ -64,6 +64,10 @@ class Settings:
     skipped_migrations: tuple[tuple[Path, str], ...] = ()
     #: PostgreSQL settings for the throw-away server (name, value), the command line's last.
     server_settings: tuple[tuple[str, str], ...] = ()
+    #: The server's major version supabase/config.toml asks for ([db] major_version).
+    pg_major: int | None = None
+    #: Things worth saying in the report header (seed patterns that match nothing, ...).
+    notes: tuple[str, ...] = ()
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -109,10 +113,14 @@ def load_settings(
         origin = f"the default {DEFAULT_MIGRATIONS}, which does not exist in {rootdir}"
         migrations = ()
 
+    cli_config = read_cli_config(rootdir / CLI_CONFIG)
+    seed_notes: list[str] = []
     if cli_seed:
         seed = resolve_sql_files(cli_seed, invocation_dir, "--rlscheck-seed", sort=False)
     elif "seed" in table:
         seed = resolve_sql_files(_string_list(table, "seed", pyproject), base, f"seed in {_name(pyproject)}", sort=False)
+    elif cli_config is not None:
+        seed, seed_notes = cli_config.seed_files()
     elif (rootdir / DEFAULT_SEED).is_file():
         seed = (rootdir / DEFAULT_SEED,)
     else:
@@ -154,7 +162,63 @@ def load_settings(
         empty_migration_dirs=empty_directories(specs, spec_base),
         skipped_migrations=skipped_migrations(specs, spec_base),
         server_settings=tuple(server_settings.items()),
+        pg_major=cli_config.major_version if cli_config is not None and not pg_bin else None,
+        notes=tuple(seed_notes),
     )
+
+
+CLI_CONFIG = "supabase/config.toml"
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    """What the plugin reads of the Supabase CLI's ``supabase/config.toml``."""
+
+    path: Path
+    seed_enabled: bool = True
+    seed_paths: tuple[str, ...] = ("./seed.sql",)  # the CLI's default, relative to supabase/
+    major_version: int | None = None
+
+    def seed_files(self) -> tuple[tuple[Path, ...], list[str]]:
+        """The seed files, as ``supabase db reset`` finds them (each pattern's matches sorted,
+        the patterns in their order, a file once), and notes on patterns that match nothing."""
+        where = f"[db.seed] in {self.path}"
+        if not self.seed_enabled:
+            return (), [f"{where}: enabled = false, so no seed is applied"]
+        base = self.path.parent
+        found: list[Path] = []
+        notes = []
+        for pattern in self.seed_paths:
+            full = str(base / pattern)
+            matches = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+            if not matches:
+                notes.append(f"{where}: sql_paths {pattern!r} matches no file")
+            found += [m for m in matches if m not in found]
+        return tuple(found), notes
+
+
+def read_cli_config(path: Path) -> CliConfig | None:
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    db = data.get("db") or {}
+    seed = db.get("seed") or {} if isinstance(db, dict) else {}
+    if not isinstance(db, dict) or not isinstance(seed, dict):
+        raise ConfigError(f"{path}: [db] and [db.seed] must be tables")
+    enabled = seed.get("enabled", True)
+    paths = seed.get("sql_paths", ["./seed.sql"])
+    major = db.get("major_version")
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{path}: [db.seed] enabled must be true or false, got {enabled!r}")
+    if isinstance(paths, str) or not isinstance(paths, list) or not all(isinstance(x, str) for x in paths):
+        raise ConfigError(f"{path}: [db.seed] sql_paths must be a list of paths or globs, got {paths!r}")
+    if major is not None and (isinstance(major, bool) or not isinstance(major, int)):
+        raise ConfigError(f"{path}: [db] major_version must be a number such as 15, got {major!r}")
+    return CliConfig(path, enabled, tuple(paths), major)
 
 
 #: A PostgreSQL setting's name: a parameter (``work_mem``) or a custom one (``app.tenant``).

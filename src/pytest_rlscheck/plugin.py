@@ -207,6 +207,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     where = "--rlscheck-dsn" if s.dsn else "throw-away local server"
     lines = [f"rlscheck: {s.describe_sources()}; Supabase shim {shim}; {where}"]
     lines += [f"rlscheck: skipped {path.name} (as the Supabase CLI does: {reason})" for path, reason in s.skipped_migrations]
+    lines += [f"rlscheck: {note}" for note in s.notes]
+    if s.pg_major is not None:
+        lines.append(f"rlscheck: PostgreSQL {s.pg_major} preferred ([db] major_version in supabase/config.toml)")
     if s.server_settings:
         lines.append("rlscheck: server settings: " + ", ".join(f"{name}={value}" for name, value in s.server_settings))
     return lines

@@ -132,11 +132,18 @@ class Server:
 
 
 def start_server(
-    dsn: str | None, pg_bin: str | None, reaper: Reaper, settings: Sequence[tuple[str, str]] = ()
+    dsn: str | None,
+    pg_bin: str | None,
+    reaper: Reaper,
+    settings: Sequence[tuple[str, str]] = (),
+    major: int | None = None,
 ) -> Server:
     if dsn:
         return ExternalServer(dsn)
-    return LocalServer(find_pg_binaries(pg_bin), reaper, settings=settings)
+    binaries = find_pg_binaries(pg_bin, major=major)
+    if major is not None and binaries.major != major:
+        warnings.warn(RlscheckWarning(f"rlscheck: {binaries.describe()}"), stacklevel=2)
+    return LocalServer(binaries, reaper, settings=settings)
 
 
 class _Executor(PostgreSQLExecutor):

@@ -108,7 +108,8 @@ class RlsSession:
                 )
             else:
                 self._server = start_server(
-                    self.settings.dsn, self.settings.pg_bin, self._reaper, self.settings.server_settings
+                    self.settings.dsn, self.settings.pg_bin, self._reaper, self.settings.server_settings,
+                    self.settings.pg_major,
                 )
         return self._server
 
