@@ -268,9 +268,8 @@ def resolve_sql_files(specs: Sequence[str], base: Path, origin: str, *, sort: bo
                 raise ConfigError(f"{origin}: the pattern {spec!r} matches no file (looked in {base})")
             found.extend(matches)
         elif path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix == ".sql" and p.is_file())
             first = _first_entry(path)
-            found.extend(f for f in files if not sort or skip_reason(f, first) is None)
+            found.extend(f for f in _sql_files(path) if not sort or skip_reason(f, first) is None)
         elif path.is_file():
             found.append(path)
         else:
@@ -311,13 +310,9 @@ def skip_reason(path: Path, first: Path | None) -> str | None:
 def skipped_migrations(specs: Sequence[str], base: Path) -> tuple[tuple[Path, str], ...]:
     """The ``.sql`` files of the migration directories among ``specs`` that the CLI skips."""
     skipped = []
-    for spec in specs:
-        path = Path(spec).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not glob.has_magic(str(path)) and path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix == ".sql" and p.is_file())
-            first = _first_entry(path)
-            skipped += [(f, reason) for f in files if (reason := skip_reason(f, first)) is not None]
+    for directory in _spec_directories(specs, base):
+        first = _first_entry(directory)
+        skipped += [(f, reason) for f in _sql_files(directory) if (reason := skip_reason(f, first)) is not None]
     return tuple(skipped)
 
 
@@ -344,14 +339,22 @@ def _check_versions(migrations: Sequence[Path]) -> None:
 
 def empty_directories(specs: Sequence[str], base: Path) -> tuple[Path, ...]:
     """The directories among ``specs`` that hold no ``*.sql`` file (subdirectories are not read)."""
-    empty = []
+    return tuple(d for d in _spec_directories(specs, base) if not _sql_files(d))
+
+
+def _spec_directories(specs: Sequence[str], base: Path) -> list[Path]:
+    """The specs that name a directory (not a glob, not a file), resolved against ``base``."""
+    found = []
     for spec in specs:
         path = Path(spec).expanduser()
         path = path if path.is_absolute() else base / path
         if not glob.has_magic(str(path)) and path.is_dir():
-            if not any(p.suffix == ".sql" and p.is_file() for p in path.iterdir()):
-                empty.append(path)
-    return tuple(empty)
+            found.append(path)
+    return found
+
+
+def _sql_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix == ".sql" and p.is_file())
 
 
 def _read_table(pyproject: Path) -> dict[str, Any]:

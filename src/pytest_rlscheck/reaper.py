@@ -94,11 +94,6 @@ class Reaper:
         self._tracked = {t for t in self._tracked if t[0] != "cluster"}
         self._send({"forget_cluster": True})
 
-    @property
-    def pending(self) -> set[tuple[str, str]]:
-        """What was tracked and not reported removed: the reaper will clean it up."""
-        return set(self._tracked)
-
     def close(self) -> None:
         """End the watchdog: at once when everything was removed, else after it has removed
         what is left (a clean-up of ours that failed or was interrupted)."""
