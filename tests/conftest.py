@@ -14,6 +14,8 @@ from pytest_rlscheck.migrations import SqlFile, apply_files
 from pytest_rlscheck.session import Database, RlsSession
 
 _counter = itertools.count()
+#: Small Supabase-like projects, each run as its own pytest session by test_projects.py.
+collect_ignore = ["projects"]
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "sql"
 #: The seed's users and their tenants.

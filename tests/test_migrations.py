@@ -140,23 +140,28 @@ def test_psql_meta_command_names_file_and_line(run_sql) -> None:
     assert "psql meta-command '\\set'" in info.value.render()
 
 
-def test_missing_extension_names_it_and_the_server(run_sql) -> None:
+def test_missing_extension_names_it_and_the_server(run_sql, scratch_db) -> None:
+    # one the server in use lacks (PostgreSQL 18's wheel has vector), named as Debian names it
+    with scratch_db.connect() as conn:
+        have = {row[0] for row in conn.execute("select name from pg_available_extensions")}
+    name, package = next((n, p) for n, p in (("vector", "pgvector"), ("postgis", "postgis-3"), ("pg_partman", "partman"))
+                         if n not in have)
     with pytest.raises(MigrationError) as info:
         run_sql(
-            {"001_embeddings.sql": "create extension if not exists vector with schema public;"},
+            {"001_embeddings.sql": f"create extension if not exists {name} with schema public;"},
             server="PostgreSQL 15.1 at /usr/lib/postgresql/15/bin",
         )
     report = info.value.render()
     assert info.value.location == "001_embeddings.sql:1:1"
-    assert 'extension "vector" is not available' in report
-    assert "the extension 'vector' is not installed on the server in use: PostgreSQL 15.1 at /usr/lib/postgresql/15/bin" in report
+    assert f'extension "{name}" is not available' in report
+    assert f"the extension '{name}' is not installed on the server in use: PostgreSQL 15.1 at /usr/lib/postgresql/15/bin" in report
     # the package is named as apt knows it: installable here, or to be had elsewhere
     assert (
-        "apt-get install postgresql-15-pgvector" in report
-        or "postgresql-15-pgvector is not in this system's package lists: it comes from the PostgreSQL Apt "
+        f"apt-get install postgresql-15-{package}" in report
+        or f"postgresql-15-{package} is not in this system's package lists: it comes from the PostgreSQL Apt "
         "repository" in report
     )
-    apt_says_missing = migrations._apt_knows("postgresql-15") and migrations._apt_knows("postgresql-15-pgvector") is False
+    apt_says_missing = migrations._apt_knows("postgresql-15") and migrations._apt_knows(f"postgresql-15-{package}") is False
     assert ("apt-get install" in report) == (not apt_says_missing)
 
 
@@ -236,3 +241,60 @@ def test_session_settings_of_one_file_do_not_reach_the_next(run_sql) -> None:
             "004_app.sql": "create function uses_missing() returns int language sql as "
                            "'select missing_column from public.dumped';\n",
         })
+
+
+# -- dumps ----------------------------------------------------------------------------------
+
+
+def test_copy_from_stdin_loads_rows_and_copy_to_stdout_runs(run_sql, scratch_db) -> None:
+    report = run_sql(
+        {
+            "001_dump.sql": "create table t (id int, body text, tags text[]);\n"
+            "COPY public.t (id, body, tags) FROM stdin;\n"
+            "1\tsemi; colon\t{a,b}\n2\t\\N\t{}\n3\tback\\\\slash\t\\N\n\\.\n"
+            "copy t (id) from stdin with (format csv);\n4\n\\.\n"
+            "copy (select count(*) from t) to stdout;\n"
+            "copy t (id) from stdin;\n",  # no data, no terminator: an empty COPY
+        },
+        kind="seed",
+    )
+    assert report.statements == 5
+    with scratch_db.connect() as conn:
+        rows = conn.execute("select id, body, tags from t order by id").fetchall()
+    assert rows == [(1, "semi; colon", ["a", "b"]), (2, None, []), (3, "back\\slash", None), (4, None, None)]
+
+
+def test_a_bad_copy_row_is_reported_at_its_line_and_not_the_statement(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql({
+            "001.sql": "create table t (id int primary key);\n",
+            "002_data.sql": "copy t from stdin;\n1\n2\n2\n\\.\n",
+        })
+    assert info.value.location == "002_data.sql:4:1"
+    assert info.value.sqlstate == "23505"
+    report = info.value.render()
+    assert "duplicate key value violates unique constraint" in report and "> 4 | 2" in report
+    assert "applied before it: 1 of 2 migration files" in report
+
+
+def test_a_copy_error_that_is_no_row_s_points_at_the_copy(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql({"001.sql": "select 1;\ncopy missing_table from stdin;\n1\n\\.\n"})
+    assert info.value.location == "001.sql:2:1"
+    assert 'relation "missing_table" does not exist' in info.value.render()
+
+
+def test_long_data_rows_are_cut_in_the_excerpt(run_sql) -> None:
+    with pytest.raises(MigrationError) as info:
+        run_sql({"001.sql": f"create table t (a int, b text);\ncopy t from stdin;\nx\t{'y' * 5000}\n\\.\n"})
+    assert info.value.location == "001.sql:3:1"
+    assert "more characters)" in info.value.render() and "y" * 300 not in info.value.render()
+
+
+def test_set_role_of_one_file_ends_with_it(run_sql, scratch_db) -> None:
+    run_sql({
+        "001.sql": "set role pg_read_all_data;\n",
+        "002.sql": "create table made_by as select current_user::text as who;\n",
+    })
+    with scratch_db.connect() as conn:
+        assert conn.execute("select who = session_user from made_by").fetchone() == (True,)

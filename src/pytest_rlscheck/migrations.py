@@ -4,6 +4,12 @@
 Each file runs in its own transaction. Statements PostgreSQL refuses inside a transaction
 block (``CREATE INDEX CONCURRENTLY``, ``VACUUM``...) commit what came before them, run
 alone, and the file's transaction resumes after them.
+
+Dumps are sources too (``pg_dump``, ``supabase db dump``): ``COPY ... FROM stdin`` runs with
+its data lines (an error in a row is reported at that row's line), the ``\\restrict`` lines
+are skipped (:mod:`.sqlsplit`), and the header's session settings end with the file.
+``SET transaction_timeout = 0``, which pg_dump 17 and later writes, is skipped on a server
+that has no such setting (before PostgreSQL 17), with a note; see :func:`_skipped`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from .errors import MigrationError, ServerLost
-from .sqlsplit import MetaCommandError, SourceText, Statement, dollar_bodies, split
+from .sqlsplit import SourceText, SplitError, Statement, dollar_bodies, split
 
 __all__ = ["ApplyReport", "SqlFile", "apply_files", "load_files"]
 
@@ -98,12 +104,10 @@ def apply_files(
     for index, file in enumerate(files):
         source = file.source
         if conn.info.transaction_status == TransactionStatus.IDLE:
-            # as the CLI does: settings a file changed for the session (pg_dump's
-            # set_config('search_path', '', false)) do not carry over into the next one
-            conn.execute("RESET ALL")
+            _reset_session(conn)
         try:
             statements = split(file.text, source)
-        except MetaCommandError as exc:
+        except SplitError as exc:
             raise MigrationError(
                 f"{file.display}:{exc.line}:{exc.column}: {file.kind} failed: {exc}\n"
                 f"{_excerpt(source, exc.line, exc.line, exc.line, exc.column)}\n"
@@ -113,6 +117,10 @@ def apply_files(
             ) from None
         pending: list[Statement] = []  # applied since the last commit, in this file
         for statement in statements:
+            skipped = _skipped(conn, file, source, statement)
+            if skipped:
+                notes.append(skipped)
+                continue
             status = conn.info.transaction_status
             try:
                 if statement.no_transaction:
@@ -120,7 +128,7 @@ def apply_files(
                         conn.execute("COMMIT")
                 elif status == TransactionStatus.IDLE:
                     conn.execute("BEGIN")
-                conn.execute(statement.text)  # no parameters: '%' stays as written
+                _execute(conn, statement)
             except psycopg.Error as exc:
                 if conn.closed or conn.broken:
                     raise _lost(file, source, statement, exc) from None
@@ -138,6 +146,68 @@ def apply_files(
         if conn.info.transaction_status == TransactionStatus.INTRANS:
             conn.execute("COMMIT")
     return ApplyReport(files=len(files), statements=count, seconds=time.perf_counter() - started, notes=tuple(notes))
+
+
+def _reset_session(conn: psycopg.Connection[Any]) -> None:
+    """Each file starts with the session as it was at connection time.
+
+    RESET ALL is what the Supabase CLI runs before each migration: settings a file changed
+    for the session (a dump header's ``set_config('search_path', '', false)``, ``SET
+    check_function_bodies = false``, ``SET row_security = off``...) do not carry over into
+    the next one. RESET ALL leaves the role alone, so a file's ``SET ROLE`` or ``SET SESSION
+    AUTHORIZATION`` (pg_dump --use-set-session-authorization) ends with it too, here: the
+    next file, the seed and the build's ANALYZE run as the user that connected. (The CLI
+    would run the next migration under that role; no project depends on that on purpose.)
+    """
+    conn.execute("RESET ALL")
+    row = conn.execute("select current_user, session_user").fetchone()
+    if row is None or row[0] != row[1] or row[1] != conn.info.user:
+        conn.execute("RESET SESSION AUTHORIZATION")
+        conn.execute("RESET ROLE")
+
+
+def _execute(conn: psycopg.Connection[Any], statement: Statement) -> None:
+    if statement.copy is None:
+        conn.execute(statement.text)  # no parameters: '%' stays as written
+        return
+    with conn.cursor() as cursor:
+        with cursor.copy(statement.text) as copy:  # type: ignore[arg-type]  # as written, too
+            if statement.copy == "from":
+                if statement.copy_data:
+                    copy.write(statement.copy_data)
+            else:  # COPY ... TO STDOUT: psql would print it; nobody reads it here
+                for _ in copy:
+                    pass
+
+
+#: pg_dump 17+ writes this in every dump's header; PostgreSQL before 17 has no such setting.
+_TRANSACTION_TIMEOUT_OFF = re.compile(
+    r"set\s+(?:session\s+)?transaction_timeout\s*(?:=|\bto\b)\s*(?:0|'0')\s*\Z", re.I
+)
+
+
+def _skipped(conn: psycopg.Connection[Any], file: SqlFile, source: SourceText, statement: Statement) -> str | None:
+    """A note when ``statement`` is not run, else None.
+
+    ``SET transaction_timeout = 0`` on a server before PostgreSQL 17: a dump from pg_dump 17
+    or later (a Supabase project on PostgreSQL 17, a newer client) loaded into PostgreSQL 15.
+    The value turns a timeout off that this server does not have, so skipping it changes
+    nothing. psql, with which plain dumps are restored, reports the unknown setting and goes
+    on; the Supabase CLI runs each migration as one batch and would fail on it
+    (``unrecognized configuration parameter``), which is why ``supabase db dump`` comments
+    the line out. Failing here would stop a schema sweep over a line that cannot matter, so
+    it is skipped, and the note says the CLI would refuse it. Any other value is a timeout
+    someone asked for: it runs, and fails as PostgreSQL says.
+    """
+    if conn.info.server_version >= 170000 or not _TRANSACTION_TIMEOUT_OFF.match(statement.text):
+        return None
+    version = conn.info.server_version
+    return (
+        f"{file.display}:{statement.line}:{statement.column}: skipped `{statement.text}`: PostgreSQL "
+        f"{version // 10000} has no transaction_timeout (pg_dump 17 and later write this line; 0 means no timeout, "
+        "which is what this server does anyway). `supabase db reset` on this version would fail here "
+        "(unrecognized configuration parameter); `supabase db dump` comments the line out."
+    )
 
 
 def _transaction_control(statement: Statement) -> str | None:
@@ -212,12 +282,28 @@ def _failure(
     out.append(_excerpt(source, first_line, last_line, line, column if precise else None))
     if statement.no_transaction:
         out.append("  (this statement runs outside a transaction: the file's statements before it stay applied)")
+    if statement.copy == "from" and line > last_line:
+        row = line - source.locate(statement.copy_data_start)[0] + 1
+        out.append(f"  (row {row} of the data of the COPY at line {first_line})")
     out.append(_progress(files, index))
     return MigrationError("\n".join(out), location=location, sqlstate=sqlstate or None)
 
 
+#: PostgreSQL's CONTEXT for an error in a row of COPY FROM: ``COPY notes, line 3, column body: "x"``.
+_COPY_ROW = re.compile(r"^COPY .*?, line (\d+)(?:, column |: |$)", re.M)
+
+
 def _error_offset(statement: Statement, diag: Any) -> tuple[int, bool]:
     """Offset in the file of the error, and whether it is precise (worth a caret)."""
+    row = _COPY_ROW.search(diag.context or "") if statement.copy == "from" else None
+    if row:  # line N of the data: the file's line N after the COPY statement's own
+        data, position = statement.copy_data, 0
+        for _ in range(int(row.group(1)) - 1):
+            newline = data.find("\n", position)
+            if newline < 0:
+                break
+            position = newline + 1
+        return statement.copy_data_start + position, False
     if diag.statement_position:
         return statement.start + int(diag.statement_position) - 1, True
     context = diag.context or ""
@@ -241,6 +327,10 @@ def _error_offset(statement: Statement, diag: Any) -> tuple[int, bool]:
     return statement.start, False
 
 
+#: Lines longer than this (a dump's data rows) are cut in excerpts.
+_EXCERPT_WIDTH = 240
+
+
 def _excerpt(source: SourceText, first: int, last: int, error_line: int, column: int | None) -> str:
     """The statement's lines (at most a window around the error), the error line marked."""
     first = max(first, error_line - 3)
@@ -249,7 +339,10 @@ def _excerpt(source: SourceText, first: int, last: int, error_line: int, column:
     rows = []
     for number in range(first, last + 1):
         marker = ">" if number == error_line else " "
-        rows.append(f"  {marker} {number:>{width}} | {source.line(number)}")
+        text = source.line(number)
+        if len(text) > _EXCERPT_WIDTH and (number != error_line or column is None or column <= _EXCERPT_WIDTH):
+            text = text[:_EXCERPT_WIDTH] + f" ... ({len(text) - _EXCERPT_WIDTH} more characters)"
+        rows.append(f"  {marker} {number:>{width}} | {text}")
         if number == error_line and column is not None:
             rows.append(f"    {' ' * width} | {' ' * (column - 1)}^")
     return "\n".join(rows)

@@ -212,7 +212,20 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         lines.append(f"rlscheck: PostgreSQL {s.pg_major} preferred ([db] major_version in supabase/config.toml)")
     if s.server_settings:
         lines.append("rlscheck: server settings: " + ", ".join(f"{name}={value}" for name, value in s.server_settings))
+    lines += [f"rlscheck: {line}" for line in session.environment_lines()]
     return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The stand-ins the run used, at the end too: what passed, passed on them."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None or hasattr(config, "workerinput") or not session.server_started:
+        return
+    lines = session.stand_in_lines()
+    if lines:
+        terminalreporter.write_sep("-", "rlscheck: stand-ins in use")
+        for line in lines:
+            terminalreporter.write_line(f"rlscheck: {line}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

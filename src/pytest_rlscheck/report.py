@@ -27,6 +27,8 @@ class SweepReport:
         self.fail_on = fail_on
         self.results: list[dict[str, Any]] = []
         self.notes: list[str] = []  # configuration problems found at collection
+        #: The server the checks ran on and the stand-ins it had (``RlsSession.environment``).
+        self.environment: dict[str, Any] = {}
 
     def add(self, result: dict[str, Any]) -> None:
         self.results.append(result)
@@ -129,6 +131,8 @@ class SweepReport:
             "tool": "pytest-rlscheck",
             "version": __version__,
             "fail_on": str(self.fail_on),
+            "server": self.environment.get("server"),
+            "stand_ins": self.environment.get("stand_ins", []),
             "findings": [
                 {k: f[k] for k in ("rule", "severity", "object", "message", "fix", "file", "line")}
                 for f in self.findings()

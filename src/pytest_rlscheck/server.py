@@ -34,7 +34,9 @@ from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 from psycopg import conninfo as pg_conninfo
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
-from .binaries import PgBinaries, find_pg_binaries
+from .binaries import PgBinaries
+from .extensions import ExtensionPlan, StandIn
+from .installation import private_installation
 from .errors import PrivilegeError, RlscheckWarning, ServerError
 from .reaper import Reaper, kill_server_processes
 
@@ -133,17 +135,22 @@ class Server:
 
 def start_server(
     dsn: str | None,
-    pg_bin: str | None,
+    plan: ExtensionPlan,
     reaper: Reaper,
     settings: Sequence[tuple[str, str]] = (),
     major: int | None = None,
 ) -> Server:
+    """The --rlscheck-dsn server, or a throw-away one of the installation ``plan`` chose,
+    with its stand-ins."""
     if dsn:
         return ExternalServer(dsn)
-    binaries = find_pg_binaries(pg_bin, major=major)
+    assert plan.binaries is not None
+    binaries = plan.binaries
     if major is not None and binaries.major != major:
-        warnings.warn(RlscheckWarning(f"rlscheck: {binaries.describe()}"), stacklevel=2)
-    return LocalServer(binaries, reaper, settings=settings)
+        warnings.warn(RlscheckWarning(
+            f"rlscheck: PostgreSQL {major} was asked for ([db] major_version) but {binaries.describe()} is used"
+        ), stacklevel=2)
+    return LocalServer(binaries, reaper, settings=settings, stand_ins=plan.stood_in)
 
 
 class _Executor(PostgreSQLExecutor):
@@ -252,8 +259,16 @@ class LocalServer(Server):
     unix socket inside a directory of mode 0700 owned by the server's account, and every
     connection must give the run's random password (scram-sha-256)."""
 
-    def __init__(self, binaries: PgBinaries, reaper: Reaper, *, settings: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        binaries: PgBinaries,
+        reaper: Reaper,
+        *,
+        settings: Sequence[tuple[str, str]] = (),
+        stand_ins: Sequence[StandIn] = (),
+    ) -> None:
         self.settings = tuple(settings)
+        self.stand_ins = tuple(stand_ins)
         self.user = SUPERUSER
         self.maintenance_db = MAINTENANCE_DB
         self._reaper = reaper
@@ -261,8 +276,16 @@ class LocalServer(Server):
         self.tmpdir = ""
         run_as = _unprivileged_account() if os.geteuid() == 0 else None
         self.run_as = run_as[1:] if run_as else None
-        if self.run_as and not _traversable(binaries.bindir / "postgres", *self.run_as):
-            binaries = _mirror_installation(binaries, self.run_as)
+        unreachable = bool(self.run_as) and not _traversable(binaries.bindir / "postgres", *self.run_as)
+        if unreachable or self.stand_ins:
+            original = binaries
+            binaries = private_installation(binaries, self.stand_ins, whole=unreachable)
+            if self.run_as and not _traversable(binaries.bindir / "postgres", *self.run_as):
+                raise ServerError(
+                    f"rlscheck: {original.describe()} is not reachable by uid {self.run_as[0]}, which the server "
+                    f"runs as, and neither is its copy in {binaries.bindir}. Install the server in a world-readable "
+                    "place, or set RLSCHECK_CACHE_DIR to a directory that account can reach."
+                )
         self.binaries = binaries
         if run_as and run_as[0] == "nobody":
             warnings.warn(RlscheckWarning(
@@ -470,54 +493,6 @@ def _temp_parent(run_as: tuple[int, int] | None) -> str:
         f"rlscheck: the temp directory {parent} cannot be reached by uid {run_as[0]}, which the server runs as; "
         "set TMPDIR to a world-traversable directory."
     )
-
-
-def _mirror_installation(binaries: PgBinaries, run_as: tuple[int, int]) -> PgBinaries:
-    """Make a server the server account cannot reach (a wheel under /root) reachable.
-
-    The installation (``bin``, ``lib``, ``share`` next to each other; PostgreSQL finds them
-    relative to its binaries) is hard-linked, or copied across file systems, once into a
-    cache directory that any account can traverse, and reused by later runs."""
-    source = binaries.bindir.parent
-    digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:10]
-    cache = Path(os.environ.get("RLSCHECK_CACHE_DIR") or ("/var/cache/pytest-rlscheck" if os.access("/var/cache", os.W_OK) else tempfile.gettempdir() + "/pytest-rlscheck-cache"))
-    cache.mkdir(parents=True, exist_ok=True)
-    info = cache.lstat()
-    if info.st_uid != os.geteuid() or info.st_mode & 0o022 or stat.S_ISLNK(info.st_mode):
-        # root runs what is in there: a directory another account made or may write is refused
-        raise ServerError(
-            f"rlscheck: {cache} (the copy of the server binaries the server's account can reach) is not owned by "
-            f"uid {os.geteuid()} or is writable by others; remove it, or set RLSCHECK_CACHE_DIR to a directory of "
-            "your own."
-        )
-    target = cache / f"pg-{binaries.version}-{digest}"
-    if not (target / "bin" / "postgres").is_file():
-        os.chmod(cache, 0o755)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache))
-        try:
-            shutil.copytree(source, staging / "install", copy_function=_link_or_copy, symlinks=True)
-            os.chmod(staging / "install", 0o755)
-            try:
-                os.rename(staging / "install", target)
-            except OSError:
-                if not (target / "bin" / "postgres").is_file():  # not a concurrent run's rename
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    mirrored = PgBinaries(bindir=target / "bin", version=binaries.version, source=f"{binaries.source}, mirrored")
-    if not _traversable(mirrored.bindir / "postgres", *run_as):
-        raise ServerError(
-            f"rlscheck: {binaries.describe()} is not reachable by uid {run_as[0]}, which the server runs as, "
-            f"and neither is the copy in {target}. Install the server in a world-readable place."
-        )
-    return mirrored
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def _traversable(path: Path, uid: int, gid: int) -> bool:

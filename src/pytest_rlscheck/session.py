@@ -26,7 +26,17 @@ from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
 from .server import ExternalServer, LocalServer, Server, ServerFiles, start_server
-from .supabase import needed_parts, shim_failure_hint, shim_sql
+from .binaries import all_pg_binaries, find_pg_binaries
+from .extensions import (
+    MISSING_EXTENSION,
+    PREINSTALLED,
+    ExtensionPlan,
+    choose_server,
+    implied_extensions,
+    platform_extensions_sql,
+    requested_extensions,
+)
+from .supabase import created_objects, needed_parts, shim_failure_hint, shim_sql
 
 __all__ = ["Database", "RlsSession"]
 
@@ -75,11 +85,14 @@ class RlsSession:
         self._created: ClusterState | None = None  # roles and memberships the build added there
         self._unmarked: list[str] = []
         self._fresh_count = 0
+        self._files: list[SqlFile] | None = None
+        self._plan: ExtensionPlan | None = None
         self.parts: tuple[str, ...] = ()
         self.run_id = secrets.token_hex(4)
         if self._shared:
             self.run_id = self._shared["run_id"]
             self.parts = tuple(self._shared["parts"])
+            self._plan = ExtensionPlan(binaries=None, requested={})  # the controller chose the server
             if self._shared.get("error"):
                 self._error = RlscheckError(self._shared["error"])
 
@@ -107,11 +120,46 @@ class RlsSession:
                     else None,
                 )
             else:
+                plan = self.plan()
                 self._server = start_server(
-                    self.settings.dsn, self.settings.pg_bin, self._reaper, self.settings.server_settings,
-                    self.settings.pg_major,
+                    self.settings.dsn, plan, self._reaper, self.settings.server_settings, self.settings.pg_major
                 )
         return self._server
+
+    def sources(self) -> list[SqlFile]:
+        """The migration and seed files, read once."""
+        if self._files is None:
+            root = self.settings.rootdir
+            self._files = load_files(self.settings.migrations, "migration", root) + load_files(
+                self.settings.seed, "seed", root
+            )
+        return self._files
+
+    def plan(self) -> ExtensionPlan:
+        """The server for these sources (the one that has the extensions they create), and
+        the stand-ins it needs. Reads the files and looks at the installed servers; starts
+        nothing."""
+        if self._plan is None:
+            files = self.sources()
+            parts = needed_parts((f.text for f in files), self.settings.supabase)
+            requested = requested_extensions((f.display, f.text) for f in files)
+            wanted = list(requested)
+            if "core" in parts:
+                wanted += [*PREINSTALLED, *implied_extensions((f.text for f in files), requested)]
+            if self.settings.dsn:
+                self._plan = ExtensionPlan(binaries=None, requested=requested, wanted=tuple(wanted))
+            else:
+                candidates, _tried = all_pg_binaries(self.settings.pg_bin)
+                if not candidates:
+                    find_pg_binaries(self.settings.pg_bin)  # raises ServerNotFound, saying where it looked
+                self._plan = choose_server(
+                    wanted,
+                    candidates,
+                    requested=requested,
+                    use_stand_ins=self.settings.stand_ins,
+                    major=self.settings.pg_major,
+                )
+        return self._plan
 
     def template(self) -> str:
         """Name of the template database, built on first call (errors are cached)."""
@@ -126,11 +174,41 @@ class RlsSession:
                     raise
         return self._template
 
+    def environment_lines(self) -> list[str]:
+        """For the report header: the server chosen and why, the stand-ins it gets. Never
+        raises (a broken file is reported where the build fails)."""
+        try:
+            return self.plan().header_lines()
+        except RlscheckError:
+            return []
+
+    def stand_in_lines(self) -> list[str]:
+        """The stand-ins in use, one line each ("simulated: pg_net — ...")."""
+        if self._shared:
+            return list(self._shared.get("stand_ins", ()))
+        plan = self._plan
+        return [f"simulated: {s.describe()}" for s in plan.stood_in] if plan else []
+
+    def environment(self) -> dict[str, Any]:
+        """For the JSON report: the server and the stand-ins."""
+        plan = self._plan
+        return {
+            "server": self._server.description if self._server is not None else None,
+            "stand_ins": [{"extension": s.name, "version": s.version, "simulated": s.note} for s in plan.stood_in]
+            if plan
+            else [],
+        }
+
     def _build_template(self) -> str:
-        root = self.settings.rootdir
-        files = load_files(self.settings.migrations, "migration", root) + load_files(self.settings.seed, "seed", root)
+        files = self.sources()
         self.parts = needed_parts((f.text for f in files), self.settings.supabase)
-        shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p), "shim") for p in self.parts]
+        owned = created_objects(f.text for f in files)  # a dump's own schemas: the shim leaves them be
+        shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p, owned), "shim") for p in self.parts]
+        plan = self.plan()
+        if "core" in self.parts:
+            platform = platform_extensions_sql(plan, (f.text for f in files))
+            if platform:
+                shim.insert(1, SqlFile("<rlscheck supabase shim: platform extensions>", platform, "shim"))
         server = self.server
         if isinstance(server, ExternalServer):  # roles the build creates outlive it there
             self._locks = RunLocks(server.conninfo(server.maintenance_db))
@@ -181,7 +259,19 @@ class RlsSession:
                     location=exc.location,
                     sqlstate=exc.sqlstate,
                 ) from None
-        return apply_files(conn, files, server=server.description).notes
+        try:
+            return apply_files(conn, files, server=server.description).notes
+        except MigrationError as exc:
+            plan = self.plan()
+            first = str(exc).split("\n", 1)[0]
+            found = MISSING_EXTENSION.search(first)
+            name = (found.group(1) or found.group(2)) if found else None
+            name = name or next((n for n in plan.missing if n in first), None)  # pg_cron's own words
+            if name and name in plan.missing and plan.looked_at:
+                raise MigrationError(
+                    f"{exc}\n{plan.missing_report(name)}", location=exc.location, sqlstate=exc.sqlstate
+                ) from None
+            raise
 
     def lost_report(self) -> str:
         """After a broken connection: the state of the server and the end of its log."""
@@ -189,12 +279,13 @@ class RlsSession:
 
     def shared_info(self) -> dict[str, Any]:
         """What an xdist worker needs to use this session's server and template."""
-        info: dict[str, Any] = {"run_id": self.run_id, "parts": list(self.parts), "error": None}
+        info: dict[str, Any] = {"run_id": self.run_id, "parts": list(self.parts), "error": None, "stand_ins": []}
         try:
             info["template"] = self.template()
             info["parts"] = list(self.parts)
             info["conninfo"] = self.server.conninfo(self.server.maintenance_db)
             info["description"] = self.server.description
+            info["stand_ins"] = self.stand_in_lines()
             if isinstance(self.server, LocalServer):
                 info["files"] = dataclasses.asdict(self.server.files)
         except RlscheckError as exc:

@@ -11,13 +11,25 @@ from psycopg import sql
 from .errors import MigrationError
 from .sqlsplit import tokens
 
-__all__ = ["PARTS", "needed_parts", "shim_failure_hint", "shim_sql"]
+__all__ = ["PARTS", "PART_SCHEMAS", "created_objects", "needed_parts", "shim_failure_hint", "shim_sql"]
 
 #: Parts in installation order; ``core`` (roles, extensions schema, default privileges)
 #: comes with any other part.
 PARTS = ("core", "auth", "storage", "realtime", "functions")
 
-_OWN_AUTH_SCHEMA = re.compile(r"create\s+schema\s+(?!if\s+not\s+exists)(\"?)auth\1(\s|;|$)", re.I)
+#: The schema each part creates. When the sources create it themselves (a dump of a
+#: Supabase database has ``CREATE SCHEMA auth``, ``storage``...), the part is not installed:
+#: their own objects stand, and the shim's ``create schema if not exists`` would make their
+#: ``CREATE SCHEMA`` fail.
+PART_SCHEMAS = {"auth": "auth", "storage": "storage", "realtime": "realtime", "functions": "supabase_functions"}
+
+#: ``CREATE SCHEMA name`` without IF NOT EXISTS (the form that fails when the schema exists).
+_CREATE_SCHEMA = re.compile(
+    r'(?<![\w"])create\s+schema\s+(?!if\s+not\s+exists\b)(?:"((?:[^"]|"")+)"|([a-z_][\w$]*))', re.I
+)
+_CREATE_PUBLICATION = re.compile(r'(?<![\w"])create\s+publication\s+(?:"((?:[^"]|"")+)"|([a-z_][\w$]*))', re.I)
+
+
 def _qualified(schema: str) -> str:
     """``schema.name``, either part quoted or not (``"storage"."buckets"``)."""
     return rf'(?<![\w"])"?{schema}"?\s*\.\s*"?[a-z_]'
@@ -26,7 +38,8 @@ def _qualified(schema: str) -> str:
 _REFERENCES = {
     "core": re.compile(
         r"\b(anon|authenticated|service_role|authenticator|supabase_\w+_admin|supabase_admin|dashboard_user)\b"
-        r'|(?<![\w"])"?extensions"?\s*\.',
+        r'|(?<![\w"])"?extensions"?\s*\.'
+        r'|\bschema\s+"?extensions"?(?![\w"])',  # create extension ... with schema extensions
         re.I,
     ),
     "auth": re.compile(_qualified("auth"), re.I),
@@ -44,16 +57,35 @@ def needed_parts(texts: Iterable[str], forced: bool | None) -> tuple[str, ...]:
     if forced is True:
         return PARTS
     wanted: set[str] = set()
-    own_auth = False
+    created: set[str] = set()
     for text in texts:
         code = _code_only(text)
         wanted |= {part for part, pattern in _REFERENCES.items() if pattern.search(code)}
-        own_auth = own_auth or bool(_OWN_AUTH_SCHEMA.search(code))
-    if own_auth:
-        wanted.discard("auth")  # the migrations bring their own auth schema
+        created |= _created(code)
+    # the sources bring their own schema of that part (a dump of a Supabase database)
+    wanted -= {part for part, schema in PART_SCHEMAS.items() if f"schema {schema}" in created}
     if wanted:
         wanted.add("core")
     return tuple(p for p in PARTS if p in wanted)
+
+
+def created_objects(texts: Iterable[str]) -> frozenset[str]:
+    """What the sources create that fails when it exists already: ``"schema <name>"`` for
+    each ``CREATE SCHEMA`` without IF NOT EXISTS, ``"publication <name>"`` for each
+    ``CREATE PUBLICATION`` (comments do not count)."""
+    found: set[str] = set()
+    for text in texts:
+        found |= _created(_code_only(text))
+    return frozenset(found)
+
+
+def _created(code: str) -> set[str]:
+    found = set()
+    for kind, pattern in (("schema", _CREATE_SCHEMA), ("publication", _CREATE_PUBLICATION)):
+        for m in pattern.finditer(code):
+            name = m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2).lower()
+            found.add(f"{kind} {name}")
+    return found
 
 
 def _code_only(text: str) -> str:
@@ -61,8 +93,24 @@ def _code_only(text: str) -> str:
     return "".join(" " if kind in ("comment", "block") else text[start:end] for kind, start, end in tokens(text))
 
 
-def shim_sql(part: str) -> str:
-    return resources.files("pytest_rlscheck").joinpath(f"sql/supabase_{part}.sql").read_text(encoding="utf-8")
+_SECTION = re.compile(r"^-- rlscheck:unless (.+?)[ \t]*\n(.*?)^-- rlscheck:end[ \t]*(?:\n|\Z)", re.M | re.S)
+
+
+def shim_sql(part: str, owned: Iterable[str] = ()) -> str:
+    """The part's SQL, without the sections (``-- rlscheck:unless <object>`` ...
+    ``-- rlscheck:end``) for objects the sources create themselves (``owned``, from
+    :func:`created_objects`). The marker lines stay, as comments, and the line count holds."""
+    text = resources.files("pytest_rlscheck").joinpath(f"sql/supabase_{part}.sql").read_text(encoding="utf-8")
+    owned = frozenset(owned)
+
+    def section(m: re.Match[str]) -> str:
+        if m.group(1) not in owned:
+            return m.group(0)
+        blank = "".join(f"-- (left out: the sources bring their own {m.group(1)})\n" if i == 0 else "\n"
+                        for i in range(m.group(2).count("\n")))
+        return f"-- rlscheck:unless {m.group(1)}\n{blank}-- rlscheck:end\n"
+
+    return _SECTION.sub(section, text)
 
 
 def shim_failure_hint(exc: MigrationError, user: str) -> str:

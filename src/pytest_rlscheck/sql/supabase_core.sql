@@ -1,10 +1,14 @@
 -- rlscheck Supabase shim: roles, the extensions schema and the default privileges that a
 -- Supabase project gives its API roles (supabase/postgres migrations/db/init-scripts).
 -- Roles are cluster-wide: created only when missing, never altered.
+-- The sections between "-- rlscheck:unless <object>" and "-- rlscheck:end" are left out when
+-- the sources create that object themselves (a dump of a Supabase database creates the
+-- extensions schema, its extensions and its grants).
 
 do $shim$
 declare
   r record;
+  attributes text;
 begin
   for r in
     select * from (values
@@ -19,11 +23,22 @@ begin
       ('supabase_storage_admin', 'nologin noinherit'),
       ('supabase_realtime_admin', 'nologin noinherit'),
       ('supabase_functions_admin', 'nologin noinherit'),
-      ('dashboard_user', 'nologin')
+      ('dashboard_user', 'nologin'),
+      -- and those a dump of a Supabase database grants to or makes owners
+      ('pgbouncer', 'nologin'),
+      ('supabase_replication_admin', 'nologin'),
+      ('supabase_read_only_user', 'nologin')
     ) as roles(name, attributes)
   loop
     if not exists (select from pg_catalog.pg_roles where rolname = r.name) then
-      execute format('create role %I %s', r.name, r.attributes);
+      -- On Supabase supabase_admin is the superuser that owns the platform's objects, and
+      -- dumps give it event triggers, which only a superuser may own. A superuser running the
+      -- shim creates it so (it cannot log in); anyone else, as a plain role.
+      attributes := r.attributes;
+      if r.name = 'supabase_admin' and (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+        attributes := attributes || ' superuser';
+      end if;
+      execute format('create role %I %s', r.name, attributes);
     end if;
   end loop;
   -- PostgREST logs in as authenticator and switches to one of these per request.
@@ -39,6 +54,7 @@ begin
 end
 $shim$;
 
+-- rlscheck:unless schema extensions
 create schema if not exists extensions;
 
 -- Supabase pre-installs these two; a server built without them (some wheels) goes without.
@@ -53,9 +69,12 @@ begin
   end loop;
 end
 $shim$;
+-- rlscheck:end
 
 grant usage on schema public to anon, authenticated, service_role;
+-- rlscheck:unless schema extensions
 grant usage on schema extensions to anon, authenticated, service_role;
+-- rlscheck:end
 
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;

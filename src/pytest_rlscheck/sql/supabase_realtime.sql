@@ -1,6 +1,8 @@
 -- rlscheck Supabase shim: the (initially empty) publication Supabase Realtime listens on,
--- so that `alter publication supabase_realtime add table ...` applies.
+-- so that `alter publication supabase_realtime add table ...` applies; left out when the
+-- sources create it themselves (a dump of a Supabase database has CREATE PUBLICATION).
 
+-- rlscheck:unless publication supabase_realtime
 do $shim$
 begin
   if not exists (select from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
@@ -8,6 +10,7 @@ begin
   end if;
 end
 $shim$;
+-- rlscheck:end
 
 -- Realtime authorization: policies on realtime.messages decide who may broadcast/listen.
 create schema if not exists realtime;

@@ -1,0 +1,3 @@
+insert into auth.users (id, email) values
+  ('11111111-1111-1111-1111-111111111111', 'alice@example.com'),
+  ('22222222-2222-2222-2222-222222222222', 'bob@example.com');
