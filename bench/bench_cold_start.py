@@ -3,8 +3,9 @@
 
     python bench/bench_cold_start.py [--base /path/to/other/checkout] [--runs 7]
 
-Each run is a fresh pytest process: plugin import, server choice, server start, template
-build (shim and migrations), the sweep, teardown. Also the cold start of a project that
+Each run is a fresh pytest process: plugin import, server choice, server start (this tree:
+a copy of the initdb'd cluster cached per installation; the base: initdb), template build
+(shim and migrations), the sweep, teardown. Also the cold start of a project that
 needs a stand-in, with its private installation copy built afresh and reused.
 Medians; read the ratios (the machine is noisy).
 """

@@ -240,3 +240,60 @@ def test_stand_ins_must_be_a_boolean(pytester: pytest.Pytester) -> None:
     _project(pytester, "select 1;\n", 'stand_ins = "no"\n')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert "[tool.rlscheck] stand_ins must be true or false, got 'no'" in result.stderr.str()
+
+
+# -- the initdb'd cluster, made once per installation ------------------------------------
+
+
+def test_runs_copy_one_cached_cluster_and_each_gets_its_own_password(cache: Path) -> None:
+    import psycopg
+
+    binaries = find_pg_binaries(os.environ.get("RLSCHECK_PG_BIN"))
+    reaper = Reaper()
+    first = LocalServer(binaries, reaper)
+    second = LocalServer(binaries, reaper)
+    try:
+        clusters = [p for p in cache.iterdir() if p.name.startswith("cluster-")]
+        assert len(clusters) == 1  # initdb ran once
+        info = clusters[0].stat()
+        assert info.st_mode & 0o077 == 0  # the server account's alone
+        if first.run_as:
+            assert info.st_uid == first.run_as[0]
+        for server, other in ((first, second), (second, first)):
+            with server.admin() as conn:
+                assert conn.execute("select 1").fetchone() == (1,)
+            stolen = {**server._base, "password": other._base["password"], "dbname": "postgres"}
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(**stolen, connect_timeout=10).close()
+    finally:
+        first.stop()
+        second.stop()
+        reaper.close()
+
+
+def test_the_cluster_cache_can_be_turned_off(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLSCHECK_CLUSTER_CACHE", "0")
+    reaper = Reaper()
+    server = LocalServer(find_pg_binaries(os.environ.get("RLSCHECK_PG_BIN")), reaper)
+    try:
+        with server.admin() as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        server.stop()
+        reaper.close()
+    assert not [p for p in cache.iterdir() if p.name.startswith("cluster-")]
+
+
+def test_copies_no_run_used_for_two_weeks_are_pruned_when_a_new_one_is_made(tmp_path: Path, cache: Path) -> None:
+    import time
+
+    old = cache / "pg-15.1-000000000000"
+    recent = cache / "pg-15.1-111111111111"
+    other = cache / "notes"  # not ours
+    for path in (old, recent, other):
+        path.mkdir()
+    month_ago = time.time() - 30 * 86400
+    for path in (old, other):
+        os.utime(path, (month_ago, month_ago))
+    private_installation(find_pg_binaries(None), [_stand_in(tmp_path / "standins", "rlscheck_probe")], whole=False)
+    assert not old.exists() and recent.exists() and other.exists()

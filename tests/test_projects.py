@@ -22,6 +22,11 @@ STAND_INS = {
     "vector": set(),
     "storage": set(),
     "realtime": set(),
+    "cli_rules": set(),
+}
+#: project -> lines its output must have
+SAYS = {
+    "cli_rules": ['rlscheck: skipped notes.sql (as the Supabase CLI does: the file name must match "<timestamp>_name.sql"'],
 }
 
 
@@ -33,8 +38,10 @@ def test_the_project_loads_and_its_tests_pass(name: str, pytester: pytest.Pytest
         # extensions the migrations create, whatever server the suite runs on
         monkeypatch.delenv("RLSCHECK_PG_BIN", raising=False)
     report = pytester.path / "report.json"
+    markdown = pytester.path / "report.md"
     result = pytester.runpytest_subprocess(
-        "--rlscheck", "--rlscheck-fail-on=error", f"--rlscheck-report={report}", "-p", "no:cacheprovider", "-rfE"
+        "--rlscheck", "--rlscheck-fail-on=error", f"--rlscheck-report={report}", f"--rlscheck-report={markdown}",
+        "-p", "no:cacheprovider", "-rfE",
     )
     output = result.stdout.str()
     outcomes = result.parseoutcomes()
@@ -46,4 +53,18 @@ def test_the_project_loads_and_its_tests_pass(name: str, pytester: pytest.Pytest
     assert {s["extension"] for s in data["stand_ins"]} >= expected, data["stand_ins"]
     for extension in expected:
         assert f"rlscheck: simulated: {extension} — " in output, output
+        assert f"`{extension}` — " in markdown.read_text()
     assert data["server"], data
+    for line in SAYS.get(name, []):
+        assert line in output, output
+
+
+def test_two_migrations_of_one_version_stop_the_run_naming_both(pytester: pytest.Pytester) -> None:
+    shutil.copytree(PROJECTS / "cli_rules", pytester.path, dirs_exist_ok=True)
+    migrations = pytester.path / "supabase" / "migrations"
+    (migrations / "20240102000000_other.sql").write_text("select 1;\n")
+    result = pytester.runpytest_subprocess("--rlscheck", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "two migrations have the version 20240102000000" in err
+    assert "20240102000000_done.sql" in err and "20240102000000_other.sql" in err

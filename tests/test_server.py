@@ -433,16 +433,20 @@ def test_interrupted_server_start_leaves_nothing(pytester: pytest.Pytester, phas
     root = Path(tempfile.mkdtemp(prefix="rlscheck-test-bin-", dir="/tmp"))
     try:
         bindir, marker = _slow_server(root, phase)
+        cache = root / "cache"  # initdb runs once per installation, into the cache: this one's own
+        cache.mkdir(mode=0o755)
         write_project(pytester, SCHEMA)
         pytester.makepyfile(USES_RLS)
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rlscheck-migrations", "migrations",
              f"--rlscheck-pg-bin={bindir}"],
             cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={**os.environ, "RLSCHECK_CACHE_DIR": str(cache)},
         )
         _wait_until(lambda: marker.exists() or proc.poll() is not None, 120)
         assert marker.exists(), proc.communicate(timeout=30)[0].decode()
-        datadir = re.search(r"(/\S*rlscheck-[0-9a-f]+/data)", marker.read_text()).group(1)
+        # initdb: the cluster is made in a staging directory of the cache; start: the run's copy
+        datadir = re.search(r"(/\S*(?:rlscheck-[0-9a-f]+|\.cluster-[0-9a-f]+-\w+)/data)", marker.read_text()).group(1)
         tmpdir = Path(datadir).parent
         assert tmpdir.is_dir()
 
@@ -454,6 +458,7 @@ def test_interrupted_server_start_leaves_nothing(pytester: pytest.Pytester, phas
         _wait_until(lambda: not tmpdir.exists() and not _processes_naming(datadir))  # after SIGKILL: the reaper
         assert not _processes_naming(datadir), f"processes for {datadir} still running"
         assert not tmpdir.exists(), f"{tmpdir} left behind: {list(tmpdir.rglob('*'))[:5]}"
+        assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []  # no staging left in the cache
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -29,9 +29,11 @@ from .binaries import PgBinaries
 from .errors import ServerError
 from .extensions import StandIn
 
-__all__ = ["cache_directory", "private_installation"]
+__all__ = ["cache_directory", "private_installation", "prune_cache", "touch"]
 
 CACHE_ENV = "RLSCHECK_CACHE_DIR"
+#: Copies and clusters no run has used for this long are removed when a new one is made.
+UNUSED_DAYS = 14
 #: Bumped when the layout of a copy changes, so that old copies are not reused.
 LAYOUT = "2"
 
@@ -70,7 +72,10 @@ def private_installation(binaries: PgBinaries, stand_ins: Sequence[StandIn], *, 
     cache = cache_directory()
     target = cache / f"pg-{binaries.version}-{digest.hexdigest()[:12]}"
     bindir = _inside(target, binaries.bindir)
-    if not (bindir / "postgres").is_file():
+    if (bindir / "postgres").is_file():
+        touch(target)
+    else:
+        prune_cache(cache)
         os.chmod(cache, 0o755)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache))
         try:
@@ -86,6 +91,29 @@ def private_installation(binaries: PgBinaries, stand_ins: Sequence[StandIn], *, 
     names = ", ".join(s.name for s in stand_ins)
     how = f"copied with stand-ins for {names}" if stand_ins else "copied where the server's account can reach it"
     return PgBinaries(bindir=bindir, version=binaries.version, source=f"{binaries.source}; {how}")
+
+
+def touch(path: Path) -> None:
+    """Mark a cache entry used (its modification time)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def prune_cache(cache: Path) -> None:
+    """Remove the copies and clusters no run has used for :data:`UNUSED_DAYS` (each stand-in
+    set and each server upgrade makes new ones)."""
+    import time
+
+    limit = time.time() - UNUSED_DAYS * 86400
+    for entry in cache.iterdir():
+        if entry.name.startswith(("pg-", "cluster-", ".pg-", ".cluster-")):
+            try:
+                if entry.lstat().st_mtime < limit and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                pass
 
 
 def _directories(binaries: PgBinaries) -> list[Path]:

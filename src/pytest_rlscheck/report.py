@@ -154,6 +154,9 @@ class SweepReport:
             f" · fails on {self.fail_on} and above",
             "",
         ]
+        stand_ins = self.environment.get("stand_ins") or []
+        if stand_ins:
+            out += [f"Ran on stand-ins (simulated): " + "; ".join(f"`{s['extension']}` — {s['simulated']}" for s in stand_ins), ""]
         tables = self.tables()
         if tables:
             out += ["| table | RLS | policies S/I/U/D | auth.uid() per query | isolation | findings |",

@@ -36,7 +36,7 @@ from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
 from .binaries import PgBinaries
 from .extensions import ExtensionPlan, StandIn
-from .installation import private_installation
+from .installation import cache_directory, private_installation, prune_cache, touch
 from .errors import PrivilegeError, RlscheckWarning, ServerError
 from .reaper import Reaper, kill_server_processes
 
@@ -58,6 +58,10 @@ SCRAM_ITERATIONS = 16
 SUPERUSER = "postgres"
 MAINTENANCE_DB = "postgres"
 PG_USER_ENV = "RLSCHECK_PG_USER"
+#: ``RLSCHECK_CLUSTER_CACHE=0``: initdb for every run instead of copying the cached cluster.
+CLUSTER_CACHE_ENV = "RLSCHECK_CLUSTER_CACHE"
+#: Bumped when what goes into a cached cluster changes.
+CLUSTER_LAYOUT = "1"
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ class _Executor(PostgreSQLExecutor):
 
     def __init__(
         self, *args: Any, run_as: tuple[int, int] | None, cwd: str, settings: Sequence[tuple[str, str]] = (),
+        cluster_cache: Path | None = None, track_dir: Any = lambda path: None, forget_dir: Any = lambda path: None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -172,6 +177,9 @@ class _Executor(PostgreSQLExecutor):
         self._uuid = "rlscheck-" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(24))
         self._run_as = run_as
         self._cwd = cwd  # a directory the server's account can enter
+        self._cluster_cache = cluster_cache
+        self._track_dir = track_dir
+        self._forget_dir = forget_dir
         self._additional_popen_kwargs = self._as_user()
 
     def _as_user(self) -> dict[str, Any]:
@@ -181,27 +189,95 @@ class _Executor(PostgreSQLExecutor):
         return {"user": uid, "group": gid, "extra_groups": [], "cwd": self._cwd}
 
     def init_directory(self) -> None:
-        """initdb with scram-sha-256 for every connection; the password file lives in the
-        private directory only while initdb reads it."""
+        """The data directory: a copy of the installation's initdb'd cluster (made once, in
+        the cache) whose superuser then gets this run's password, in single-user mode, before
+        the server accepts a connection. Without a cache, initdb here."""
         if self._directory_initialised:
             return
-        pwfile = os.path.join(self._cwd, "pwfile")
-        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(scram_verifier(self.password or ""))
-            if self._run_as:
-                os.chown(pwfile, *self._run_as)
-            options = [f"--username={self.user}", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
-            self._run_initdb(self._build_initdb_command(options, pgdata=self.datadir))
-        finally:
-            os.unlink(pwfile)
+        template = self._cached_cluster() if self._cluster_cache is not None else None
+        if template is None:
+            self._initdb(self.datadir, self.password or "", self._cwd)
+        else:
+            self._run_as_account(["cp", "-a", "--", str(template), self.datadir], "copying the initdb'd cluster")
+            statement = f"ALTER ROLE {self.user} PASSWORD '{scram_verifier(self.password or '')}';\n"
+            postgres = os.path.join(os.path.dirname(self.executable), "postgres")
+            out = self._run_as_account(
+                [postgres, "--single", "-D", self.datadir, "-c", "log_min_messages=error", "postgres"],
+                "setting the run's password", stdin=statement,
+            )
+            if "ERROR" in out:
+                raise ServerError(f"rlscheck: setting the run's password in {self.datadir} failed:\n{out.strip()}")
         if self._settings:  # in the configuration file: no shell quoting between them and postgres
             with open(os.path.join(self.datadir, "postgresql.conf"), "a", encoding="utf-8") as conf:
                 conf.write("\n# pytest-rlscheck: server_settings / --rlscheck-pg-setting\n")
                 for name, value in self._settings:
                     conf.write(f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n")
         self._directory_initialised = True
+
+    def _initdb(self, datadir: str, password: str, scratch: str) -> None:
+        """initdb with scram-sha-256 for every connection; the password file (the verifier
+        only) lives in ``scratch`` only while initdb reads it."""
+        pwfile = os.path.join(scratch, "pwfile")
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(scram_verifier(password))
+            if self._run_as:
+                os.chown(pwfile, *self._run_as)
+            self._run_initdb(self._build_initdb_command(self._initdb_options(pwfile), pgdata=datadir))
+        finally:
+            os.unlink(pwfile)
+
+    def _initdb_options(self, pwfile: str) -> list[str]:
+        return [f"--username={self.user}", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
+
+    def _cached_cluster(self) -> Path:
+        """The installation's initdb'd cluster in the cache, made on first use. Its
+        superuser's password was random and is gone: a copy is of no use to anyone until a
+        run gives it its own. Owned by the server's account, mode 0700."""
+        assert self._cluster_cache is not None
+        key = hashlib.sha256(
+            "\0".join([
+                CLUSTER_LAYOUT, os.path.realpath(self.executable), _file_identity(self.executable),
+                _file_identity(os.path.join(os.path.dirname(self.executable), "postgres")),
+                " ".join(self._initdb_options("PWFILE")), str(self._run_as), repr(sorted(
+                    (name, value) for name, value in self._initdb_env().items()
+                    if name.startswith("LC_") or name in ("LANG", "LANGUAGE", "TZ", "PGTZ")  # what initdb records
+                )),
+            ]).encode()
+        ).hexdigest()[:16]
+        target = self._cluster_cache / f"cluster-{key}"
+        if (target / "PG_VERSION").is_file():
+            touch(target)
+            return target
+        prune_cache(self._cluster_cache)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=self._cluster_cache))
+        self._track_dir(str(staging))
+        try:
+            if self._run_as:
+                os.chown(staging, *self._run_as)
+            self._initdb(str(staging / "data"), secrets.token_urlsafe(32), str(staging))
+            try:
+                os.rename(staging / "data", target)
+            except OSError:
+                if not (target / "PG_VERSION").is_file():  # not another run's rename
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            self._forget_dir(str(staging))
+        return target
+
+    def _run_as_account(self, command: list[str], what: str, stdin: str | None = None) -> str:
+        result = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=self._timeout, env=self._initdb_env(),
+            **self._as_user(),
+        )
+        if result.returncode != 0:
+            raise ServerError(
+                f"rlscheck: {what} failed (exit {result.returncode}) for {self.datadir}:\n"
+                f"{(result.stdout + result.stderr).strip()}"
+            )
+        return result.stdout + result.stderr
 
     def _run_initdb(self, command: list[str]) -> None:
         result = subprocess.run(
@@ -326,6 +402,9 @@ class LocalServer(Server):
             cwd=self.tmpdir,
             settings=self.settings,
             timeout=90,
+            cluster_cache=_cluster_cache(),
+            track_dir=self._reaper.track_dir,
+            forget_dir=self._reaper.forget_dir,
         )
         try:
             self._executor.start()
@@ -399,6 +478,26 @@ def scram_verifier(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
+
+
+def _cluster_cache() -> Path | None:
+    """Where initdb'd clusters are kept (the installation cache); None when there is none
+    to be had (then each run runs initdb)."""
+    if os.environ.get(CLUSTER_CACHE_ENV) == "0":
+        return None
+    try:
+        return cache_directory()
+    except (OSError, ServerError):
+        return None
+
+
+def _file_identity(path: str) -> str:
+    """Size and modification time: a changed binary (a package upgrade) is a new cluster."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _private_dir(parent: str, reaper: Reaper) -> str:

@@ -149,9 +149,13 @@ class RlsSession:
             if self.settings.dsn:
                 self._plan = ExtensionPlan(binaries=None, requested=requested, wanted=tuple(wanted))
             else:
-                candidates, _tried = all_pg_binaries(self.settings.pg_bin)
-                if not candidates:
-                    find_pg_binaries(self.settings.pg_bin)  # raises ServerNotFound, saying where it looked
+                # the usual first choice, when it has everything (no need to ask every server)
+                first = find_pg_binaries(self.settings.pg_bin, major=self.settings.pg_major)
+                have = first.extensions()
+                complete = all(name in have for name in wanted) and (
+                    self.settings.pg_major is None or first.major == self.settings.pg_major
+                )
+                candidates = [first] if complete or self.settings.pg_bin else all_pg_binaries()[0]
                 self._plan = choose_server(
                     wanted,
                     candidates,
