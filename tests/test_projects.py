@@ -23,6 +23,7 @@ STAND_INS = {
     "storage": set(),
     "realtime": set(),
     "cli_rules": set(),
+    "webhooks": {"pg_net"},
 }
 #: project -> lines its output must have
 SAYS = {

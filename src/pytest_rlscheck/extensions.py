@@ -21,6 +21,7 @@ from .sqlsplit import tokens
 
 __all__ = [
     "MISSING_EXTENSION",
+    "PART_EXTENSIONS",
     "PREINSTALLED",
     "ExtensionPlan",
     "StandIn",
@@ -39,6 +40,9 @@ PREINSTALLED = ("uuid-ossp", "pgcrypto")
 #: without a ``create extension``, or create ``if not exists`` ``with schema vault`` (which
 #: needs the schema): created by the shim when the sources reference them or their schema.
 IMPLIED = {"supabase_vault": "vault", "pg_graphql": "graphql"}
+#: Shim parts that need an extension: database webhooks send through pg_net (created by the
+#: shim unless the sources create it themselves).
+PART_EXTENSIONS = {"functions": "pg_net"}
 #: Stood in even where the real one is installed, and why.
 ALWAYS_STOOD_IN = {
     "pg_cron": "the real pg_cron keeps a connection open to its database, which then cannot be copied for each "
@@ -138,7 +142,7 @@ def stand_ins() -> dict[str, StandIn]:
         name = control.name[: -len(".control")]
         note = _NOTE.search(text)
         requires = tuple(r.strip() for r in values.get("requires", "").split(",") if r.strip())
-        scripts = tuple(sorted(directory.glob(f"{glob_escape(name)}--*.sql")))
+        scripts = tuple(sorted(directory.glob(f"{_glob_escape(name)}--*.sql")))
         found[name] = StandIn(
             name=name,
             version=values.get("default_version", ""),
@@ -149,7 +153,7 @@ def stand_ins() -> dict[str, StandIn]:
     return found
 
 
-def glob_escape(name: str) -> str:
+def _glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
@@ -266,12 +270,20 @@ def install_hint(name: str, binaries: PgBinaries | None) -> str:
 
 def platform_extensions_sql(plan: ExtensionPlan, texts: Iterable[str]) -> str:
     """``create extension`` for the pre-created Supabase extensions the sources use without
-    creating them (``vault.create_secret(...)``), where the server has them or a stand-in."""
+    creating them (``vault.create_secret(...)``), and those the shim's parts need, where the
+    server has them or a stand-in."""
     names = [name for name in IMPLIED if name in plan.wanted and name not in plan.missing]
+    names += [
+        name for name in PART_EXTENSIONS.values()
+        if name in plan.wanted and name not in plan.missing and name not in plan.requested
+    ]
     if plan.binaries is None:  # a DSN server: only what it has
         return "".join(
             f"do $$ begin if exists (select from pg_catalog.pg_available_extensions where name = '{name}') then "
             f"create extension if not exists {name}; end if; end $$;\n"
             for name in names
         )
-    return "".join(f"create extension if not exists {name};\n" for name in names)
+    return "".join(
+        f"create extension if not exists {name}{' with schema extensions' if name not in IMPLIED else ''};\n"
+        for name in names
+    )

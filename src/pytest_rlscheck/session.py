@@ -29,6 +29,7 @@ from .server import ExternalServer, LocalServer, Server, ServerFiles, start_serv
 from .binaries import all_pg_binaries, find_pg_binaries
 from .extensions import (
     MISSING_EXTENSION,
+    PART_EXTENSIONS,
     PREINSTALLED,
     ExtensionPlan,
     choose_server,
@@ -146,6 +147,7 @@ class RlsSession:
             wanted = list(requested)
             if "core" in parts:
                 wanted += [*PREINSTALLED, *implied_extensions((f.text for f in files), requested)]
+                wanted += [PART_EXTENSIONS[part] for part in parts if part in PART_EXTENSIONS]
             if self.settings.dsn:
                 self._plan = ExtensionPlan(binaries=None, requested=requested, wanted=tuple(wanted))
             else:
