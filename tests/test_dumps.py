@@ -65,7 +65,12 @@ def _project(base: Path, migrations: dict[str, str], seed: str) -> None:
 
 
 def _outcomes(result: pytest.RunResult) -> list[str]:
-    return sorted(line for line in result.stdout.lines if re.match(r"(PASSED|FAILED|ERROR|SKIPPED) rlscheck::", line))
+    """Each sweep item and its outcome; not the message after it (it names the file the
+    finding is in, which is the dump in one run and the migration in the other, and how much
+    of it shows depends on the terminal's width)."""
+    return sorted(
+        line.split(" - ", 1)[0] for line in result.stdout.lines if re.match(r"(PASSED|FAILED|ERROR|SKIPPED) rlscheck::", line)
+    )
 
 
 def _run(pytester: pytest.Pytester) -> pytest.RunResult:
