@@ -297,3 +297,23 @@ def test_copies_no_run_used_for_two_weeks_are_pruned_when_a_new_one_is_made(tmp_
         os.utime(path, (month_ago, month_ago))
     private_installation(find_pg_binaries(None), [_stand_in(tmp_path / "standins", "rlscheck_probe")], whole=False)
     assert not old.exists() and recent.exists() and other.exists()
+
+
+def test_the_major_version_asked_for_wins_over_stand_ins_the_shim_would_need(tmp_path: Path) -> None:
+    system = _installation(tmp_path, "system", "15.1", ["pgcrypto", "uuid-ossp"])
+    wheel = _installation(tmp_path, "wheel", "17.1", ["pgcrypto"])
+    shipped = {"uuid-ossp": StandIn("uuid-ossp", "1.1", "made-up node", (), ())}
+    plan = choose_server(["pgcrypto", "uuid-ossp"], [system, wheel], requested={}, major=17, available=shipped)
+    assert plan.binaries == wheel and [s.name for s in plan.stood_in] == ["uuid-ossp"]
+    # a major that lacks what the sources create (and no stand-in) loses, and the header says why
+    plan = choose_server(["vector"], [_installation(tmp_path, "pg18", "18.1", ["vector"]), wheel],
+                         requested={"vector": "m.sql:1"}, major=17, available={})
+    assert plan.binaries.major == 18
+    assert "which [db] major_version asks for, because that one lacks vector (no stand-in)" in plan.reason
+
+
+def test_a_supabase_only_extension_is_not_sent_to_apt() -> None:
+    from pytest_rlscheck.extensions import install_hint
+
+    hint = install_hint("wrappers", find_pg_binaries(None))
+    assert "Supabase's own PostgreSQL image" in hint and "apt-get" not in hint

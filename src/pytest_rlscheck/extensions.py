@@ -60,6 +60,9 @@ _HOW_TO_GET = {
     "pgaudit": "apt-get install postgresql-{major}-pgaudit",
     "uuid-ossp": "apt-get install postgresql-contrib (part of contrib)",
 }
+#: Extensions only Supabase's own PostgreSQL image ships (supabase/postgres), with no package.
+_SUPABASE_ONLY = frozenset({"wrappers", "pgmq", "pg_jsonschema", "pg_hashids", "index_advisor", "supautils", "pg_tle",
+                            "pgroonga", "pg_stat_monitor", "pg_plan_filter", "pgsodium", "supabase_vault", "pg_graphql"})
 #: PostgreSQL's words when ``create extension`` finds no control file.
 MISSING_EXTENSION = re.compile(
     r'extension "([^"]+)" is not available|could not open extension control file "[^"]*/([^/"]+)\.control"'
@@ -212,7 +215,8 @@ def choose_server(
         missing = lacks(binaries)
         unfillable = [name for name in missing if name not in shipped]
         theirs = sum(1 for name in unfillable if name in requested)
-        return (theirs, len(unfillable) - theirs, len(missing), 0 if major is None or binaries.major == major else 1, index)
+        # the major version production runs counts before stand-ins: what passes here passes there
+        return (theirs, len(unfillable) - theirs, 0 if major is None or binaries.major == major else 1, len(missing), index)
 
     ranked = sorted(enumerate(candidates), key=score)
     chosen = ranked[0][1]
@@ -237,7 +241,14 @@ def choose_server(
         elif name not in have:
             unavailable.append(name)
     reason = ""
-    if chosen is not candidates[0]:  # the usual preference, unless the extensions decide
+    asked = [b for b in candidates if major is not None and b.major == major]
+    if asked and chosen.major != major:  # [db] major_version lost: say to what
+        lacking = [name for name in lacks(asked[0]) if name not in shipped]
+        reason = (
+            f"chosen over {asked[0].describe()}, which [db] major_version asks for, because that one lacks "
+            f"{', '.join(lacking)} (no stand-in)"
+        )
+    elif chosen is not candidates[0]:  # the usual preference, unless the extensions decide
         first_lacks = set(lacks(candidates[0]))
         real = [name for name in wanted if name in first_lacks and name not in missing]
         if real:
@@ -258,6 +269,12 @@ def choose_server(
 
 def install_hint(name: str, binaries: PgBinaries | None) -> str:
     major = binaries.major if binaries is not None else "<major>"
+    if name in _SUPABASE_ONLY:
+        return (
+            f"{name} comes with Supabase's own PostgreSQL image (supabase/postgres) and has no package: build it "
+            f"from its source for PostgreSQL {major}, or run against a local Supabase database (supabase start) "
+            "with --rlscheck-dsn"
+        )
     how = _HOW_TO_GET.get(name)
     if how:
         return how.format(major=major)
