@@ -15,6 +15,7 @@ PROJECTS = Path(__file__).parent / "projects"
 STAND_INS = {
     "pg_net": {"pg_net"},
     "pg_cron": {"pg_cron"},
+    "pgmq": {"pgmq"},
     "http": {"http"},
     "plv8": {"plv8"},
     "vault": {"supabase_vault"},
