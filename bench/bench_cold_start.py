@@ -1,7 +1,8 @@
 """Cold start: ``pytest --rlscheck`` on the worked example, this tree against another one
 (default: the commit before the extension work), alternating, in one run.
 
-    python bench/bench_cold_start.py [--base /path/to/other/checkout] [--runs 7]
+    git worktree add /tmp/rlscheck-base 376bab3   # the tree to compare with, once
+    python bench/bench_cold_start.py [--base /tmp/rlscheck-base] [--runs 7]
 
 Each run is a fresh pytest process: plugin import, server choice, server start (this tree:
 a copy of the initdb'd cluster cached per installation; the base: initdb), template build
