@@ -17,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 
 from .binaries import PgBinaries
-from .sqlsplit import tokens
+from .sqlsplit import code_only
+from .supabase import created_objects
 
 __all__ = [
     "MISSING_EXTENSION",
@@ -167,7 +168,7 @@ def requested_extensions(files: Iterable[tuple[str, str]]) -> dict[str, str]:
     bodies do (``execute 'create extension ...'``)."""
     found: dict[str, str] = {}
     for display, text in files:
-        code = "".join(" " * (end - start) if kind in ("comment", "block") else text[start:end] for kind, start, end in tokens(text))
+        code = code_only(text)
         for match in _CREATE_EXTENSION.finditer(code):
             name = match.group(1).replace('""', '"') if match.group(1) else match.group(2).lower()
             if name not in found:
@@ -179,10 +180,12 @@ def implied_extensions(texts: Iterable[str], requested: Mapping[str, str]) -> li
     """Pre-created Supabase extensions the sources use (their schema, or ``create extension
     if not exists``) — unless the sources create that schema themselves (a dump of a
     Supabase database has ``CREATE SCHEMA vault`` and its own ``CREATE EXTENSION``)."""
-    code = "\n".join(texts)
+    texts = list(texts)
+    owned = created_objects(texts)
+    code = "\n".join(code_only(text) for text in texts)
     out = []
     for name, schema in IMPLIED.items():
-        if re.search(rf'\bcreate\s+schema\s+(?!if\s+not\s+exists\b)"?{schema}"?(?![\w"])', code, re.I):
+        if f"schema {schema}" in owned:
             continue
         if name in requested or re.search(rf'(?<![\w"])"?{schema}"?\s*\.\s*"?[a-z_]', code, re.I):
             out.append(name)

@@ -28,6 +28,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from .errors import MigrationError, ServerLost
+from .extensions import MISSING_EXTENSION
 from .sqlsplit import SourceText, SplitError, Statement, dollar_bodies, split
 
 __all__ = ["ApplyReport", "SqlFile", "apply_files", "load_files"]
@@ -278,7 +279,6 @@ _INLINE_FRAME = re.compile(
     r'(?:compilation of PL/pgSQL function "inline_code_block" near|PL/pgSQL function inline_code_block) line (\d+)'
 )
 _ROUTINE_HEAD = re.compile(r"\s*create\s+(or\s+replace\s+)?(function|procedure)\b", re.I)
-_MISSING_EXTENSION = re.compile(r'extension "([^"]+)" is not available|could not open extension control file "[^"]*/([^/"]+)\.control"')
 
 
 def _failure(
@@ -300,7 +300,7 @@ def _failure(
     for label, value in (("DETAIL", diag.message_detail), ("HINT", diag.message_hint), ("CONTEXT", diag.context)):
         if value:
             out.append(f"  {label}: " + value.strip().replace("\n", "\n    "))
-    missing = _MISSING_EXTENSION.search(f"{message} {diag.message_detail or ''}")
+    missing = MISSING_EXTENSION.search(f"{message} {diag.message_detail or ''}")
     if missing:
         name = missing.group(1) or missing.group(2)
         out.append(

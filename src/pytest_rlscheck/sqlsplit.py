@@ -24,7 +24,7 @@ from functools import cached_property
 from sqlparse import lexer as _sqlparse_lexer
 from sqlparse import tokens as _T
 
-__all__ = ["MetaCommandError", "SourceText", "SplitError", "Statement", "dollar_bodies", "split", "tokens"]
+__all__ = ["code_only", "MetaCommandError", "SourceText", "SplitError", "Statement", "dollar_bodies", "split", "tokens"]
 
 
 #: How much of a statement's head sqlparse reads to classify it.
@@ -159,6 +159,12 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
+
+
+def code_only(text: str) -> str:
+    """``text`` with its comments blanked out, offsets kept (strings and dollar bodies stay:
+    what a ``create extension`` or a schema reference inside them does, counts)."""
+    return "".join(" " * (end - start) if kind in ("comment", "block") else text[start:end] for kind, start, end in tokens(text))
 
 
 def tokens(text: str, start: int = 0) -> Iterator[tuple[str, int, int]]:

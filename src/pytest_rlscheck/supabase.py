@@ -9,7 +9,7 @@ from importlib import resources
 from psycopg import sql
 
 from .errors import MigrationError
-from .sqlsplit import tokens
+from .sqlsplit import code_only
 
 __all__ = ["PARTS", "PART_SCHEMAS", "created_objects", "needed_parts", "shim_failure_hint", "shim_sql"]
 
@@ -59,7 +59,7 @@ def needed_parts(texts: Iterable[str], forced: bool | None) -> tuple[str, ...]:
     wanted: set[str] = set()
     created: set[str] = set()
     for text in texts:
-        code = _code_only(text)
+        code = code_only(text)
         wanted |= {part for part, pattern in _REFERENCES.items() if pattern.search(code)}
         created |= _created(code)
     # the sources bring their own schema of that part (a dump of a Supabase database)
@@ -75,7 +75,7 @@ def created_objects(texts: Iterable[str]) -> frozenset[str]:
     ``CREATE PUBLICATION`` (comments do not count)."""
     found: set[str] = set()
     for text in texts:
-        found |= _created(_code_only(text))
+        found |= _created(code_only(text))
     return frozenset(found)
 
 
@@ -87,10 +87,6 @@ def _created(code: str) -> set[str]:
             found.add(f"{kind} {name}")
     return found
 
-
-def _code_only(text: str) -> str:
-    """``text`` with comments blanked out (strings and dollar bodies kept)."""
-    return "".join(" " if kind in ("comment", "block") else text[start:end] for kind, start, end in tokens(text))
 
 
 _SECTION = re.compile(r"^-- rlscheck:unless (.+?)[ \t]*\n(.*?)^-- rlscheck:end[ \t]*(?:\n|\Z)", re.M | re.S)
