@@ -89,7 +89,7 @@ def main() -> None:
             fuzz_s, insert_s = [], []
             for _ in range(args.runs):
                 fresh_database()
-                rls._begin()
+                transaction = rls.test_transaction().begin()
                 target = _Target(rls, table, "metadata", None)
                 started = time.perf_counter()
                 result = rls.fuzz_constraint(table, "metadata", oracle=oracle, max_examples=args.examples)
@@ -98,7 +98,7 @@ def main() -> None:
                 for _ in range(result.examples):
                     target.attempt({"status": "active"} if table == "conversations" else {"sentiment": "neutral"})
                 insert_s.append(time.perf_counter() - started)
-                rls._end()
+                transaction.end()
             f, i = statistics.median(fuzz_s), statistics.median(insert_s)
             print(f"{table + '.metadata':<24} {f:>7.2f} {i:>9.2f} {1 - i / f:>15.0%} {args.examples / f:>10.0f}")
 
@@ -108,7 +108,7 @@ def main() -> None:
             times, payload = [], None
             for _ in range(args.runs):
                 fresh_database()
-                rls._begin()
+                transaction = rls.test_transaction().begin()
                 for statement in statements:
                     rls.execute(statement)
                 started = time.perf_counter()
@@ -118,7 +118,7 @@ def main() -> None:
                 except FuzzFailure as exc:
                     payload = show(exc.payload)
                 times.append(time.perf_counter() - started)
-                rls._end()
+                transaction.end()
             print(f"{name:<42} {statistics.median(times):>8.2f}  {payload}")
     finally:
         session.close()

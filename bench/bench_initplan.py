@@ -55,7 +55,7 @@ def main() -> None:
     try:
         server = session.server.description
         rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=settings.table)
-        rls._begin()
+        transaction = rls.test_transaction().begin()
         for size in SIZES:
             with rls.connection.transaction():
                 rls.execute(
@@ -71,7 +71,7 @@ def main() -> None:
                 before = measure(rls, args.repeat)
                 rows.append((size, int(visible), before, after))
                 raise psycopg.Rollback()
-        rls._end()
+        transaction.end()
     finally:
         session.close()
 

@@ -121,7 +121,7 @@ def child(dsn: str, table: str, tenant_sql: str | None, code: str) -> None:
         install_old_probes()
     conn = psycopg.connect(dsn, autocommit=True)
     rls = Rls(conn, SimpleNamespace(dsn=dsn), transactional=True, config={})  # type: ignore[arg-type]
-    rls._begin()
+    transaction = rls.test_transaction().begin()
     rel = rls.relation(table)
     key = tenant_key(rel, None, tenant_sql)
     alice, bob = rls.user(ALICE, tenant=ACME), rls.user(BOB, tenant=GLOBEX)
@@ -130,7 +130,7 @@ def child(dsn: str, table: str, tenant_sql: str | None, code: str) -> None:
     outcomes, _ = isolation_outcomes(rls, rel, key, alice, bob)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rls._end()
+    transaction.end()
     conn.close()
     print(json.dumps({"seconds": seconds, "start_kb": before, "peak_kb": peak,
                       "outcomes": {o.op: o.isolated for o in outcomes}}))

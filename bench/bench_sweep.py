@@ -44,11 +44,11 @@ def detection(session: RlsSession) -> None:
     caught: dict[str, int] = defaultdict(int)
     false_positives: list[str] = []
     for variant in variants():
-        rls._begin()
+        transaction = rls.test_transaction().begin()
         try:
             found = findings_after(rls, Sweep(session), variant.sql)
         finally:
-            rls._end()
+            transaction.end()
         for rule in {r for r, _ in variant.expected}:
             expected[rule] += 1
             wanted = {f for f in variant.expected if f[0] == rule}
@@ -132,11 +132,11 @@ def scale(tables: int) -> None:
             started = time.perf_counter()
             sweep.prepare(conn)
             static = time.perf_counter() - started
-            rls._begin()
+            transaction = rls.test_transaction().begin()
             started = time.perf_counter()
             results = sweep.run_all(rls)
             dynamic = time.perf_counter() - started
-            rls._end()
+            transaction.end()
             counts = {n: _catalog_queries(conn, n) for n in (10, tables)}
         finally:
             session.close()

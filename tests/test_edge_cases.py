@@ -205,14 +205,3 @@ def test_a_literal_list_in_a_policy_is_not_a_tenant_filter(rls) -> None:
     )
     columns = policy_columns(rls.relation("conversations"), scanning_only=False)
     assert "organization_id" in columns and "visibility" not in columns
-
-
-def test_argument_defaults_are_split_at_the_top_level_only() -> None:
-    from pytest_rlscheck.catalog import _defaults, split_top_level
-
-    assert split_top_level("auth.uid(), 'a,b'::text, coalesce(x, 1), ARRAY[1, 2]") == [
-        "auth.uid()", "'a,b'::text", "coalesce(x, 1)", "ARRAY[1, 2]"
-    ]
-    assert _defaults(3, 1, "auth.uid()") == (None, None, "auth.uid()")
-    assert _defaults(2, 0, None) == (None, None)
-    assert _defaults(2, 2, "1") == (None, None)  # not what the catalog said: no guess

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from .catalog import Catalog, Constraint, Policy, Relation
+from .catalog import Constraint, Relation
 from .errors import RlsAssertionError
 from .impersonation import OWNER
 from .isolation import TENANT_COLUMN_GUESSES, assert_isolated, assert_no_foreign_rows
 from .plans import CallSite, Plan
+from .attribution import attribute, plan_catalog, wrap_fix
 from .rows import base_row, insert_statement, sample_row, to_json
 
 if TYPE_CHECKING:
-    from .client import Rls
+    from .protocol import RlsProtocol as Rls
 
 __all__ = [
     "RlsAssertionError",
@@ -240,9 +241,6 @@ def assert_accepted(rls: Rls, table: str, row: Mapping[str, Any]) -> None:
 
 # -- plans ------------------------------------------------------------------------------
 
-_WRAPPED = re.compile(r"\(\s*SELECT\s+$", re.I)
-
-
 def assert_evaluated_once(
     rls: Rls,
     statement: str,
@@ -282,147 +280,20 @@ def _repeated_message(rls: Rls, plan: Plan, function: str, repeated: list[CallSi
     ]
     if exact is not None:
         lines.append(f"  PostgreSQL counted {exact} calls (track_functions).")
-    catalog = _plan_catalog(rls, plan)
+    catalog = plan_catalog(rls, plan)
     fixes: list[str] = []
     for site in repeated:
         lines.append(f"  {site.describe()}")
         lines.append(f"      {site.field}: {_shorten(site.expression)}")
-        found = _attribute(catalog, site, function, plan.statement, plan)
+        found = attribute(catalog, site, function, plan.statement, plan)
         if found is not None:
             rel, pol, call = found
             via = f" (through {call}())" if call != function else ""
             lines.append(f"      from policy \"{pol.name}\" on {rel.qualified}{via}: {pol.describe()}")
-            fixes.append(_wrap_fix(rel, pol, call))
+            fixes.append(wrap_fix(rel, pol, call))
     lines.append(f"Fix: wrap the call so that PostgreSQL runs it once per statement: (select {function}())")
     lines += [f"  {fix}" for fix in dict.fromkeys(fixes)]
     return "\n".join(lines)
-
-
-def _plan_catalog(rls: Rls, plan: Plan, known: Catalog | None = None) -> Catalog:
-    """The catalog of the relations the plan reads: ``known`` when it has them all (the
-    sweep's, read once), else read now."""
-    names = {n.relation for n in plan.nodes() if n.relation}
-    if known is not None and names <= {r.qualified for r in known.relations}:
-        return known
-    schemas = sorted({name.split(".")[0] for name in names if "." in name})
-    with rls.as_owner(), rls.safely():
-        return Catalog.load(rls.connection, schemas=schemas, functions=True)
-
-
-_LITERAL = re.compile(r"'(?:[^']|'')*'")
-_NOT_A_COLUMN = (
-    re.compile(r"::\s*[\w.\" ]+(?:\[\])?"),  # casts, to any type
-    re.compile(r"[\w.\"]+\s*\("),  # function calls (their arguments are judged on their own)
-    re.compile(r"\b(?:ARRAY|true|false|null)\b", re.IGNORECASE),
-    re.compile(r"\b\d+(?:\.\d+)?\b"),
-)
-
-
-def _constant(args: str) -> bool:
-    """Whether call arguments name no column of the row (literals, casts, calls like auth.jwt())."""
-    rest = _LITERAL.sub("", args)
-    for pattern in _NOT_A_COLUMN:
-        rest = pattern.sub("", rest)
-    return not re.search(r"\w", rest)
-
-
-def _unwrapped_calls(text: str | None, function: str) -> list[tuple[int, int, bool]]:
-    """Calls of ``function`` in ``text`` not already inside ``( SELECT ...)``: their span and
-    whether the arguments are constants (so that wrapping the call makes it run once)."""
-    if not text:
-        return []
-    bare = function.rpartition(".")[2]
-    found = []
-    for m in re.finditer(rf"(?<![\w.])(?:\w+\.)?{re.escape(bare)}\(", text):
-        if _WRAPPED.search(text[: m.start()]):
-            continue
-        depth, end, quoted = 1, m.end(), False
-        while end < len(text) and depth:
-            if text[end] == "'":
-                quoted = not quoted  # '' inside a literal toggles twice
-            elif not quoted:
-                depth += {"(": 1, ")": -1}.get(text[end], 0)
-            end += 1
-        found.append((m.start(), end, _constant(text[m.end() : end - 1])))
-    return found
-
-
-def _unwrapped(text: str | None, function: str) -> bool:
-    return bool(_unwrapped_calls(text, function))
-
-
-def _attribute(
-    catalog: Catalog, site: CallSite, function: str, statement: str = "", plan: Plan | None = None
-) -> tuple[Relation, Policy, str] | None:
-    """The policy a call site comes from, and the call to wrap in it: on the relation the
-    site scans, else on the other relations of the plan (a policy's subquery scans another
-    table: ``org_id IN (SELECT ... FROM members WHERE user_id = auth.uid())``)."""
-    names = [site.node.relation] + ([n.relation for n in plan.nodes()] if plan is not None else [])
-    for name in dict.fromkeys(n for n in names if n):
-        try:
-            rel = catalog.relation(name)
-        except KeyError:
-            continue
-        found = _attribute_on(catalog, rel, function, statement)
-        if found is not None:
-            return found
-    return None
-
-
-def _attribute_on(catalog: Catalog, rel: Relation, function: str, statement: str) -> tuple[Relation, Policy, str] | None:
-    """The policy a call site comes from, and the call to wrap in it.
-
-    Candidates are the scanned relation's policies for the statement's command first (an
-    UPDATE reads its UPDATE policies, then SELECT ones), USING before WITH CHECK (only USING
-    filters a scan). A policy that calls ``function`` itself wins; otherwise one that calls
-    a function whose body calls it (a wrapper such as ``is_admin()``), and that call is the
-    one to wrap."""
-    command = (statement.split(None, 1) or ["select"])[0].upper()
-    order = [command, "SELECT"] if command in ("UPDATE", "DELETE") else ["SELECT"]
-    policies = sorted(
-        (p for p in rel.policies if any(p.covers(c) for c in order)),
-        key=lambda p: next(i for i, c in enumerate(order) if p.covers(c)),
-    )
-    for field in ("using", "with_check"):
-        for policy in policies:
-            if _unwrapped(getattr(policy, field), function):
-                return rel, policy, function
-    calls = re.compile(rf"\b{re.escape(function.rpartition('.')[2])}\s*\(", re.IGNORECASE)
-    wrappers = [f.qualified for f in catalog.functions if f.body and calls.search(f.body) and f.qualified != function]
-    for field in ("using", "with_check"):
-        for policy in policies:
-            for wrapper in wrappers:
-                if _unwrapped(getattr(policy, field), wrapper):
-                    return rel, policy, wrapper
-    return None
-
-
-def _wrap_fix(rel: Relation, policy: Policy, function: str) -> str:
-    """ALTER POLICY with every unwrapped call of ``function`` as ``(select ...)``; or, when a
-    call takes the row's columns, what to do instead."""
-
-    def wrap(text: str) -> str:
-        out, last = [], 0
-        for start, end, constant in _unwrapped_calls(text, function):
-            if not constant:
-                continue
-            out.append(text[last:start] + f"(select {text[start:end]})")
-            last = end
-        return "".join(out) + text[last:]
-
-    texts = [t for t in (policy.using, policy.with_check) if t]
-    if any(not constant for t in texts for _, _, constant in _unwrapped_calls(t, function)):
-        return (
-            f'Policy "{policy.name}" on {rel.qualified} passes the row\'s columns to {function}(), so it runs '
-            "per row however it is wrapped. Compute the set once and compare the column with it, e.g. "
-            f"column IN (SELECT ... FROM a_function_returning_the_set((select auth.uid()))) instead of {function}(column)."
-        )
-    clauses = []
-    if policy.using:
-        clauses.append(f"USING ({wrap(policy.using)})")
-    if policy.with_check:
-        clauses.append(f"WITH CHECK ({wrap(policy.with_check)})")
-    return f'ALTER POLICY "{policy.name}" ON {rel.qualified} {" ".join(clauses)};'
 
 
 def assert_index_used(

@@ -96,7 +96,14 @@ class Rls:
         # user identities looked up in auth.users; forgotten whenever the test writes
         self._identities_seen: dict[tuple[Any, ...], Identity] = {}
 
-    # -- lifecycle (driven by the fixture) -----------------------------------------
+    # -- lifecycle (driven by the fixture, through test_transaction) ---------------------
+
+    def test_transaction(self) -> TestTransaction:
+        """The test's transaction: begun on entry, rolled back on exit (in a transactional
+        test); afterwards ``.ours`` says whether the rollback undid the test's own work (False
+        when the test committed or rolled back itself). The one owner of that lifecycle, for
+        the fixtures, the sweep and the benches alike."""
+        return TestTransaction(self)
 
     def _begin(self) -> None:
         if self.transactional:
@@ -248,10 +255,16 @@ class Rls:
         """Act as any role with any settings, e.g. ``{"app.current_tenant": tenant_id}``."""
         return self.act_as(role_identity(role, settings))
 
-    def _push_identity(self, identity: Identity | None) -> None:
-        """Act as ``identity`` until the test ends (for ``@pytest.mark.rls_user``)."""
+    def start_as(self, who: Any) -> None:
+        """Act as ``who`` (see :meth:`identity_for`) until the test ends: ``@pytest.mark.rls_user``."""
+        identity = self.identity_for(who)
         if identity is not None:
             self._identities.push(identity)
+
+    def settings_in_effect(self) -> set[str]:
+        """The request settings the identities in effect set (besides the role): a statement
+        run as another identity blanks them, as a new request would have them."""
+        return self._identities.names_in_effect()
 
     @contextmanager
     def as_owner(self) -> Iterator[None]:
@@ -379,7 +392,7 @@ class Rls:
         rolled back, as ``as_user`` (a Principal, a ``sub``, an Identity) or the current
         identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone.
         ``count_calls``: also count calls with track_functions (``Plan.exact_calls``)."""
-        identity = self._identity_for(as_user) or self.identity
+        identity = self.identity_for(as_user) or self.identity
         conn = self.connection
         statements = [OWNER_SQL]  # track_functions needs the connection's own rights
         counting = count_calls and conn.info.parameter_status("is_superuser") == "on"
@@ -387,7 +400,7 @@ class Rls:
             statements += [TRACK_FUNCTIONS_SQL, FUNCTION_CALLS_SQL]
         statements += settings_sql(conn, settings or {})
         if identity is not None and identity is not OWNER:
-            statements.append(identity_sql(conn, identity, self._identities.names_in_effect()))
+            statements.append(identity_sql(conn, identity, self.settings_in_effect()))
         explain_at = len(statements)
         statements.append(bind(conn, sql.SQL(EXPLAIN_SQL) + (sql.SQL(query) if isinstance(query, str) else query), params))
         if counting:
@@ -410,6 +423,11 @@ class Rls:
             identity=label,
         )
 
+    def register_function_pattern(self, pattern: FunctionPattern) -> None:
+        """Recognise ``pattern.name`` in plans by ``pattern`` from now on (e.g. current_setting()
+        minus the inlined bodies of auth.*())."""
+        self._patterns[pattern.name] = pattern
+
     def function_pattern(self, name: str) -> FunctionPattern:
         """How ``name`` appears in plan text (its inlined body, or its name)."""
         if name not in self._patterns:
@@ -417,7 +435,9 @@ class Rls:
                 self._patterns[name] = function_pattern(self.connection, name)
         return self._patterns[name]
 
-    def _identity_for(self, who: Any) -> Identity | None:
+    def identity_for(self, who: Any) -> Identity | None:
+        """The Identity to act as for ``who``: an Identity, a Principal, a configured name, a
+        ``sub`` or a mapping (users are looked up in ``auth.users`` once per test); None for None."""
         if who is None:
             return None
         if isinstance(who, Identity):
@@ -490,3 +510,29 @@ class Rls:
         self, query: str, index: str, *, as_user: Any = None, params: Params = None, force: bool = False
     ) -> None:
         assertions.assert_index_used(self, query, index, as_user=as_user, params=params, force=force)
+
+
+class TestTransaction:
+    """See :meth:`Rls.test_transaction`."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(self, rls: Rls) -> None:
+        self._rls = rls
+        self.ours: bool | None = None  # known once ended
+
+    def begin(self) -> TestTransaction:
+        self._rls._begin()
+        return self
+
+    def end(self) -> bool:
+        """Roll back; False when the test had ended the transaction itself."""
+        self.ours = self._rls._end()
+        return self.ours
+
+    def __enter__(self) -> TestTransaction:
+        return self.begin()
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
-from .client import Rls
+from .client import Rls, TestTransaction
 from .errors import RlscheckError, RlscheckWarning
 from .markers import CHECK_MARKERS, start_identity
 from .session import RlsSession
@@ -46,10 +46,10 @@ def _lost(config: pytest.Config, exc: psycopg.Error) -> str:
     return f"rlscheck: lost the database server: {str(exc).strip()}" + (f"\n{more}" if more else "")
 
 
-def _rolled_back(request: pytest.FixtureRequest, client: Rls) -> bool:
+def _rolled_back(request: pytest.FixtureRequest, transaction: TestTransaction) -> bool:
     """End the test's transaction; a server that died meanwhile is reported, not a traceback."""
     try:
-        return client._end()
+        return transaction.end()
     except psycopg.OperationalError as exc:
         report = _lost(request.config, exc)
     pytest.fail(f"{request.node.nodeid}: the test's transaction could not be rolled back.\n{report}", pytrace=False)
@@ -72,13 +72,13 @@ def rls(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterato
     config = request.config
     conn = setup_or_fail(config, rlscheck_session.worker_connection)
     client = Rls(conn, rlscheck_session.worker_database(), transactional=True, config=rlscheck_session.settings.table)
-    setup_or_fail(config, client._begin)
+    transaction = setup_or_fail(config, client.test_transaction().begin)
     try:
         start_identity(request.node, client)
         request.node.stash[RLS_KEY] = client
         yield client
     finally:
-        if not _rolled_back(request, client):
+        if not _rolled_back(request, transaction):
             rlscheck_session.reset_worker_database()
             warnings.warn(
                 RlscheckWarning(
@@ -113,8 +113,8 @@ def _fresh(request: pytest.FixtureRequest, session: RlsSession) -> Iterator[Rls]
         client = Rls(conn, database, transactional=False, config=session.settings.table)
         start_identity(request.node, client)
         request.node.stash[RLS_KEY] = client
-        yield client
-        client._end()
+        with client.test_transaction():  # not transactional: ending it forgets the identities
+            yield client
     finally:
         if conn is not None:
             conn.close()

@@ -17,7 +17,6 @@ rollback), and called only for the rows the policies let through.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,9 +29,19 @@ from .errors import RlsAssertionError
 from .impersonation import Identity, Principal
 from .rows import base_row, insert_statement, sample_row, to_json
 from .scratch import OWNER_SQL, bind, identity_sql, rolled_back
+from .tenancy import (  # noqa: F401 - re-exported: the tenant model is public here too
+    TENANT_COLUMN_GUESSES,
+    TenantKey,
+    configured_key,
+    example_policy_condition,
+    find_tenant_key,
+    owner_column,
+    tenant_key,
+    updatable_column,
+)
 
 if TYPE_CHECKING:
-    from .client import Rls
+    from .protocol import RlsProtocol as Rls
 
 __all__ = [
     "ALL_OPS",
@@ -52,7 +61,6 @@ ADDRESS = sql.SQL("(t.tableoid::text || ':' || t.ctid::text)")
 #: A row's tenant by ``tenant_sql``, with the owner's rights: a temporary function, created
 #: inside the probe's savepoint, so that it goes with the rollback.
 TENANT_FUNCTION = sql.Identifier("pg_temp", "rlscheck_tenant")
-TENANT_COLUMN_GUESSES = ("organization_id", "tenant_id", "org_id", "account_id", "team_id", "workspace_id")
 
 
 IsolationError = RlsAssertionError  # a tenant isolation check failed (or had nothing to test)
@@ -60,94 +68,6 @@ IsolationError = RlsAssertionError  # a tenant isolation check failed (or had no
 
 class NothingToTest(RlsAssertionError):
     """An isolation check found no rows to test on: an error for an assertion, a note for the sweep."""
-
-
-@dataclass(frozen=True)
-class TenantKey:
-    """Where a row's tenant comes from: a column, or an expression over the row."""
-
-    column: str | None = None
-    expression: str | None = None
-    per_user: bool = False  # the column holds the owner's user id: a principal's tenant is its sub
-
-    def sql(self, alias: str = "t") -> sql.Composable:
-        if self.column:
-            return sql.Identifier(alias, self.column)
-        return sql.SQL("({})").format(sql.SQL(self.expression or "null"))
-
-    def describe(self) -> str:
-        if self.per_user:
-            return f"column {self.column} (the owning user)"
-        return f"column {self.column}" if self.column else f"tenant_sql {self.expression}"
-
-
-def configured_key(rel: Relation, column: str | None, expression: str | None) -> TenantKey:
-    """A configured key; a ``tenant_sql`` that only names a column of the row is that column
-    (so that the move check can set it)."""
-    if not column and expression:
-        m = re.fullmatch(r'\s*\(?\s*"?(\w+)"?\s*\)?\s*', expression)
-        if m and rel.column(m.group(1)):
-            return TenantKey(m.group(1))
-    return TenantKey(column, None if column else expression)
-
-
-def owner_column(rel: Relation) -> str | None:
-    """A per-user table's owner column: the one column the policies compare with auth.uid()
-    (``user_id = (select auth.uid())``)."""
-    uid = r"\(*\s*(?:SELECT\s+)?auth\.uid\(\)"
-    found = []
-    for column in rel.columns:
-        col = re.escape(column.name)
-        compared = re.compile(
-            rf'(?<![\w.])"?{col}"?\s*=\s*{uid}|auth\.uid\(\)[\s)]*(?:AS\s+\w+\s*\)\s*)?=\s*"?{col}"?(?![\w(])',
-            re.IGNORECASE,
-        )
-        if any(compared.search(text or "") for p in rel.policies for text in (p.using, p.with_check)):
-            found.append(column.name)
-    # Several (sender_id and recipient_id, created_by and assignee_id): a row belongs to more
-    # than one user, and no single column says whose it is.
-    return found[0] if len(found) == 1 else None
-
-
-def find_tenant_key(rel: Relation, config: Mapping[str, Any] | None = None) -> TenantKey | None:
-    """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column``, else the
-    first usual column name the relation has, else its owner column (a per-user table)."""
-    config = config or {}
-    table = (config.get("tables") or {}).get(rel.qualified) or {}
-    if table.get("tenant_column") or table.get("tenant_sql"):
-        return configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
-    column = next((n for n in _tenant_names(config) if rel.column(n)), None)
-    if column is not None:
-        return TenantKey(column)
-    owner = owner_column(rel)
-    return TenantKey(owner, per_user=True) if owner is not None else None
-
-
-def _tenant_names(config: Mapping[str, Any]) -> list[str]:
-    return [config["tenant_column"]] if config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
-
-
-def tenant_key(
-    rel: Relation,
-    tenant_column: str | None,
-    tenant_sql: str | None,
-    config: Mapping[str, Any] | None = None,
-) -> TenantKey:
-    """The explicit argument, else :func:`find_tenant_key`; an error when there is none."""
-    if tenant_column or tenant_sql:
-        key = configured_key(rel, tenant_column, tenant_sql)
-    else:
-        found = find_tenant_key(rel, config)
-        if found is None:
-            raise IsolationError(
-                f"{rel.qualified}: cannot tell which tenant a row belongs to — it has none of the columns "
-                f"{', '.join(_tenant_names(config or {}))}. Pass tenant_column='…', or tenant_sql='(select p.org_id "
-                "from parent p where p.id = parent_id)' for a table whose tenant comes through a parent."
-            )
-        key = found
-    if key.column and not rel.column(key.column):
-        raise IsolationError(f"{rel.qualified} has no column {key.column!r} (its columns: {', '.join(c.name for c in rel.columns)})")
-    return key
 
 
 @dataclass(frozen=True)
@@ -218,23 +138,6 @@ def assert_isolated(
         )
 
 
-def updatable_column(rel: Relation) -> str:
-    """A column ``SET c = c`` can name: not generated, not an identity column."""
-    columns = [c for c in rel.columns if not c.generated and not c.identity]
-    preferred = [c for c in columns if c.name in rel.primary_key] or columns
-    return (preferred or list(rel.columns))[0].name
-
-
-def example_policy_condition(key: TenantKey) -> str:
-    column = key.column or "tenant_id"
-    if key.per_user:
-        return f"{column} = (SELECT auth.uid())"
-    return (
-        f"{column} IN (SELECT m.{column} FROM memberships m WHERE m.user_id = (SELECT auth.uid())) "
-        "(memberships: your user-to-tenant table)"
-    )
-
-
 class _Probe:
     """The operations of :func:`assert_isolated` on one relation."""
 
@@ -246,7 +149,7 @@ class _Probe:
         self.mine = mine
         self.theirs = theirs
         self.conn = rls.connection
-        self.identity = rls._identity_for(user)  # looked up once
+        self.identity = rls.identity_for(user)  # looked up once
         self._baseline: tuple[int, int] | None = None
         if key.expression:  # the probes send it unparsed with their savepoint: check it parses
             try:  # in a savepoint of its own, so that the test's transaction survives it
@@ -289,7 +192,7 @@ class _Probe:
 
     def _as_user(self, query: sql.Composable, params: Mapping[str, Any] | None = None, setup: Sequence[str] = ()) -> Any:
         """The first row of ``query`` run as the user (after the owner's ``setup``), in one round trip."""
-        identity = identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect())
+        identity = identity_sql(self.conn, self.identity, self.rls.settings_in_effect())
         results = rolled_back(self.conn, [*setup, identity, bind(self.conn, query, params)])
         return results[-1].rows[0]  # type: ignore[index]
 
@@ -315,7 +218,7 @@ class _Probe:
         before = self._before()
         statements = [
             *setup,
-            identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect()),
+            identity_sql(self.conn, self.identity, self.rls.settings_in_effect()),
             bind(self.conn, query, params),
             OWNER_SQL,  # the effect, counted with the owner's rights, before the rollback
             bind(self.conn, *self._fingerprint_query()),
@@ -332,7 +235,7 @@ class _Probe:
         """Raise when the owner cannot create the tenant function or the user cannot call it."""
         statements = [
             *setup,
-            identity_sql(self.conn, self.identity, self.rls._identities.names_in_effect()),
+            identity_sql(self.conn, self.identity, self.rls.settings_in_effect()),
             sql.SQL("select {}(t) from {} t limit 0").format(TENANT_FUNCTION, self.rel.ident).as_string(self.conn),
         ]
         try:
@@ -506,13 +409,13 @@ def _visible_tenants(rls: Rls, rel: Relation | str, key: TenantKey, principal: P
     # tenant_sql may read parents the user cannot see: counted on the server, as the user,
     # with the owner's function. A tenant_sql that does not run fails when its statement runs
     # (it is the function's body, a string), not when the batch is parsed: the savepoint holds.
-    identity = rls._identity_for(principal)
+    identity = rls.identity_for(principal)
     assert identity is not None
     conn = rls.connection
     setup, tenant = _tenant_as_user(conn, rel, key, identity)
     statements = [
         *setup,
-        identity_sql(conn, identity, rls._identities.names_in_effect()),
+        identity_sql(conn, identity, rls.settings_in_effect()),
         sql.SQL("select {}, count(*) from {} t group by 1 order by 2 desc").format(tenant, rel.ident).as_string(conn),
     ]
     return {str(t): n for t, n in rolled_back(conn, statements)[-1].rows or []}

@@ -46,7 +46,7 @@ def start_identity(item: pytest.Item, rls: Rls) -> None:
         kwargs.pop("sub"), tenant=kwargs.pop("tenant", None), role=kwargs.pop("role", "authenticated"),
         claims=kwargs.pop("claims", None),
     )
-    rls._push_identity(rls._identity_for(principal))  # left in place: the end of the test undoes it
+    rls.start_as(principal)  # left in place: the end of the test undoes it
 
 
 def run_marker_checks(item: pytest.Item, rls: Rls) -> None:

@@ -13,20 +13,15 @@ import pytest
 from .cmdline import misread_values
 from .config import Settings, load_settings
 from .errors import ConfigError
-from .fixtures import (  # noqa: F401
-    RLS_KEY,
-    SESSION_KEY,
-    RlscheckWarning,
-    _rlscheck_markers,
-    rls,
-    rls_fresh_db,
-    rlscheck_session,
-)
+from .fixtures import RLS_KEY, SESSION_KEY, RlscheckWarning  # noqa: F401
 from .findings import Severity
 from .items import SweepPlugin
 from .report import report_path_problem
 from .markers import MARKERS, run_marker_checks
 from .session import RlsSession
+
+#: The fixtures (rls, rls_fresh_db, rlscheck_session and the markers' autouse one).
+pytest_plugins = ["pytest_rlscheck.fixtures"]
 
 SIGTERM_KEY = pytest.StashKey[Any]()
 _SHARED_KEY = pytest.StashKey[dict]()

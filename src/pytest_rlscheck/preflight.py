@@ -10,7 +10,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .catalog import MANAGED_SCHEMAS, Relation
+from .catalog import Relation
+from .catalog_sql import MANAGED_SCHEMAS
+from .rules import tenant_leak
 from .sweep import Check, Sweep
 
 __all__ = ["POINT_AT_MIGRATIONS", "TenantMismatch", "mismatch_report", "nothing_to_check", "tenant_mismatches"]
@@ -117,7 +119,7 @@ def _tenant_columns(sweep: Sweep) -> dict[tuple[str, str], list[str]]:
     assert sweep.ctx is not None
     columns: dict[tuple[str, str], list[str]] = {}
     for check in sweep.checks:
-        rel = _compared_relation(sweep, check) if check.rule == "tenant-leak" else None
+        rel = _compared_relation(sweep, check) if check.rule == tenant_leak.RULE else None
         key = sweep.ctx.tenant_key(rel) if rel is not None else None
         if rel is None or key is None or key.per_user or not key.column:
             continue  # no tenant column (per-user tables compare subs, tenant_sql an expression)

@@ -59,11 +59,9 @@ class SweepReport:
             facts = result["facts"]
             if "table" in facts:
                 row.update(facts["table"])
-            if result["rule"] == "auth-per-row" and facts.get("auth.uid"):
-                row["auth_uid_evaluations"] = facts["auth.uid"].get("auth.uid")
-                row["rows"] = facts["auth.uid"].get("rows")
-            if result["rule"] == "tenant-leak":
-                row["isolation"] = facts.get("isolation")
+            rule = RULES.get(result["rule"])
+            if rule is not None and rule.table_columns is not None:
+                row.update(rule.table_columns(facts))
             for finding in result["findings"]:
                 row[finding["severity"]] += 1
         return [rows[k] for k in sorted(rows)]
@@ -134,7 +132,11 @@ class SweepReport:
             "server": self.environment.get("server"),
             "stand_ins": self.environment.get("stand_ins", []),
             "findings": [
-                {k: f[k] for k in ("rule", "severity", "object", "message", "fix", "file", "line")}
+                {
+                    **{k: f[k] for k in ("rule", "severity", "object", "message", "fix", "file", "line")},
+                    "fingerprint": f.get("fingerprint"),
+                    **_rule_shape(f["rule"]),
+                }
                 for f in self.findings()
             ],
             "ignored": [
@@ -192,6 +194,7 @@ class SweepReport:
                 "name": rule.id,
                 "shortDescription": {"text": rule.summary},
                 "defaultConfiguration": {"level": SARIF_LEVEL[str(rule.severity)]},
+                "properties": {"tags": list(rule.categories), "remediation": rule.remediation},
             }
             for rule in sorted(RULES.values(), key=lambda r: r.id)
         ]
@@ -203,6 +206,8 @@ class SweepReport:
                 "message": {"text": f"{f['object']}: {f['message']}" + (f"\nFix: {f['fix']}" if f.get("fix") else "")},
                 "logicalLocations": [{"fullyQualifiedName": f["object"]}],
             }
+            if f.get("fingerprint"):
+                result["partialFingerprints"] = {"rlscheck/v1": f["fingerprint"]}
             if f.get("file"):
                 result["locations"] = [
                     {
@@ -257,3 +262,12 @@ def report_path_problem(path: str) -> str | None:
             with contextlib.suppress(OSError):  # someone else put a file there meanwhile: theirs
                 directory.rmdir()
     return None
+
+
+def _rule_shape(rule_id: str) -> dict[str, Any]:
+    """What every finding of a rule shares: its categories and where its remediation is."""
+    rule = RULES.get(rule_id)
+    if rule is None:
+        return {"categories": [], "remediation": None}
+    return {"categories": list(rule.categories), "remediation": rule.remediation}
+

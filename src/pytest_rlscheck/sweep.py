@@ -17,21 +17,13 @@ from .client import Rls
 from .findings import Finding, Severity
 from .locate import creation_sites
 from .migrations import load_files
-from .rules import API_ROLES, COMMANDS, RULES, SweepContext, function_name
-from .rules import auth_per_row, tenant_leak
+from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, function_name, registered
+from .rules.tenant_leak import principals_from
 from .session import RlsSession
 
 __all__ = ["Check", "CheckResult", "Sweep"]
 
 DEFAULT_SCHEMAS = ("public",)
-
-
-@dataclass(frozen=True)
-class Check:
-    rule: str
-    object: str
-    kind: str  # table, view, function
-    oid: int
 
 
 @dataclass(frozen=True)
@@ -57,21 +49,20 @@ class CheckResult:
         }
 
 
-FUZZ = "constraint-fuzz"  # the item that reports constraint-raises and constraint-admits-null
-
-
 class Sweep:
     def __init__(self, session: RlsSession, *, fuzz_examples: int | None = None) -> None:
         self.session = session
         self.fuzz_examples = fuzz_examples  # None: no constraint-fuzz items
+        self.options: dict[str, Any] = {"fuzz_examples": fuzz_examples}
         self.config: Mapping[str, Any] = session.settings.table
         self.schemas = tuple(self.config.get("schemas") or DEFAULT_SCHEMAS)
         self.ignores: dict[str, str] = dict(self.config.get("ignore") or {})
+        self.principals = principals_from(dict(self.config))
         self.ctx: SweepContext | None = None
         self.static: dict[tuple[str, str], list[Finding]] = defaultdict(list)
         self.sites: dict[str, tuple[str, int]] = {}
         self.checks: list[Check] = []
-        self._auth_patterns: list[Any] | None = None  # what auth.*() looks like in plans, once
+        self.memo: dict[str, Any] = {}  # what dynamic rules keep for the whole sweep
 
     # -- preparation (collection time) ------------------------------------------------
 
@@ -80,7 +71,7 @@ class Sweep:
         in bulk and run the static rules. ``conn``: read this connection's view instead."""
         conn = conn if conn is not None else self.session.worker_connection()
         self.static.clear()
-        self._auth_patterns = None
+        self.memo.clear()
         catalog = Catalog.load(conn, schemas=self.schemas, functions=True)
         self.ctx = SweepContext(catalog, self.schemas, self.config)
         for rule in RULES.values():
@@ -93,30 +84,25 @@ class Sweep:
         self.checks = self._checks(self.ctx)
 
     def _checks(self, ctx: SweepContext) -> list[Check]:
-        objects: dict[str, list[tuple[str, int]]] = {
-            "table": [(r.qualified, r.oid) for r in ctx.tables()],
-            "view": [(r.qualified, r.oid) for r in ctx.views()],
-            "function": [(function_name(f), f.oid) for f in ctx.catalog.functions],
+        """One check per registered rule and object it targets (a runner only with its option)."""
+        candidates: dict[str, list[tuple[str, int, Any]]] = {
+            "table": [(r.qualified, r.oid, r) for r in ctx.tables()],
+            "view": [(r.qualified, r.oid, r) for r in ctx.views()],
+            "function": [(function_name(f), f.oid, f) for f in ctx.catalog.functions],
+            "column": [(f"{r.qualified}.{c.name}", r.oid, (r, c)) for r in ctx.tables() for c in r.columns],
         }
-        checks = [
-            Check(rule.id, name, rule.targets, oid)
-            for rule in sorted(RULES.values(), key=lambda r: r.id)
-            for name, oid in objects.get(rule.targets, ())
-        ]
-        # tenant-leak also covers views and set-returning functions the API can read
-        checks += [Check("tenant-leak", name, "view", oid) for name, oid in objects["view"]]
-        checks += [
-            Check("tenant-leak", function_name(f), "function", f.oid)
-            for f in ctx.functions()
-            if f.returns_set and not f.argument_types
-        ]
-        if self.fuzz_examples:
-            checks += [
-                Check(FUZZ, f"{rel.qualified}.{column.name}", "column", rel.oid)
-                for rel in ctx.tables()
-                for column in rel.columns
-                if column.type in ("json", "jsonb") and any(column.name in c.columns for c in rel.checks())
-            ]
+        checks = []
+        for rule in sorted([*RULES.values(), *RUNNERS.values()], key=lambda r: r.id):
+            if rule.option is not None and not self.options.get(rule.option):
+                continue
+            if rule.check is None and rule.measure is None:
+                continue  # reported elsewhere (migration-failed, the fuzz's findings)
+            for kind in (rule.targets, *rule.also):
+                for name, oid, obj in candidates.get(kind, ()):
+                    if kind != rule.targets and kind == "function" and obj.schema not in ctx.schemas:
+                        continue  # read through the API: the exposed schemas only
+                    if rule.applies is None or rule.applies(ctx, kind, obj):
+                        checks.append(Check(rule.id, name, kind, oid))
         return sorted(checks, key=lambda c: (c.object, c.rule))
 
     def unknown_ignores(self) -> list[str]:
@@ -128,6 +114,10 @@ class Sweep:
             rule_id, _, obj = key.partition(":")
             if rule_id not in RULES:
                 out.append(f"{key!r}: no rule {rule_id!r} (rules: {', '.join(sorted(RULES))})")
+            elif obj.startswith("#"):
+                static = RULES[rule_id].check is not None
+                if static and not any(f.fingerprint == obj[1:] for (r, _), fs in self.static.items() if r == rule_id for f in fs):
+                    out.append(f"{key!r}: {rule_id} has no finding with fingerprint {obj[1:]}; remove the entry")
             elif obj not in names:
                 out.append(f"{key!r}: no object {obj!r} in the schemas {', '.join(self.schemas)}")
             elif RULES[rule_id].check is not None and not any(
@@ -142,11 +132,11 @@ class Sweep:
         """Run one check in a transaction of its own on the worker database, rolled back."""
         session = self.session
         rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=self.config)
-        rls._begin()
+        transaction = rls.test_transaction().begin()
         try:
             return self.run(check, rls)
         finally:
-            if not rls._end():
+            if not transaction.end():
                 session.reset_worker_database()
 
     def run_all(self, rls: Rls) -> list[CheckResult]:
@@ -158,85 +148,23 @@ class Sweep:
         facts: dict[str, Any] = {}
         if check.kind == "table":
             facts["table"] = self.table_facts(self.ctx.catalog.relation(check.oid))
-        if check.rule == FUZZ:
-            findings, measured = self._fuzz(check, rls)
-            facts.update(measured)
-        elif RULES[check.rule].check is not None:
-            findings = list(self.static.get((check.rule, check.object), ()))
+        rule = registered(check.rule)
+        if rule.measure is not None:
+            measured = Measurement(rls, self.ctx, check, tuple(self.principals), self.memo, self.options)
+            findings, found = rule.measure(measured)
+            facts.update(found)
         else:
-            findings, measured = self._dynamic(check, rls)
-            facts.update(measured)
+            findings = list(self.static.get((check.rule, check.object), ()))
         findings = [self._locate(f) for f in findings]
         kept, ignored = [], []
         for finding in findings:
-            reason = self.ignores.get(f"{finding.rule}:{finding.object}") or self.ignores.get(
-                f"{finding.rule}:{finding.object.split('(')[0]}"
+            reason = (
+                self.ignores.get(f"{finding.rule}:{finding.object}")
+                or self.ignores.get(f"{finding.rule}:{finding.object.split('(')[0]}")
+                or self.ignores.get(f"{finding.rule}:#{finding.fingerprint}")
             )
             (ignored.append((finding, reason)) if reason else kept.append(finding))
         return CheckResult(check, tuple(kept), tuple(ignored), facts)
-
-    def _dynamic(self, check: Check, rls: Rls) -> tuple[list[Finding], dict[str, Any]]:
-        assert self.ctx is not None
-        principals = tenant_leak.principals_from(dict(self.config))
-        if check.rule == "auth-per-row":
-            rel = self.ctx.catalog.relation(check.oid)
-            if not rel.rls_enabled or not rel.policies:
-                return [], {"auth.uid": None}
-            user = principals[0] if principals else rls.user("00000000-0000-4000-8000-00000000a11c")
-            if self._auth_patterns is None:
-                self._auth_patterns = auth_per_row.functions(rls)
-            findings, measured = auth_per_row.measure(rls, rel, user, self._auth_patterns, self.ctx.catalog)
-            return findings, {"auth.uid": measured}
-        if check.kind == "table":
-            rel = self.ctx.catalog.relation(check.oid)
-            if not rel.rls_enabled:
-                return [], {"isolation": "RLS off"}
-            findings, status = tenant_leak.check_table(rls, self.ctx, rel, principals)
-        elif check.kind == "view":
-            findings, status = tenant_leak.check_view(rls, self.ctx, self.ctx.catalog.relation(check.oid), principals)
-        else:
-            fn = next(f for f in self.ctx.catalog.functions if f.oid == check.oid)
-            findings, status = tenant_leak.check_function(rls, self.ctx, fn, principals)
-        return findings, {"isolation": status}
-
-    def _fuzz(self, check: Check, rls: Rls) -> tuple[list[Finding], dict[str, Any]]:
-        from .fuzz import FuzzFailure, admits_null, fuzz_constraint
-
-        assert self.ctx is not None
-        rel = self.ctx.catalog.relation(check.oid)
-        column = check.object[len(rel.qualified) + 1 :]
-        findings: list[Finding] = []
-        facts: dict[str, Any] = {}
-        try:
-            result = fuzz_constraint(rls, rel.qualified, column, max_examples=self.fuzz_examples or 200)
-            facts["fuzz"] = {"examples": result.examples, "verdicts": dict(result.verdicts)}
-        except FuzzFailure as exc:
-            name = exc.constraint.name if exc.constraint else "a CHECK constraint"
-            findings.append(
-                Finding(
-                    "constraint-raises",
-                    Severity.ERROR,
-                    check.object,
-                    str(exc).split("\nA CHECK")[0],
-                    "Test the JSON type before converting: CASE WHEN jsonb_typeof(x) = 'number' THEN (x)::numeric "
-                    f"> 0 ELSE false END (in {name})",
-                    details={"constraint": name},
-                )
-            )
-        null = admits_null(rls, rel.qualified, column)
-        if null is not None:
-            findings.append(
-                Finding(
-                    "constraint-admits-null",
-                    Severity.WARN,
-                    check.object,
-                    f"{column} is nullable and SQL NULL passes {null.name} ({null.definition}): a CHECK that "
-                    "evaluates to NULL passes, so a row without the value gets in.",
-                    f"ALTER TABLE {rel.qualified} ALTER COLUMN {column} SET NOT NULL;  -- or CHECK ({column} IS NOT NULL AND ...)",
-                    details={"constraint": null.name},
-                )
-            )
-        return findings, facts
 
     def _locate(self, finding: Finding) -> Finding:
         site = self.sites.get(finding.object.split("(")[0]) or self.sites.get(finding.object.rpartition(".")[0])

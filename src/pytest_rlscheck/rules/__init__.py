@@ -7,16 +7,19 @@ isolation) for one object at a time; see ``auth_per_row`` and ``tenant_leak``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import Catalog, Function, Policy, Relation
 from ..findings import Finding, Severity
-from ..isolation import TenantKey, find_tenant_key
+from ..tenancy import TenantKey, find_tenant_key
 
-__all__ = ["API_ROLES", "RULES", "Rule", "SweepContext", "rule"]
+if TYPE_CHECKING:
+    from ..impersonation import Principal
+    from ..protocol import RlsProtocol
+
+__all__ = ["API_ROLES", "RULES", "RUNNERS", "Check", "Measurement", "Rule", "SweepContext", "dynamic_rule", "rule"]
 
 API_ROLES = ("anon", "authenticated")
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -56,57 +59,132 @@ class SweepContext:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One item of the sweep: a rule (or a runner) on one object."""
+
+    rule: str
+    object: str
+    kind: str  # table, view, function, column
+    oid: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a dynamic rule measures one object with, inside the item's transaction."""
+
+    rls: RlsProtocol
+    ctx: SweepContext
+    check: Check
+    principals: tuple[Principal, ...]
+    memo: dict[str, Any]  # kept for the whole sweep (e.g. what auth.*() looks like in plans)
+    options: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"fuzz_examples": 200}
+
+
+Measured = tuple[list[Finding], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Rule:
+    """A registered rule: a stable id (public interface: ignores, reports), its usual
+    severity, what it targets, and either a static ``check`` over the sweep's catalog or a
+    dynamic ``measure`` of one object at a time. The finding shape is fixed
+    (:class:`~pytest_rlscheck.findings.Finding`); ``categories`` and ``remediation`` are
+    shown with it, as splinter's lints do."""
+
     id: str
     severity: Severity  # the usual severity; a finding may carry another
-    targets: str  # "table", "view" or "function"
+    targets: str  # "table", "view", "function", "column" (or "migration": reported at load)
     summary: str
-    check: Callable[[SweepContext], Iterable[Finding]] | None = None  # None: dynamic
+    check: Callable[[SweepContext], Iterable[Finding]] | None = None
+    measure: Callable[[Measurement], Measured] | None = None
+    #: more kinds of object it checks, with a filter: tenant-leak also reads views and functions
+    also: tuple[str, ...] = ()
+    applies: Callable[[SweepContext, str, Any], bool] | None = None
+    categories: tuple[str, ...] = ("SECURITY",)
+    #: what one result adds to the summary's table row (``auth.uid() per query``, ``isolation``)
+    table_columns: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    #: a runner reports findings under other rules' ids (constraint-fuzz: constraint-raises...)
+    runner: bool = False
+    option: str | None = None  # a runner that runs only with this sweep option
+
+    @property
+    def dynamic(self) -> bool:
+        return self.measure is not None
+
+    @property
+    def remediation(self) -> str:
+        """Where the rule is explained, with what to do: its section of README.md."""
+        return f"{DOCS}#{self.id}"
 
 
+DOCS = "README.md"  # of this package: one section per rule, with its fix
 RULES: dict[str, Rule] = {}
+#: Runners: sweep items that report under other rules' ids (constraint-fuzz), kept apart so
+#: that the rule list (ignores, SARIF, messages) holds only ids a finding can carry.
+RUNNERS: dict[str, Rule] = {}
 
 
-def rule(id: str, severity: Severity, targets: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def registered(id: str) -> Rule:
+    """The rule or runner ``id``."""
+    return RULES.get(id) or RUNNERS[id]
+
+
+def rule(
+    id: str, severity: Severity, targets: str, summary: str, *, categories: tuple[str, ...] = ("SECURITY",)
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a static rule: ``check(ctx)`` yields its findings over the whole catalog."""
+
     def register(check: Callable[[SweepContext], Iterable[Finding]]) -> Callable[[SweepContext], Iterable[Finding]]:
-        RULES[id] = Rule(id, severity, targets, summary, check)
+        _register(Rule(id, severity, targets, summary, check=check, categories=categories))
         return check
 
     return register
 
 
-def dynamic_rule(id: str, severity: Severity, targets: str, summary: str) -> None:
-    RULES[id] = Rule(id, severity, targets, summary, None)
+def dynamic_rule(id: str, severity: Severity, targets: str, summary: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a dynamic rule: ``measure(m)`` measures one object (see :class:`Measurement`)."""
+
+    def register(measure: Callable[[Measurement], Measured]) -> Callable[[Measurement], Measured]:
+        _register(Rule(id, severity, targets, summary, measure=measure, **kwargs))
+        return measure
+
+    return register
+
+
+def reported_rule(id: str, severity: Severity, targets: str, summary: str, **kwargs: Any) -> None:
+    """Register a rule whose findings another part reports (a migration that fails, the fuzz)."""
+    _register(Rule(id, severity, targets, summary, **kwargs))
+
+
+def _register(new: Rule) -> None:
+    if new.id in RULES or new.id in RUNNERS:
+        raise ValueError(f"rule {new.id!r} is registered twice")
+    (RUNNERS if new.runner else RULES)[new.id] = new
 
 
 def function_name(fn: Function) -> str:
     return f"{fn.qualified}({fn.arguments})"
 
 
-def calls_unwrapped(text: str | None, names: Iterable[str]) -> bool:
-    """Whether ``text`` (a policy expression as PostgreSQL prints it) calls one of ``names``
-    outside a ``( SELECT ... )``."""
-    if not text:
-        return False
-    for name in names:
-        for m in re.finditer(rf"\b{re.escape(name)}\(", text):
-            if not re.search(r"\(\s*SELECT\s+\(?$", text[: m.start()], re.I):
-                return True
-    return False
-
-
 def policies_for(rel: Relation, command: str, role: str) -> list[Policy]:
     return [p for p in rel.policies if p.covers(command) and (role in p.roles or "public" in p.roles)]
 
 
-dynamic_rule("migration-failed", Severity.ERROR, "migration", "a migration or seed file does not apply")
-# reported by the constraint-fuzz items of --rlscheck-fuzz
-dynamic_rule("constraint-raises", Severity.ERROR, "column", "a CHECK constraint raises an error instead of rejecting")
-dynamic_rule("constraint-admits-null", Severity.WARN, "column", "a CHECK that reads like it needs a value lets NULL pass")
+MIGRATION_FAILED = "migration-failed"
+CONSTRAINT_RAISES = "constraint-raises"
+CONSTRAINT_ADMITS_NULL = "constraint-admits-null"
+reported_rule(MIGRATION_FAILED, Severity.ERROR, "migration", "a migration or seed file does not apply",
+              categories=("CORRECTNESS",))
+# reported by the constraint-fuzz runner of --rlscheck-fuzz
+reported_rule(CONSTRAINT_RAISES, Severity.ERROR, "column", "a CHECK constraint raises an error instead of rejecting",
+              categories=("CORRECTNESS",))
+reported_rule(CONSTRAINT_ADMITS_NULL, Severity.WARN, "column", "a CHECK that reads like it needs a value lets NULL pass",
+              categories=("CORRECTNESS",))
 
 from . import (  # noqa: E402,F401 - registration
     auth_per_row,
     command_uncovered,
+    constraint_fuzz,
     definer_exposed,
     definer_search_path,
     insert_without_select,

@@ -17,15 +17,35 @@ from psycopg import sql
 
 from ..catalog import Catalog, Relation
 from ..findings import Finding, Severity
+from ..attribution import attribute, plan_catalog, wrap_fix
 from ..plans import FunctionPattern
-from ..isolation import updatable_column
-from . import calls_unwrapped, dynamic_rule
+from ..tenancy import updatable_column
+from . import Measurement, dynamic_rule
 
 if TYPE_CHECKING:
-    from ..client import Rls
+    from ..protocol import RlsProtocol as Rls
 
 RULE = "auth-per-row"
-dynamic_rule(RULE, Severity.WARN, "table", "a call of auth.*() or current_setting() that runs once per row")
+#: who the plans are measured as when the project configures no principal
+ANYONE = "00000000-0000-4000-8000-00000000a11c"
+
+
+def _table_columns(facts: Any) -> dict[str, Any]:
+    measured = facts.get("auth.uid") or {}
+    return {"auth_uid_evaluations": measured.get("auth.uid"), "rows": measured.get("rows")} if measured else {}
+
+
+@dynamic_rule(RULE, Severity.WARN, "table", "a call of auth.*() or current_setting() that runs once per row",
+              categories=("PERFORMANCE",), table_columns=_table_columns)
+def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
+    rel = m.ctx.catalog.relation(m.check.oid)
+    if not rel.rls_enabled or not rel.policies:
+        return [], {"auth.uid": None}
+    user = m.principals[0] if m.principals else m.rls.user(ANYONE)
+    if "auth patterns" not in m.memo:  # what auth.*() looks like in plans, once per sweep
+        m.memo["auth patterns"] = functions(m.rls)
+    findings, measured = measure(m.rls, rel, user, m.memo["auth patterns"], m.ctx.catalog)
+    return findings, {"auth.uid": measured}
 
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email")
 EXISTING_SQL = "select p.proname from pg_proc p where p.pronamespace = to_regnamespace('auth') and p.pronargs = 0"
@@ -61,9 +81,7 @@ def measure(
 
     ``patterns``: :func:`functions` of this database, computed once per sweep; ``known``: the
     sweep's catalog, which names the policies of a finding without reading the catalog again."""
-    from ..assertions import _attribute, _plan_catalog, _wrap_fix
-
-    identity = rls._identity_for(principal)
+    identity = rls.identity_for(principal)
     findings: list[Finding] = []
     rows = 0
     measured: dict[str, Any] = {"rows": rows, "auth.uid": {}}
@@ -78,19 +96,19 @@ def measure(
             rows = measured["rows"] = _rows_examined(plan, rel)
         catalog = None
         for pattern in patterns:
-            rls._patterns[pattern.name] = pattern  # current_setting: minus the auth.* bodies
+            rls.register_function_pattern(pattern)  # current_setting: minus the auth.* bodies
             sites = plan.call_sites(pattern.name)
             if pattern.name == "auth.uid":
                 measured["auth.uid"][kind] = sum(s.evaluations for s in sites)
             repeated = [s for s in sites if s.evaluations > 1]
             if not repeated:
                 continue
-            catalog = catalog or _plan_catalog(rls, plan, known)
+            catalog = catalog or plan_catalog(rls, plan, known)
             total = sum(s.evaluations for s in sites)
             where = "; ".join(f"{s.node.label} ({s.field}): {s.evaluations}" for s in repeated)
             statement_text = statement.as_string(rls.connection)
             fixes = list(dict.fromkeys(
-                _wrap_fix(*found) for s in repeated if (found := _attribute(catalog, s, pattern.name, statement_text, plan))
+                wrap_fix(*found) for s in repeated if (found := attribute(catalog, s, pattern.name, statement_text, plan))
             ))
             findings.append(
                 Finding(
@@ -104,8 +122,7 @@ def measure(
                 )
             )
     if rows < 2 and not findings and any(
-        calls_unwrapped(p.using, ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting"))
-        for p in rel.policies
+        p.using_facts.calls_unwrapped(*AUTH_FUNCTIONS, "pg_catalog.current_setting") for p in rel.policies
     ):
         findings.append(
             Finding(

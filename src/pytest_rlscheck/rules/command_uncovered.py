@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import API_ROLES, COMMANDS, SweepContext, policies_for, rule
 
+RULE = "command-uncovered"
 
-@rule("command-uncovered", Severity.WARN, "table", "a granted (or expected) command no policy covers")
+
+@rule(RULE, Severity.WARN, "table", "a granted (or expected) command no policy covers", categories=("CORRECTNESS",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled or not rel.policies:
@@ -24,7 +26,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 continue
             reason = "the configuration expects it" if expected is not None else "anon/authenticated are granted it"
             yield Finding(
-                "command-uncovered",
+                RULE,
                 Severity.WARN if expected is not None else Severity.INFO,
                 rel.qualified,
                 f"{command} is not covered by any policy although {reason}: every {command} through the API is "

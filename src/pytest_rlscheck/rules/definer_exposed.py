@@ -20,6 +20,8 @@ from ..findings import Finding, Severity
 from . import API_ROLES, SweepContext, function_name, rule
 from .unindexed_policy_column import policy_columns
 
+RULE = "definer-exposed"
+
 _IDENTITY_PARAM = re.compile(
     r"(^|_)(user|uid|owner|member|account|tenant|org|organization|team|workspace|profile|admin|actor|caller"
     r"|requester|author|creator)(_?id)?s?$",
@@ -63,17 +65,10 @@ def callers_readers(functions: list[Function]) -> set[int]:
     return readers
 
 
-_CALLER_DEFAULT = re.compile(r'\b"?auth"?\s*\.\s*"?uid"?\s*\(', re.IGNORECASE)
-
-
 def caller_defaulted(fn: Function) -> list[str]:
     """Parameters that default to the caller (``_viewer uuid DEFAULT auth.uid()``): any caller
     can pass another user's id instead."""
-    return [
-        name
-        for name, default in zip(fn.argument_names, fn.argument_defaults, strict=False)
-        if name and default and _CALLER_DEFAULT.search(default)
-    ]
+    return list(fn.caller_defaults)
 
 
 def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
@@ -93,7 +88,7 @@ def identity_parameters(fn: Function, scope_columns: set[str]) -> list[str]:
     return found
 
 
-@rule("definer-exposed", Severity.WARN, "function", "SECURITY DEFINER function callable through the API")
+@rule(RULE, Severity.WARN, "function", "SECURITY DEFINER function callable through the API")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     scope_columns: set[str] | None = None
     readers: set[int] | None = None
@@ -121,7 +116,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 "compares every one of them with the caller."
             )
         yield Finding(
-            "definer-exposed",
+            RULE,
             severity,
             function_name(fn),
             f"{fn.qualified} runs with the rights of {fn.owner} (bypassing RLS: {fn.owner_bypasses_rls}) and "

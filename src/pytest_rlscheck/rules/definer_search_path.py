@@ -7,14 +7,16 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import SweepContext, function_name, rule
 
+RULE = "definer-search-path"
 
-@rule("definer-search-path", Severity.WARN, "function", "SECURITY DEFINER function without a fixed search_path")
+
+@rule(RULE, Severity.WARN, "function", "SECURITY DEFINER function without a fixed search_path")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for fn in ctx.catalog.functions:
         if not fn.security_definer or any(c.startswith("search_path=") for c in fn.config):
             continue
         yield Finding(
-            "definer-search-path",
+            RULE,
             Severity.WARN,
             function_name(fn),
             f"{fn.qualified} runs with the rights of {fn.owner} and resolves names through the caller's "

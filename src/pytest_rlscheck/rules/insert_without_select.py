@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import API_ROLES, SweepContext, policies_for, rule
 
+RULE = "insert-without-select"
 
-@rule("insert-without-select", Severity.WARN, "table", "an INSERT policy without a SELECT policy")
+
+@rule(RULE, Severity.WARN, "table", "an INSERT policy without a SELECT policy", categories=("CORRECTNESS",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
@@ -16,7 +18,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         for role in API_ROLES:
             if policies_for(rel, "INSERT", role) and not policies_for(rel, "SELECT", role):
                 yield Finding(
-                    "insert-without-select",
+                    RULE,
                     Severity.WARN,
                     rel.qualified,
                     f"{role} may insert rows but no policy lets it read them, so INSERT ... RETURNING — what "

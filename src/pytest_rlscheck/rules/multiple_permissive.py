@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import API_ROLES, COMMANDS, SweepContext, rule
 
+RULE = "multiple-permissive"
 
-@rule("multiple-permissive", Severity.WARN, "table", "several permissive policies for one role and command")
+
+@rule(RULE, Severity.WARN, "table", "several permissive policies for one role and command", categories=("PERFORMANCE",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
@@ -28,7 +30,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                     groups.setdefault((command, tuple(sorted(p.name for p in policies))), []).append(role)
         for (command, names), roles in groups.items():
             yield Finding(
-                "multiple-permissive",
+                RULE,
                 Severity.WARN,
                 rel.qualified,
                 f"{len(names)} permissive policies apply to {' and '.join(roles)} for {command} "

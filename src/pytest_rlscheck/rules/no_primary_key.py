@@ -7,14 +7,16 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
+RULE = "no-primary-key"
 
-@rule("no-primary-key", Severity.INFO, "table", "a table without a primary key")
+
+@rule(RULE, Severity.INFO, "table", "a table without a primary key", categories=("PERFORMANCE",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if rel.primary_key:
             continue
         yield Finding(
-            "no-primary-key",
+            RULE,
             Severity.INFO,
             rel.qualified,
             "The table has no primary key: PostgREST cannot address single rows for update/delete with "

@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
+from ..policy_model import ExprFacts
 from . import API_ROLES, SweepContext, rule
 
-_TRUE = re.compile(r"^\(*\s*true\s*\)*$", re.I)
-
-#: Conditions that hold for every signed-in user, whatever the row, as PostgreSQL prints them
-#: once parentheses, spaces, ``SELECT`` wrappers, aliases and ``::text`` are removed.
-_EVERY_USER = {
-    "auth.role='authenticated'",
-    "auth.uidisnotnull",
-    "auth.jwt->>'role'='authenticated'",
-    "auth.role<>'anon'",
-    "auth.uid<>null",  # never true, but written in that belief: still no row condition
-}
+RULE = "policy-always-true"
 
 
-def _normalized(text: str) -> str:
-    text = re.sub(r"::\w+", "", text.lower())
-    text = re.sub(r"\bselect\b|\bas\s+\w+", "", text)
-    return re.sub(r"[()\s]", "", text)
-
-
-def always_true(text: str) -> str | None:
-    """Why ``text`` lets every row through (for every signed-in user), or None."""
-    if _TRUE.match(text.strip()):
+def always_true(text: str, facts: ExprFacts) -> str | None:
+    """Why an expression lets every row through (for every signed-in user), or None: it is
+    the constant true, or a condition over the caller alone that every signed-in user meets
+    (``auth.uid() IS NOT NULL``, ``auth.role() = 'authenticated'``...)."""
+    if facts.constant_true:
         return "true"
-    if _normalized(text) in _EVERY_USER:
+    if facts.every_user:
         return f"{text.strip()}, true for every signed-in user"
     return None
 
 
-@rule("policy-always-true", Severity.WARN, "table", "a policy that lets every row through")
+@rule(RULE, Severity.WARN, "table", "a policy that lets every row through")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
@@ -44,13 +30,12 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         for policy in rel.policies:
             if not policy.permissive or not (set(policy.roles) & {*API_ROLES, "public"}):
                 continue
-            clauses = [(n, t) for n, t in (("USING", policy.using), ("WITH CHECK", policy.with_check)) if t]
-            constant = [(n, why) for n, t in clauses if (why := always_true(t))]
+            constant = [(n, why) for n, t, facts in policy.clauses() if (why := always_true(t, facts))]
             if not constant:
                 continue
             writes = policy.command != "SELECT"
             yield Finding(
-                "policy-always-true",
+                RULE,
                 Severity.ERROR if writes else Severity.WARN,
                 rel.qualified,
                 f'Policy "{policy.name}" ({policy.command} TO {", ".join(policy.roles)}) has '

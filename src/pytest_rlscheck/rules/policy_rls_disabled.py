@@ -7,15 +7,17 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
+RULE = "policy-rls-disabled"
 
-@rule("policy-rls-disabled", Severity.ERROR, "table", "policies exist but RLS is off, so none applies")
+
+@rule(RULE, Severity.ERROR, "table", "policies exist but RLS is off, so none applies")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if rel.rls_enabled or not rel.policies:
             continue
         names = ", ".join(f'"{p.name}"' for p in rel.policies)
         yield Finding(
-            "policy-rls-disabled",
+            RULE,
             Severity.ERROR,
             rel.qualified,
             f"The table has {len(rel.policies)} polic{'y' if len(rel.policies) == 1 else 'ies'} ({names}) but row "

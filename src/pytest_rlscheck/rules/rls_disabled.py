@@ -7,15 +7,17 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
+RULE = "rls-disabled"
 
-@rule("rls-disabled", Severity.ERROR, "table", "RLS is off on a table anon/authenticated can reach")
+
+@rule(RULE, Severity.ERROR, "table", "RLS is off on a table anon/authenticated can reach")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         privileges = ctx.api_commands(rel)
         if rel.rls_enabled or not privileges:
             continue
         yield Finding(
-            "rls-disabled",
+            RULE,
             Severity.ERROR,
             rel.qualified,
             f"Row level security is off, and anon/authenticated hold {', '.join(sorted(privileges))} on it: "

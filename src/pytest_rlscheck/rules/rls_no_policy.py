@@ -7,14 +7,16 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
+RULE = "rls-no-policy"
 
-@rule("rls-no-policy", Severity.INFO, "table", "RLS on without any policy: the API can do nothing with it")
+
+@rule(RULE, Severity.INFO, "table", "RLS on without any policy: the API can do nothing with it", categories=("CORRECTNESS",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled or rel.policies or not ctx.api_commands(rel):
             continue
         yield Finding(
-            "rls-no-policy",
+            RULE,
             Severity.INFO,
             rel.qualified,
             "Row level security is on and there is no policy, so every request of anon/authenticated is refused "

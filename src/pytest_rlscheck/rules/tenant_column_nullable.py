@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
+RULE = "tenant-column-nullable"
 
-@rule("tenant-column-nullable", Severity.WARN, "table", "the tenant column accepts NULL")
+
+@rule(RULE, Severity.WARN, "table", "the tenant column accepts NULL")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         key = ctx.tenant_key(rel)
@@ -18,7 +20,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         if column is None or column.not_null or column.name in rel.primary_key:
             continue
         yield Finding(
-            "tenant-column-nullable",
+            RULE,
             Severity.WARN,
             rel.qualified,
             f"{column.name} is the tenant column and accepts NULL: a row without a tenant is either invisible to "

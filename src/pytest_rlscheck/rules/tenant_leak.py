@@ -19,13 +19,34 @@ from ..errors import RlsAssertionError
 from ..findings import Finding, Severity
 from ..impersonation import Principal
 from ..isolation import ALL_OPS, TENANT_COLUMN_GUESSES, NothingToTest, TenantKey, assert_no_foreign_rows, isolation_outcomes
-from . import API_ROLES, SweepContext, dynamic_rule, function_name
+from . import API_ROLES, Measurement, SweepContext, dynamic_rule, function_name
 
 if TYPE_CHECKING:
-    from ..client import Rls
+    from ..protocol import RlsProtocol as Rls
 
 RULE = "tenant-leak"
-dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows")
+
+
+def _applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
+    """Views, and the set-returning functions without arguments the API can call."""
+    return kind != "function" or (obj.returns_set and not obj.argument_types)
+
+
+@dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows", also=("view", "function"),
+              applies=_applies, table_columns=lambda facts: {"isolation": facts.get("isolation")})
+def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
+    principals = list(m.principals)
+    if m.check.kind == "table":
+        rel = m.ctx.catalog.relation(m.check.oid)
+        if not rel.rls_enabled:
+            return [], {"isolation": "RLS off"}
+        findings, status = check_table(m.rls, m.ctx, rel, principals)
+    elif m.check.kind == "view":
+        findings, status = check_view(m.rls, m.ctx, m.ctx.catalog.relation(m.check.oid), principals)
+    else:
+        fn = next(f for f in m.ctx.catalog.functions if f.oid == m.check.oid)
+        findings, status = check_function(m.rls, m.ctx, fn, principals)
+    return findings, {"isolation": status}
 
 
 def pair(principals: list[Principal], *, per_user: bool = False) -> tuple[Principal, Principal] | None:

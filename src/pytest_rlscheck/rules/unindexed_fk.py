@@ -8,6 +8,8 @@ from ..catalog import Relation
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
+RULE = "unindexed-fk"
+
 
 def leading_index(rel: Relation, columns: tuple[str, ...]) -> bool:
     """An index that leads with the key's columns (in any order), or at least with its first
@@ -18,7 +20,7 @@ def leading_index(rel: Relation, columns: tuple[str, ...]) -> bool:
     )
 
 
-@rule("unindexed-fk", Severity.INFO, "table", "a foreign key without an index on its columns")
+@rule(RULE, Severity.INFO, "table", "a foreign key without an index on its columns", categories=("PERFORMANCE",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         for fk in (c for c in rel.constraints if c.type == "f"):
@@ -26,7 +28,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 continue
             cols = ", ".join(fk.columns)
             yield Finding(
-                "unindexed-fk",
+                RULE,
                 Severity.INFO,
                 rel.qualified,
                 f"Foreign key {fk.name} ({cols}) → {fk.references} has no index leading with its columns: deleting "

@@ -3,38 +3,30 @@ index leading with it, so every policy check reads the whole table."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from ..catalog import Relation
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
-_AUTH = r"(?:\(\s*SELECT\s+)?\(?auth\.\w+\(\)"
-_PATTERNS = (
-    re.compile(rf'(?<![\w.])"?(\w+)"?\s*=\s*\(?\s*{_AUTH}', re.I),  # col = auth.uid() / ( SELECT auth.uid() ...)
-    re.compile(rf"{_AUTH}[^=()]*\)?\s*=\s*\(?(?<![\w.])\"?(\w+)\"?\b(?!\s*\()", re.I),  # auth.uid() = col
-    re.compile(r'(?<![\w.])"?(\w+)"?\s+IN\s+\(\s*SELECT\b', re.I),  # col IN (SELECT ...)
-    re.compile(r"(?<![\w.])\"?(\w+)\"?\s*=\s*ANY\s*\((?!\s*(?:ARRAY\[|'))", re.I),  # col = ANY (a set), not a literal list
-)
+RULE = "unindexed-policy-column"
 
 
 def policy_columns(rel: Relation, *, scanning_only: bool = True) -> set[str]:
-    """The table's own columns its policies compare with the user or with a set of tenants.
+    """The table's own columns its policies compare with the user or with a set of tenants
+    (``col = (select auth.uid())``, ``col IN (SELECT ...)``, ``col = ANY (<a set>)``; a literal
+    list is no tenant filter).
 
     ``scanning_only``: from USING expressions alone, which filter the rows a statement reads;
     a WITH CHECK tests one new row, and no index helps it."""
     found: set[str] = set()
     for policy in rel.policies:
-        for text in (policy.using,) if scanning_only else (policy.using, policy.with_check):
-            for pattern in _PATTERNS:
-                for m in pattern.finditer(text or ""):
-                    if rel.column(m.group(1)):
-                        found.add(m.group(1))
+        for facts in (policy.using_facts,) if scanning_only else (policy.using_facts, policy.check_facts):
+            found |= facts.filter_columns()
     return found
 
 
-@rule("unindexed-policy-column", Severity.WARN, "table", "a column policies filter on has no index")
+@rule(RULE, Severity.WARN, "table", "a column policies filter on has no index", categories=("PERFORMANCE",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
@@ -43,7 +35,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             if any(index.valid and index.columns[:1] == (column,) for index in rel.indexes):
                 continue
             yield Finding(
-                "unindexed-policy-column",
+                RULE,
                 Severity.WARN,
                 rel.qualified,
                 f"The policies compare {column} with the user or their tenants, and no index leads with "

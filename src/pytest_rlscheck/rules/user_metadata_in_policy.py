@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
-_USER_METADATA = re.compile(r"user_metadata|raw_user_meta_data", re.I)
+RULE = "user-metadata-in-policy"
 
-
-@rule("user-metadata-in-policy", Severity.ERROR, "table", "a policy trusts user-editable metadata")
+@rule(RULE, Severity.ERROR, "table", "a policy trusts user-editable metadata")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         for policy in rel.policies:
-            if not any(_USER_METADATA.search(t or "") for t in (policy.using, policy.with_check)):
+            if not any(facts.reads_user_metadata for _, _, facts in policy.clauses()):
                 continue
             yield Finding(
-                "user-metadata-in-policy",
+                RULE,
                 Severity.ERROR,
                 rel.qualified,
                 f'Policy "{policy.name}" reads user_metadata, which every user can change for themselves '

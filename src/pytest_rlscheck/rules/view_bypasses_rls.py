@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from ..findings import Finding, Severity
 from . import SweepContext, rule
 
+RULE = "view-bypasses-rls"
 
-@rule("view-bypasses-rls", Severity.ERROR, "view", "a view over RLS tables that runs with its owner's rights")
+
+@rule(RULE, Severity.ERROR, "view", "a view over RLS tables that runs with its owner's rights")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for view in ctx.views():
         if view.security_invoker or not view.owner_bypasses_rls or "SELECT" not in ctx.api_privileges(view):
@@ -18,7 +20,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             continue
         materialized = view.kind == "m"
         yield Finding(
-            "view-bypasses-rls",
+            RULE,
             Severity.ERROR,
             view.qualified,
             f"The {'materialized view stores rows of' if materialized else 'view reads'} {', '.join(protected)} "

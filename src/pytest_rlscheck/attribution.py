@@ -1,0 +1,95 @@
+"""Which policy a call site of a plan comes from, and the fix to show: the plan-attribution
+engine behind ``assert_evaluated_once`` and the ``auth-per-row`` rule. Policy facts come
+from the policy model (:mod:`pytest_rlscheck.policy_model`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .catalog import Catalog, Policy, Relation
+from .plans import CallSite, Plan
+from .policy_model import unwrapped_spans
+
+if TYPE_CHECKING:
+    from .protocol import RlsProtocol as Rls
+
+__all__ = ["attribute", "attribute_on", "plan_catalog", "wrap_fix"]
+
+
+def plan_catalog(rls: Rls, plan: Plan, known: Catalog | None = None) -> Catalog:
+    """The catalog of the relations the plan reads: ``known`` when it has them all (the
+    sweep's, read once), else read now."""
+    names = {n.relation for n in plan.nodes() if n.relation}
+    if known is not None and names <= {r.qualified for r in known.relations}:
+        return known
+    schemas = sorted({name.split(".")[0] for name in names if "." in name})
+    with rls.as_owner(), rls.safely():
+        return Catalog.load(rls.connection, schemas=schemas, functions=True)
+
+
+def attribute(
+    catalog: Catalog, site: CallSite, function: str, statement: str = "", plan: Plan | None = None
+) -> tuple[Relation, Policy, str] | None:
+    """The policy a call site comes from, and the call to wrap in it: on the relation the
+    site scans, else on the other relations of the plan (a policy's subquery scans another
+    table: ``org_id IN (SELECT ... FROM members WHERE user_id = auth.uid())``)."""
+    names = [site.node.relation] + ([n.relation for n in plan.nodes()] if plan is not None else [])
+    for name in dict.fromkeys(n for n in names if n):
+        try:
+            rel = catalog.relation(name)
+        except KeyError:
+            continue
+        found = attribute_on(catalog, rel, function, statement)
+        if found is not None:
+            return found
+    return None
+
+
+def attribute_on(catalog: Catalog, rel: Relation, function: str, statement: str) -> tuple[Relation, Policy, str] | None:
+    """The policy a call site comes from, and the call to wrap in it.
+
+    Candidates are the scanned relation's policies for the statement's command first (an
+    UPDATE reads its UPDATE policies, then SELECT ones), USING before WITH CHECK (only USING
+    filters a scan). A policy that calls ``function`` per row itself wins; otherwise one that
+    calls per row a function whose body calls it (a wrapper such as ``is_admin()``), and that
+    call is the one to wrap."""
+    command = (statement.split(None, 1) or ["select"])[0].upper()
+    order = [command, "SELECT"] if command in ("UPDATE", "DELETE") else ["SELECT"]
+    policies = sorted(
+        (p for p in rel.policies if any(p.covers(c) for c in order)),
+        key=lambda p: next(i for i, c in enumerate(order) if p.covers(c)),
+    )
+    for field in ("using_facts", "check_facts"):
+        for policy in policies:
+            if getattr(policy, field).calls_unwrapped(function):
+                return rel, policy, function
+    bare = function.rpartition(".")[2].lower()
+    wrappers = [f.qualified for f in catalog.functions if bare in f.calls() and f.qualified != function]
+    for field in ("using_facts", "check_facts"):
+        for policy in policies:
+            for wrapper in wrappers:
+                if getattr(policy, field).calls_unwrapped(wrapper):
+                    return rel, policy, wrapper
+    return None
+
+
+def wrap_fix(rel: Relation, policy: Policy, function: str) -> str:
+    """ALTER POLICY with every per-row call of ``function`` as ``(select ...)``; or, when a
+    call takes columns (of the row, or of a subquery's rows), what to do instead: wrapping
+    it would not make it run once."""
+    if any(call.row_arguments for _, _, facts in policy.clauses() for call in facts.unwrapped(function)):
+        return (
+            f'Policy "{policy.name}" on {rel.qualified} passes the row\'s columns to {function}(), so it runs '
+            "per row however it is wrapped. Compute the set once and compare the column with it, e.g. "
+            f"column IN (SELECT ... FROM a_function_returning_the_set((select auth.uid()))) instead of {function}(column)."
+        )
+
+    def wrap(text: str) -> str:
+        out, last = [], 0
+        for start, end in unwrapped_spans(text, function):
+            out.append(text[last:start] + f"(select {text[start:end]})")
+            last = end
+        return "".join(out) + text[last:]
+
+    clauses = [f"{label} ({wrap(text)})" for label, text, _ in policy.clauses()]
+    return f'ALTER POLICY "{policy.name}" ON {rel.qualified} {" ".join(clauses)};'

@@ -1,0 +1,118 @@
+"""Reading the catalog: every kind of object in one query for all relations in scope, rows
+read by name (a row factory), then the analysed trees of policies and functions resolved
+in one more query per kind (:class:`pytest_rlscheck.policy_model.Names`) and turned into facts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from . import catalog_sql as q
+from .catalog import Catalog, Column, Constraint, Dependency, Function, Index, Policy, Relation
+from .nodetree import parse
+from .policy_model import ExprFacts, Names, body_facts, defaults_to_caller, expression_facts
+
+__all__ = ["load", "resolve_relation"]
+
+
+def load(
+    conn: psycopg.Connection[Any],
+    *,
+    oids: Iterable[int] = (),
+    schemas: Sequence[str] = (),
+    functions: bool = False,
+) -> Catalog:
+    """Read the relations given by ``oids`` and every relation of ``schemas``; with
+    ``functions``, the project's functions in ``schemas`` too."""
+    scope = {"oids": list(oids), "schemas": list(schemas)}
+
+    def rows(query: str) -> list[dict[str, Any]]:
+        cur = conn.execute(query, scope)
+        cur.row_factory = dict_row  # the rows by column name
+        return cur.fetchall()
+
+    def tuples(query: str) -> list[tuple[Any, ...]]:
+        return conn.execute(query, scope).fetchall()
+
+    relations = tuples(q.RELATIONS_SQL)
+    parts: dict[int, dict[str, list[Any]]] = {}
+
+    def add(oid: int, kind: str, item: Any) -> None:
+        parts.setdefault(oid, {}).setdefault(kind, []).append(item)
+
+    for oid, *rest in tuples(q.COLUMNS_SQL):
+        add(oid, "columns", Column(*rest))
+    for oid, name, kind, definition, validated, cols, ref in tuples(q.CONSTRAINTS_SQL):
+        add(oid, "constraints", Constraint(name, kind, definition, validated, tuple(cols), ref if kind == "f" else None))
+    for oid, name, unique, primary, valid, partial, definition, cols in tuples(q.INDEXES_SQL):
+        add(oid, "indexes", Index(name, unique, primary, valid, partial, definition, tuple(cols)))
+    policy_rows = tuples(q.POLICIES_SQL)
+    for oid, grantee, privilege in tuples(q.RELATION_GRANTS_SQL):
+        add(oid, "grants", (grantee, privilege))
+    for oid, referenced, name, rls in tuples(q.VIEW_DEPENDENCIES_SQL):
+        add(oid, "depends_on", Dependency(referenced, name, rls))
+
+    function_rows: list[dict[str, Any]] = []
+    executable: dict[int, list[str]] = {}
+    if functions and schemas:
+        for oid, grantee in tuples(q.FUNCTION_GRANTS_SQL):
+            executable.setdefault(oid, []).append(grantee)
+        function_rows = rows(q.FUNCTIONS_SQL if conn.info.server_version < 140000 else q.FUNCTIONS_SQL_14)
+
+    # the trees, parsed once, and every OID they name resolved in two queries
+    policy_trees = [(parse(r[7]), parse(r[8])) for r in policy_rows]
+    function_trees = [(parse(r["argdefaults"]), r["sqlbody"]) for r in function_rows]
+    names = Names.load(
+        conn,
+        [t for pair in policy_trees for t in pair if t is not None]
+        + [t for t, _ in function_trees if t is not None]
+        + [parse(body) for _, body in function_trees if body],
+    )
+
+    positions = {oid: {c.position: c.name for c in kinds.get("columns", ())} for oid, kinds in parts.items()}
+    for (oid, name, command, permissive, roles, using, check, _, _), (using_tree, check_tree) in zip(
+        policy_rows, policy_trees, strict=True
+    ):
+        columns = positions.get(oid, {})
+        add(oid, "policies", Policy(
+            name, command, permissive, tuple(roles), using, check,
+            expression_facts(using_tree, names, columns) if using_tree is not None else ExprFacts(),
+            expression_facts(check_tree, names, columns) if check_tree is not None else ExprFacts(),
+        ))
+
+    built = tuple(
+        Relation(*row, **{kind: tuple(items) for kind, items in parts.get(row[0], {}).items()}) for row in relations
+    )
+    funcs = tuple(
+        _function(r, tuple(executable.get(r["oid"], ())), defaults, sqlbody, names)
+        for r, (defaults, sqlbody) in zip(function_rows, function_trees, strict=True)
+    )
+    return Catalog(built, funcs)
+
+
+def _function(r: dict[str, Any], executable: tuple[str, ...], defaults: Any, sqlbody: str | None, names: Names) -> Function:
+    inputs = tuple(r["argument_names"])
+    types = tuple(r["argument_types"])
+    # proargdefaults: the DEFAULTs of the last len(defaults) input arguments
+    trees = list(defaults or [])
+    padded = [None] * (len(types) - len(trees)) + trees if len(trees) <= len(types) else []
+    caller_defaults = tuple(
+        name for name, tree in zip(inputs, padded, strict=False) if name and tree is not None and defaults_to_caller(tree, names)
+    )
+    return Function(
+        r["oid"], r["schema"], r["name"], r["arguments"], r["language"], r["volatility"], r["security_definer"],
+        tuple(r["config"] or ()), r["returns_set"], r["result"], r["owner"], r["owner_bypasses_rls"], types, inputs,
+        executable, r["body"] or "", caller_defaults, body_facts(r["body"] or "", sqlbody, names),
+    )
+
+
+def resolve_relation(conn: psycopg.Connection[Any], name: str) -> Relation:
+    """Look ``name`` up the way SQL would (search_path applies) and load it from the catalog."""
+    row = conn.execute(q.RESOLVE_SQL, [name]).fetchone()
+    if row is None:
+        path = conn.execute(q.SEARCH_PATH_SQL).fetchone()
+        raise LookupError(f"relation {name!r} does not exist (search_path: {path[0] if path else '?'})")
+    return load(conn, oids=[row[0]]).relation(row[0])

@@ -1,0 +1,508 @@
+"""The one model of what policies and functions do, read from what PostgreSQL resolved.
+
+Every rule and probe asks its questions here — "does this policy call auth.uid() per row",
+"which of the row's columns does it compare with the caller", "is it constant true",
+"does it read user_metadata", "does this function read the caller" — and nowhere else.
+
+Where the server keeps the analysed tree, the facts come from it: the expressions of a
+policy (``pg_policy.polqual``/``polwithcheck``), the DEFAULTs of a function's arguments
+(``proargdefaults``) and SQL-standard bodies (``prosqlbody``, PostgreSQL 14+), as
+``pg_node_tree`` read by :mod:`pytest_rlscheck.nodetree`: functions by OID, columns by
+number, sublinks as sublinks, constants as values. Only PL/pgSQL and plain SQL bodies exist
+as text alone; they are read with the one SQL tokenizer (:func:`pytest_rlscheck.sqlsplit.tokens`),
+so that comments, strings and quoted names are told apart the way the server does.
+
+The OIDs in the trees are resolved in bulk (:data:`RESOLVE_FUNCTIONS_SQL`,
+:data:`RESOLVE_OPERATORS_SQL`: one query each for the whole catalog), by :class:`Names`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .nodetree import Node, parse, walk
+from .sqlsplit import tokens
+
+__all__ = [
+    "CALLER_FUNCTIONS",
+    "Call",
+    "Caller",
+    "ExprFacts",
+    "FunctionFacts",
+    "Names",
+    "RESOLVE_FUNCTIONS_SQL",
+    "RESOLVE_OPERATORS_SQL",
+    "body_facts",
+    "expression_facts",
+    "oids_in",
+    "unwrapped_spans",
+]
+
+#: The functions through which a policy or a function body learns who is calling (not
+#: current_user: in a SECURITY DEFINER body that is the owner, and on Supabase session_user
+#: is the authenticator).
+CALLER_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email")
+#: The request settings PostgREST sets: ``current_setting('request.jwt.claims', true)``.
+CLAIMS_SETTING = "request.jwt.claim"
+
+RESOLVE_FUNCTIONS_SQL = """
+select p.oid, n.nspname || '.' || p.proname
+from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+where p.oid = any(%s::oid[])
+"""
+RESOLVE_OPERATORS_SQL = "select o.oid, o.oprname from pg_operator o where o.oid = any(%s::oid[])"
+
+# nodeToString's enums, written as numbers
+_EXPR_SUBLINK = 4
+_ANY_SUBLINK = 2
+_IS_NOT_NULL = 1
+_CAST_FORMATS = (1, 2)  # COERCE_EXPLICIT_CAST, COERCE_IMPLICIT_CAST
+_TEXT_TYPES = (25, 1043, 1042, 19)  # text, varchar, bpchar, name
+_BOOL = 16
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the OIDs of the trees name: functions as ``schema.name``, operators by symbol."""
+
+    functions: Mapping[int, str] = field(default_factory=dict)
+    operators: Mapping[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, conn: Any, trees: Iterable[Any]) -> Names:
+        """Resolve every function and operator the ``trees`` name: two queries in all."""
+        funcs: set[int] = set()
+        ops: set[int] = set()
+        for tree in trees:
+            f, o = oids_in(tree)
+            funcs |= f
+            ops |= o
+        functions = dict(conn.execute(RESOLVE_FUNCTIONS_SQL, [sorted(funcs)]).fetchall()) if funcs else {}
+        operators = dict(conn.execute(RESOLVE_OPERATORS_SQL, [sorted(ops)]).fetchall()) if ops else {}
+        return cls(functions, operators)
+
+    def function(self, oid: int | None) -> str:
+        return self.functions.get(oid or 0, "")
+
+    def operator(self, oid: int | None) -> str:
+        return self.operators.get(oid or 0, "")
+
+
+def oids_in(tree: Any) -> tuple[set[int], set[int]]:
+    """The function and operator OIDs a tree names."""
+    funcs: set[int] = set()
+    ops: set[int] = set()
+    for node in walk(tree):
+        if node.type == "FUNCEXPR":
+            funcs.add(node["funcid"])
+        elif node.type in ("OPEXPR", "SCALARARRAYOPEXPR", "NULLIFEXPR", "DISTINCTEXPR"):
+            ops.add(node["opno"])
+    return funcs, ops
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An expression that says who is calling: a call of one of :data:`CALLER_FUNCTIONS`
+    (or of ``current_setting('request.jwt.claims')``), and the JSON path read from it."""
+
+    function: str
+    path: tuple[str, ...] = ()
+
+    @property
+    def user_id(self) -> bool:
+        """It is the caller's user id: ``auth.uid()`` or the ``sub`` claim."""
+        return (self.function == "auth.uid" and not self.path) or self.path == ("sub",)
+
+    @property
+    def role(self) -> bool:
+        """It is the caller's role: ``auth.role()`` or the ``role`` claim."""
+        return (self.function == "auth.role" and not self.path) or self.path == ("role",)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call in an expression."""
+
+    function: str  # schema.name
+    once: bool  # inside an uncorrelated ``(select ...)`` without FROM: run once per statement
+    row_arguments: bool  # its arguments read columns (of the row or of a subquery's rows)
+
+    def named(self, name: str) -> bool:
+        """``name`` is ``schema.name``, or a bare name for a function of any schema."""
+        return self.function == name or ("." not in name and self.function.rpartition(".")[2] == name)
+
+
+@dataclass(frozen=True)
+class ExprFacts:
+    """What one policy expression does, as PostgreSQL analysed it."""
+
+    calls: tuple[Call, ...] = ()
+    caller_columns: Mapping[str, tuple[Caller, ...]] = field(default_factory=dict)  # column -> what it is compared with
+    set_columns: frozenset[str] = frozenset()  # col IN (SELECT ...), col = ANY (a set that is not a literal list)
+    constant_true: bool = False
+    every_user: bool = False  # holds for every signed-in user, whatever the row
+    references_row: bool = False
+    reads_caller: bool = False
+    reads_user_metadata: bool = False
+    strings: frozenset[str] = frozenset()
+
+    def unwrapped(self, *names: str) -> list[Call]:
+        """The calls of ``names`` that run once per row (not inside ``(select ...)``)."""
+        return [c for c in self.calls if not c.once and any(c.named(n) for n in names)]
+
+    def calls_unwrapped(self, *names: str) -> bool:
+        return bool(self.unwrapped(*names))
+
+    def compared_with_user(self) -> frozenset[str]:
+        """The row's columns compared with the caller's user id (``user_id = (select auth.uid())``)."""
+        return frozenset(c for c, callers in self.caller_columns.items() if any(k.user_id for k in callers))
+
+    def filter_columns(self) -> frozenset[str]:
+        """The row's columns compared with the caller or with a set of tenants."""
+        return frozenset(self.caller_columns) | self.set_columns
+
+
+@dataclass(frozen=True)
+class FunctionFacts:
+    """What a function body does: the names it calls (lower case, without schema) and
+    whether it reads the caller."""
+
+    calls: frozenset[str] = frozenset()
+    reads_caller: bool = False
+    from_tree: bool = False  # read from prosqlbody, not from text
+
+
+# -- expressions ------------------------------------------------------------------------
+
+
+def _strip(node: Any, names: Names) -> Any:
+    """The expression under casts and relabelling."""
+    while isinstance(node, Node):
+        if node.type in ("RELABELTYPE", "COERCEVIAIO", "ARRAYCOERCEEXPR", "COLLATEEXPR"):
+            node = node["arg"]
+        elif node.type == "FUNCEXPR" and node["funcformat"] in _CAST_FORMATS and len(node["args"] or ()) == 1:
+            node = node["args"][0]
+        else:
+            return node
+    return node
+
+
+def _scalar_select(node: Any) -> Any:
+    """The expression of ``(select <expr>)`` without FROM, or None."""
+    if isinstance(node, Node) and node.type == "SUBLINK" and node["subLinkType"] == _EXPR_SUBLINK:
+        query = node["subselect"]
+        targets = [t for t in query.get("targetList") or () if not t.get("resjunk")]
+        if not query.get("rtable") and len(targets) == 1 and not (query["jointree"] or Node("")).get("quals"):
+            return targets[0]["expr"]
+    return None
+
+
+def text_constant(node: Any) -> str | None:
+    """The value of a text constant (a varlena datum), or None."""
+    if not isinstance(node, Node) or node.type != "CONST" or node["consttype"] not in _TEXT_TYPES:
+        return None
+    data = node["constvalue"]
+    if not isinstance(data, bytes) or not data:
+        return None
+    if node["consttype"] == 19:  # name: fixed length, NUL padded
+        return data.split(b"\0", 1)[0].decode("utf-8", "replace")
+    header = 1 if data[0] & 0x01 else 4  # a short (1-byte) or a 4-byte varlena header
+    return data[header:].decode("utf-8", "replace")
+
+
+def _is_null_constant(node: Any) -> bool:
+    return isinstance(node, Node) and node.type == "CONST" and node["constisnull"]
+
+
+def _caller(node: Any, names: Names) -> Caller | None:
+    """What ``node`` says about the caller, when it says nothing else."""
+    node = _strip(node, names)
+    inner = _scalar_select(node)
+    if inner is not None:
+        return _caller(inner, names)
+    if not isinstance(node, Node):
+        return None
+    if node.type == "FUNCEXPR":
+        function = names.function(node["funcid"])
+        args = node["args"] or []
+        if function in CALLER_FUNCTIONS and not args:
+            return Caller(function)
+        if function == "pg_catalog.current_setting" and args:
+            setting = text_constant(_strip(args[0], names))
+            if setting and setting.startswith(CLAIMS_SETTING):  # request.jwt.claims, request.jwt.claim.sub
+                rest = setting[len(CLAIMS_SETTING) :]
+                return Caller("request.jwt.claims", tuple(rest[1:].split(".")) if rest.startswith(".") else ())
+        return None
+    if node.type == "OPEXPR" and names.operator(node["opno"]) in ("->", "->>") and len(node["args"]) == 2:
+        base = _caller(node["args"][0], names)
+        key = text_constant(_strip(node["args"][1], names))
+        if base is not None and key is not None:
+            return Caller(base.function, (*base.path, key))
+    return None
+
+
+class _Walker:
+    """One pass over a policy expression, keeping the query level and whether the current
+    subtree runs once per statement."""
+
+    def __init__(self, names: Names, columns: Mapping[int, str]) -> None:
+        self.names = names
+        self.columns = columns
+        self.calls: list[Call] = []
+        self.caller_columns: dict[str, list[Caller]] = {}
+        self.set_columns: set[str] = set()
+        self.references_row = False
+        self.reads_caller = False
+        self.user_metadata = False
+        self.strings: set[str] = set()
+        self.rtables: list[list[Any]] = []  # the range tables of the enclosing queries, innermost last
+
+    def row_column(self, node: Any, level: int) -> str | None:
+        """The name of the policy's table column ``node`` is (under casts), or None."""
+        node = _strip(node, self.names)
+        if isinstance(node, Node) and node.type == "VAR" and node["varlevelsup"] == level and node["varno"] == 1:
+            return self.columns.get(node["varattno"])
+        return None
+
+    def column_name(self, node: Node, level: int) -> str | None:
+        """The name of any column a VAR reads: of the policy's table, or of a subquery's relation."""
+        up = node["varlevelsup"]
+        if up == level:
+            return self.columns.get(node["varattno"]) if node["varno"] == 1 else None
+        depth = len(self.rtables) - 1 - up
+        if depth < 0 or depth >= len(self.rtables):
+            return None
+        rtable = self.rtables[depth]
+        if not 0 < node["varno"] <= len(rtable):
+            return None
+        names = ((rtable[node["varno"] - 1].get("eref") or Node("")).get("colnames")) or []
+        attno = node["varattno"]
+        return names[attno - 1] if 0 < attno <= len(names) else None
+
+    def visit(self, node: Any, level: int, once: bool) -> None:
+        if isinstance(node, list):
+            for item in node:
+                self.visit(item, level, once)
+            return
+        if not isinstance(node, Node):
+            return
+        kind = node.type
+        if kind == "VAR":
+            if node["varlevelsup"] == level and node["varno"] == 1:
+                self.references_row = True
+            if self.column_name(node, level) == "raw_user_meta_data":
+                self.user_metadata = True
+            return
+        if kind == "CONST":
+            value = text_constant(node)
+            if value is not None:
+                self.strings.add(value)
+                if value in ("user_metadata", "raw_user_meta_data"):
+                    self.user_metadata = True
+            return
+        if kind == "FUNCEXPR":
+            function = self.names.function(node["funcid"])
+            self.calls.append(Call(function, once, _reads_columns(node["args"])))
+            if _caller(node, self.names) is not None:
+                self.reads_caller = True
+        elif kind == "OPEXPR" and self.names.operator(node["opno"]) == "=" and len(node["args"]) == 2:
+            for this, that in (node["args"], node["args"][::-1]):
+                column = self.row_column(this, level)
+                caller = _caller(that, self.names) if column else None
+                if column and caller:
+                    self.caller_columns.setdefault(column, []).append(caller)
+        elif kind == "SCALARARRAYOPEXPR" and len(node["args"]) == 2:
+            column = self.row_column(node["args"][0], level)
+            values = _strip(node["args"][1], self.names)
+            if column and not (isinstance(values, Node) and values.type in ("CONST", "ARRAYEXPR")):
+                self.set_columns.add(column)
+        elif kind == "SUBLINK":
+            test = node.get("testexpr")
+            if node["subLinkType"] == _ANY_SUBLINK and isinstance(test, Node) and test.type == "OPEXPR":
+                column = self.row_column(test["args"][0], level)
+                if column:
+                    self.set_columns.add(column)
+            self.visit(test, level, once)
+            query = node["subselect"]
+            # a subquery without FROM that reads nothing of the rows around it runs once
+            # (an InitPlan, or a hashed SubPlan for IN): ( SELECT f(auth.uid()) )
+            inner_once = once or (not query.get("rtable") and not _correlated(query))
+            self.visit_query(query, level + 1, inner_once)
+            return
+        elif kind == "QUERY":
+            self.visit_query(node, level + 1, once)
+            return
+        for value in node.fields.values():
+            self.visit(value, level, once)
+
+    def visit_query(self, query: Node, level: int, once: bool) -> None:
+        self.rtables.append(list(query.get("rtable") or ()))
+        try:
+            for name, value in query.fields.items():
+                if name != "rtable":
+                    self.visit(value, level, once)
+            for rte in query.get("rtable") or ():  # subqueries and functions in FROM
+                self.visit(rte.get("subquery"), level, once)
+                self.visit(rte.get("functions"), level, once)
+        finally:
+            self.rtables.pop()
+
+
+def _reads_columns(args: Any) -> bool:
+    """Whether call arguments read a column (of any level) or a subquery's output."""
+    return any(n.type == "VAR" or (n.type == "PARAM" and n["paramkind"] in (1, 2)) for n in walk(args))
+
+
+def _correlated(query: Node) -> bool:
+    """Whether a subquery reads columns of the queries around it."""
+
+    def outer(tree: Any, depth: int) -> bool:
+        if isinstance(tree, list):
+            return any(outer(t, depth) for t in tree)
+        if not isinstance(tree, Node):
+            return False
+        if tree.type == "VAR":
+            return tree["varlevelsup"] > depth
+        if tree.type == "QUERY":
+            return any(outer(v, depth + 1) for v in tree.fields.values())
+        return any(outer(v, depth) for v in tree.fields.values())
+
+    return any(outer(v, 0) for v in query.fields.values())
+
+
+def _every_user(tree: Any, names: Names) -> bool:
+    """``auth.uid() IS NOT NULL``, ``auth.role() = 'authenticated'``, ``auth.jwt() ->> 'role' =
+    'authenticated'``, ``auth.role() <> 'anon'``, ``auth.uid() <> NULL``: conditions over the
+    caller alone that every signed-in user meets (the last one is never true, but is written
+    in that belief)."""
+    node = _strip(tree, names)
+    if not isinstance(node, Node):
+        return False
+    if node.type == "NULLTEST" and node["nulltesttype"] == _IS_NOT_NULL:
+        caller = _caller(node["arg"], names)
+        return caller is not None and caller.user_id
+    if node.type != "OPEXPR" or len(node["args"]) != 2:
+        return False
+    operator = names.operator(node["opno"])
+    for this, that in (node["args"], node["args"][::-1]):
+        caller = _caller(this, names)
+        if caller is None:
+            continue
+        value = text_constant(_strip(that, names))
+        if caller.role and ((operator == "=" and value == "authenticated") or (operator == "<>" and value == "anon")):
+            return True
+        if caller.user_id and operator == "<>" and _is_null_constant(_strip(that, names)):
+            return True
+    return False
+
+
+def _constant_true(tree: Any) -> bool:
+    return (
+        isinstance(tree, Node) and tree.type == "CONST" and tree["consttype"] == _BOOL and not tree["constisnull"]
+        and isinstance(tree["constvalue"], bytes) and tree["constvalue"][:1] == b"\x01"
+    )
+
+
+def expression_facts(tree: Any, names: Names, columns: Mapping[int, str]) -> ExprFacts:
+    """The facts of one analysed expression; ``columns``: the table's columns by number."""
+    walker = _Walker(names, columns)
+    walker.visit(tree, 0, False)
+    return ExprFacts(
+        calls=tuple(walker.calls),
+        caller_columns={c: tuple(v) for c, v in walker.caller_columns.items()},
+        set_columns=frozenset(walker.set_columns),
+        constant_true=_constant_true(tree),
+        every_user=_every_user(tree, names),
+        references_row=walker.references_row,
+        reads_caller=walker.reads_caller,
+        reads_user_metadata=walker.user_metadata,
+        strings=frozenset(walker.strings),
+    )
+
+
+def defaults_to_caller(tree: Any, names: Names) -> bool:
+    """A DEFAULT that is the caller's user id (``_viewer uuid DEFAULT auth.uid()``)."""
+    caller = _caller(tree, names)
+    return caller is not None and caller.user_id
+
+
+# -- function bodies --------------------------------------------------------------------
+
+
+def body_facts(body: str, sqlbody: str | None, names: Names) -> FunctionFacts:
+    """The facts of a function body: from its SQL-standard tree when there is one, else from
+    the text of an SQL or PL/pgSQL body, tokenized."""
+    if sqlbody:
+        tree = parse(sqlbody)
+        calls = set()
+        reads = False
+        for node in walk(tree):
+            if node.type == "FUNCEXPR":
+                calls.add(names.function(node["funcid"]).rpartition(".")[2].lower())
+                reads = reads or _caller(node, names) is not None
+        return FunctionFacts(frozenset(c for c in calls if c), reads, from_tree=True)
+    calls_found: set[str] = set()
+    reads = False
+    for qualified in _text_calls(body):
+        schema, _, name = qualified.rpartition(".")
+        calls_found.add(name)
+        reads = reads or f"{schema}.{name}" in CALLER_FUNCTIONS
+    reads = reads or any(CLAIMS_SETTING in body[s:e].lower() for kind, s, e in tokens(body) if kind not in ("comment", "block"))
+    return FunctionFacts(frozenset(calls_found), reads)
+
+
+def _word(text: str, kind: str, start: int, end: int) -> str | None:
+    if kind == "word":
+        return text[start:end].lower()
+    if kind == "quoted":
+        return text[start + 1 : end - 1].replace('""', '"')
+    return None
+
+
+def _text_calls(text: str) -> Iterator[str]:
+    """``schema.name`` (or ``name``) of every call in SQL text: a name followed by ``(``,
+    comments and strings left out."""
+    code = [(k, s, e) for k, s, e in tokens(text) if k not in ("space", "comment", "block")]
+    for i, (kind, start, end) in enumerate(code):
+        name = _word(text, kind, start, end)
+        if name is None or i + 1 >= len(code) or text[code[i + 1][1] : code[i + 1][2]] != "(":
+            continue
+        qualified = name
+        if i >= 2 and text[code[i - 1][1] : code[i - 1][2]] == ".":
+            schema = _word(text, *code[i - 2])
+            if schema is not None:
+                qualified = f"{schema}.{name}"
+        yield qualified
+
+
+def unwrapped_spans(text: str, function: str) -> list[tuple[int, int]]:
+    """Where, in a policy expression as ``pg_get_expr`` prints it, ``function`` is called
+    outside a ``( SELECT ...)``: spans to wrap when the fix is shown. The decision whether
+    to wrap comes from the tree (:meth:`ExprFacts.unwrapped`); this only finds the text."""
+    code = [(k, s, e) for k, s, e in tokens(text) if k not in ("space", "comment", "block")]
+    bare = function.rpartition(".")[2].lower()
+    schema = function.rpartition(".")[0].lower()
+    spans = []
+    for i, (kind, start, end) in enumerate(code):
+        if _word(text, kind, start, end) != bare or i + 1 >= len(code) or text[code[i + 1][1] : code[i + 1][2]] != "(":
+            continue
+        first = i
+        if i >= 2 and text[code[i - 1][1] : code[i - 1][2]] == ".":
+            if schema and _word(text, *code[i - 2]) != schema:
+                continue
+            first = i - 2
+        # unqualified: pg_get_expr leaves out a schema that is on the search_path
+        before = [text[s:e].upper() for _, s, e in code[max(0, first - 3) : first]]
+        if before[-2:] == ["(", "SELECT"] or before[-3:] == ["(", "SELECT", "("]:
+            continue  # already ( SELECT f() ) / ( SELECT (f() ...) )
+        depth, j = 0, i + 1
+        while j < len(code):
+            token = text[code[j][1] : code[j][2]]
+            depth += {"(": 1, ")": -1}.get(token, 0)
+            if depth == 0:
+                break
+            j += 1
+        spans.append((code[first][1], code[min(j, len(code) - 1)][2]))
+    return spans
