@@ -101,7 +101,7 @@ def test_sweep_copes_with_revoked_select_and_quoted_names(rls, rlscheck_session)
 
 def test_tenant_leak_reports_leaks_to_several_users_once(rls) -> None:
     rls.execute("create view leaky as select id, organization_id from conversations")
-    ctx = SweepContext(Catalog.load(rls.connection, schemas=["public"]), ("public",), {})
+    ctx = SweepContext(Catalog.load(rls.connection, schemas=["public"]), ("public",))
     principals = [rls.user(ALICE, tenant=ACME), rls.user(BOB, tenant=GLOBEX)]
     findings, status = tenant_leak.check_view(rls, ctx, ctx.catalog.relation("public.leaky"), principals)
     assert status == "LEAK" and len(findings) == 1

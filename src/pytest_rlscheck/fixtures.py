@@ -71,7 +71,7 @@ def rls(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterato
         return
     config = request.config
     conn = setup_or_fail(config, rlscheck_session.worker_connection)
-    client = Rls(conn, rlscheck_session.worker_database(), transactional=True, config=rlscheck_session.settings.table)
+    client = Rls(conn, rlscheck_session.worker_database(), transactional=True, config=rlscheck_session.settings.sweep)
     setup_or_fail(config, client._begin)
     try:
         start_identity(request.node, client)
@@ -110,7 +110,7 @@ def _fresh(request: pytest.FixtureRequest, session: RlsSession) -> Iterator[Rls]
     lost: str | None = None
     try:
         conn = setup_or_fail(request.config, lambda: database.connect(autocommit=True))
-        client = Rls(conn, database, transactional=False, config=session.settings.table)
+        client = Rls(conn, database, transactional=False, config=session.settings.sweep)
         start_identity(request.node, client)
         request.node.stash[RLS_KEY] = client
         yield client

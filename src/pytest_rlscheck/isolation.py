@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from .catalog import Relation
+from .config import SweepConfig
 from .errors import RlsAssertionError
 from .impersonation import Identity, Principal
 from .rows import base_row, insert_statement, sample_row, to_json
@@ -109,13 +110,13 @@ def owner_column(rel: Relation) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def find_tenant_key(rel: Relation, config: Mapping[str, Any] | None = None) -> TenantKey | None:
+def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantKey | None:
     """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column``, else the
     first usual column name the relation has, else its owner column (a per-user table)."""
-    config = config or {}
-    table = (config.get("tables") or {}).get(rel.qualified) or {}
-    if table.get("tenant_column") or table.get("tenant_sql"):
-        return configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
+    config = config or SweepConfig()
+    table = config.table(rel.qualified)
+    if table.tenant_column or table.tenant_sql:
+        return configured_key(rel, table.tenant_column, table.tenant_sql)
     column = next((n for n in _tenant_names(config) if rel.column(n)), None)
     if column is not None:
         return TenantKey(column)
@@ -123,15 +124,15 @@ def find_tenant_key(rel: Relation, config: Mapping[str, Any] | None = None) -> T
     return TenantKey(owner, per_user=True) if owner is not None else None
 
 
-def _tenant_names(config: Mapping[str, Any]) -> list[str]:
-    return [config["tenant_column"]] if config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
+def _tenant_names(config: SweepConfig) -> list[str]:
+    return [config.tenant_column] if config.tenant_column else list(TENANT_COLUMN_GUESSES)
 
 
 def tenant_key(
     rel: Relation,
     tenant_column: str | None,
     tenant_sql: str | None,
-    config: Mapping[str, Any] | None = None,
+    config: SweepConfig | None = None,
 ) -> TenantKey:
     """The explicit argument, else :func:`find_tenant_key`; an error when there is none."""
     if tenant_column or tenant_sql:
@@ -141,7 +142,7 @@ def tenant_key(
         if found is None:
             raise IsolationError(
                 f"{rel.qualified}: cannot tell which tenant a row belongs to — it has none of the columns "
-                f"{', '.join(_tenant_names(config or {}))}. Pass tenant_column='…', or tenant_sql='(select p.org_id "
+                f"{', '.join(_tenant_names(config or SweepConfig()))}. Pass tenant_column='…', or tenant_sql='(select p.org_id "
                 "from parent p where p.id = parent_id)' for a table whose tenant comes through a parent."
             )
         key = found

@@ -183,7 +183,7 @@ class SweepPlugin:
         terminalreporter.section("rlscheck")
         for line in self.report.terminal_lines():
             terminalreporter.line(line)
-        unused = self.report.unused_ignores(self.session.settings.table.get("ignore") or {})
+        unused = self.report.unused_ignores(self.session.settings.sweep.ignore)
         known_unused = {n.split("'")[1] for n in self.report.notes if "'" in n}
         for key in unused:
             if key not in known_unused:

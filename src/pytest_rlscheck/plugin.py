@@ -150,7 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 problem = report_path_problem(path)
                 if problem:
                     raise pytest.UsageError(problem)
-        fail_on = config.getoption("rlscheck_fail_on") or settings.table.get("fail_on") or "warn"
+        fail_on = config.getoption("rlscheck_fail_on") or settings.sweep.fail_on or "warn"
         fuzz = config.getoption("rlscheck_fuzz_examples") if config.getoption("rlscheck_fuzz") else None
         config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on), fuzz), "rlscheck-sweep")
     _install_sigterm(config)

@@ -37,7 +37,7 @@ def nothing_to_check(sweep: Sweep) -> str:
     the schemas it swept, and how to point it at the right ones."""
     settings = sweep.session.settings
     schemas = ", ".join(sweep.schemas)
-    chosen = "from [tool.rlscheck] schemas" if settings.table.get("schemas") else "the default"
+    chosen = "from [tool.rlscheck] schemas" if settings.sweep.schemas else "the default"
     lines = [f"Nothing to check: the sweep found no table, view or function in the schema(s) {schemas} ({chosen})."]
     if settings.migrations:
         lines.append(f"Migrations applied: {len(settings.migrations)} file(s), from {settings.migration_origin}:")
@@ -93,11 +93,7 @@ class TenantMismatch:
 def tenant_mismatches(sweep: Sweep) -> list[TenantMismatch]:
     """Principals whose ``tenant`` the tenant columns cannot hold (``5`` for a uuid column):
     every row would look like another tenant's, a leak that is not one."""
-    tenants = {
-        name: spec["tenant"]
-        for name, spec in (sweep.config.get("principals") or {}).items()
-        if spec.get("tenant") is not None
-    }
+    tenants = {name: spec.tenant for name, spec in sweep.config.principals.items() if spec.tenant is not None}
     columns = _tenant_columns(sweep) if tenants else {}
     fits: dict[tuple[str, str], bool] = {}
     found = []

@@ -14,6 +14,7 @@ from typing import Any
 
 from .catalog import Catalog, Relation
 from .client import Rls
+from .config import SweepConfig
 from .findings import Finding, Severity
 from .locate import creation_sites
 from .migrations import load_files
@@ -64,9 +65,9 @@ class Sweep:
     def __init__(self, session: RlsSession, *, fuzz_examples: int | None = None) -> None:
         self.session = session
         self.fuzz_examples = fuzz_examples  # None: no constraint-fuzz items
-        self.config: Mapping[str, Any] = session.settings.table
-        self.schemas = tuple(self.config.get("schemas") or DEFAULT_SCHEMAS)
-        self.ignores: dict[str, str] = dict(self.config.get("ignore") or {})
+        self.config: SweepConfig = session.settings.sweep
+        self.schemas = self.config.schemas or DEFAULT_SCHEMAS
+        self.ignores: Mapping[str, str] = self.config.ignore
         self.ctx: SweepContext | None = None
         self.static: dict[tuple[str, str], list[Finding]] = defaultdict(list)
         self.sites: dict[str, tuple[str, int]] = {}
@@ -177,7 +178,7 @@ class Sweep:
 
     def _dynamic(self, check: Check, rls: Rls) -> tuple[list[Finding], dict[str, Any]]:
         assert self.ctx is not None
-        principals = tenant_leak.principals_from(dict(self.config))
+        principals = tenant_leak.principals_from(self.config)
         if check.rule == "auth-per-row":
             rel = self.ctx.catalog.relation(check.oid)
             if not rel.rls_enabled or not rel.policies:

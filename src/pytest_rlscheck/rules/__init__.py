@@ -8,11 +8,12 @@ isolation) for one object at a time; see ``auth_per_row`` and ``tenant_leak``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import Catalog, Function, Policy, Relation
+from ..config import SweepConfig, TableConfig
 from ..findings import Finding, Severity
 from ..isolation import TenantKey, find_tenant_key
 
@@ -26,7 +27,7 @@ COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 class SweepContext:
     catalog: Catalog
     schemas: tuple[str, ...]
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: SweepConfig = field(default_factory=SweepConfig)
 
     def tables(self) -> Iterator[Relation]:
         return (r for r in self.catalog.relations if r.kind in ("r", "p") and r.schema in self.schemas)
@@ -44,15 +45,15 @@ class SweepContext:
     def api_commands(self, rel: Relation) -> set[str]:
         return self.api_privileges(rel) & set(COMMANDS)
 
-    def table_config(self, rel: Relation) -> Mapping[str, Any]:
-        return (self.config.get("tables") or {}).get(rel.qualified) or {}
+    def table_config(self, rel: Relation) -> TableConfig:
+        return self.config.table(rel.qualified)
 
     def tenant_key(self, rel: Relation) -> TenantKey | None:
         return find_tenant_key(rel, self.config)
 
     def expected_commands(self, rel: Relation) -> set[str] | None:
-        commands = self.table_config(rel).get("commands")
-        return {c.upper() for c in commands} if commands is not None else None
+        commands = self.table_config(rel).commands
+        return set(commands) if commands is not None else None
 
 
 @dataclass(frozen=True)

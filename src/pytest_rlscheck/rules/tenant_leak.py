@@ -9,12 +9,13 @@ are not (other users' rows are often readable by design)."""
 from __future__ import annotations
 
 from itertools import permutations
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from ..catalog import Function, Relation
+from ..config import SweepConfig
 from ..errors import RlsAssertionError
 from ..findings import Finding, Severity
 from ..impersonation import Principal
@@ -196,9 +197,8 @@ def _foreign_rows(
     return [], "verified" if checked else "no data"
 
 
-def principals_from(config: dict[str, Any]) -> list[Principal]:
+def principals_from(config: SweepConfig) -> list[Principal]:
     return [
-        Principal(str(p["sub"]), None if p.get("tenant") is None else str(p["tenant"]), p.get("role", "authenticated"),
-                  p.get("claims"), p.get("email"))
-        for p in (config.get("principals") or {}).values()
+        Principal(p.sub, None if p.tenant is None else str(p.tenant), p.role or "authenticated", p.claims_dict(), p.email)
+        for p in config.principals.values()
     ]
