@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from .catalog import MANAGED_SCHEMAS, Relation
+from .findings import ObjectRef
 from .sweep import Check, Sweep
 
 __all__ = ["POINT_AT_MIGRATIONS", "TenantMismatch", "mismatch_report", "nothing_to_check", "tenant_mismatches"]
@@ -87,7 +88,7 @@ class TenantMismatch:
     tenant: Any
     column: str  # schema.relation.column
     type: str
-    objects: tuple[str, ...]  # the tenant-leak checks it would judge wrongly
+    objects: tuple[ObjectRef, ...]  # the tenant-leak checks it would judge wrongly
 
 
 def tenant_mismatches(sweep: Sweep) -> list[TenantMismatch]:
@@ -107,11 +108,11 @@ def tenant_mismatches(sweep: Sweep) -> list[TenantMismatch]:
     return found
 
 
-def _tenant_columns(sweep: Sweep) -> dict[tuple[str, str], list[str]]:
+def _tenant_columns(sweep: Sweep) -> dict[tuple[str, str], list[ObjectRef]]:
     """(schema.relation.column, type) of each tenant column the tenant-leak checks compare
     principals' tenants with, and the objects of those checks."""
     assert sweep.ctx is not None
-    columns: dict[tuple[str, str], list[str]] = {}
+    columns: dict[tuple[str, str], list[ObjectRef]] = {}
     for check in sweep.checks:
         rel = _compared_relation(sweep, check) if check.rule == "tenant-leak" else None
         key = sweep.ctx.tenant_key(rel) if rel is not None else None
@@ -158,7 +159,7 @@ def mismatch_report(mismatches: list[TenantMismatch]) -> str:
     for (principal, tenant, type_), names in columns.items():
         more = f" and {len(names) - 1} more tenant column(s)" if len(names) > 1 else ""
         lines.append(f"  - {principal}: tenant = {tenant} is not a valid {type_} (the type of {names[0]}{more})")
-    objects = sorted({obj for m in mismatches for obj in m.objects})
+    objects = sorted({obj.display for m in mismatches for obj in m.objects})
     lines.append(
         f"tenant-leak was not checked on {', '.join(objects)}: the isolation checks compare each row's tenant with "
         "the principal's, and with a tenant of another type every row would look like another tenant's (a leak "

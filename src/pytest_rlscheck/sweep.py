@@ -15,10 +15,10 @@ from typing import Any
 from .catalog import Catalog, Relation
 from .client import Rls
 from .config import SweepConfig
-from .findings import Finding, Severity
+from .findings import Finding, ObjectRef, Severity
 from .locate import creation_sites
 from .migrations import load_files
-from .rules import API_ROLES, COMMANDS, RULES, SweepContext, function_name
+from .rules import API_ROLES, COMMANDS, RULES, SweepContext, ref
 from .rules import auth_per_row, tenant_leak
 from .session import RlsSession
 
@@ -30,9 +30,12 @@ DEFAULT_SCHEMAS = ("public",)
 @dataclass(frozen=True)
 class Check:
     rule: str
-    object: str
-    kind: str  # table, view, function
-    oid: int
+    object: ObjectRef
+    oid: int  # of the relation (a column's table) or the function
+
+    @property
+    def kind(self) -> str:  # table, view, function, column
+        return self.object.kind
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "rule": self.check.rule,
-            "object": self.check.object,
+            "object": self.check.object.display,
             "kind": self.check.kind,
             "findings": [f.to_dict() for f in self.findings],
             "ignored": [{**f.to_dict(), "reason": reason} for f, reason in self.ignored],
@@ -69,7 +72,7 @@ class Sweep:
         self.schemas = self.config.schemas or DEFAULT_SCHEMAS
         self.ignores: Mapping[str, str] = self.config.ignore
         self.ctx: SweepContext | None = None
-        self.static: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+        self.static: dict[tuple[str, ObjectRef], list[Finding]] = defaultdict(list)
         self.sites: dict[str, tuple[str, int]] = {}
         self.checks: list[Check] = []
         self._auth_patterns: list[Any] | None = None  # what auth.*() looks like in plans, once
@@ -94,47 +97,47 @@ class Sweep:
         self.checks = self._checks(self.ctx)
 
     def _checks(self, ctx: SweepContext) -> list[Check]:
-        objects: dict[str, list[tuple[str, int]]] = {
-            "table": [(r.qualified, r.oid) for r in ctx.tables()],
-            "view": [(r.qualified, r.oid) for r in ctx.views()],
-            "function": [(function_name(f), f.oid) for f in ctx.catalog.functions],
+        objects: dict[str, list[tuple[ObjectRef, int]]] = {
+            "table": [(ref(r), r.oid) for r in ctx.tables()],
+            "view": [(ref(r), r.oid) for r in ctx.views()],
+            "function": [(ref(f), f.oid) for f in ctx.catalog.functions],
         }
         checks = [
-            Check(rule.id, name, rule.targets, oid)
+            Check(rule.id, name, oid)
             for rule in sorted(RULES.values(), key=lambda r: r.id)
             for name, oid in objects.get(rule.targets, ())
         ]
         # tenant-leak also covers views and set-returning functions the API can read
-        checks += [Check("tenant-leak", name, "view", oid) for name, oid in objects["view"]]
+        checks += [Check("tenant-leak", name, oid) for name, oid in objects["view"]]
         checks += [
-            Check("tenant-leak", function_name(f), "function", f.oid)
+            Check("tenant-leak", ref(f), f.oid)
             for f in ctx.functions()
             if f.returns_set and not f.argument_types
         ]
         if self.fuzz_examples:
             checks += [
-                Check(FUZZ, f"{rel.qualified}.{column.name}", "column", rel.oid)
+                Check(FUZZ, ObjectRef("column", rel.schema, rel.name, column=column.name), rel.oid)
                 for rel in ctx.tables()
                 for column in rel.columns
                 if column.type in ("json", "jsonb") and any(column.name in c.columns for c in rel.checks())
             ]
-        return sorted(checks, key=lambda c: (c.object, c.rule))
+        return sorted(checks, key=lambda c: (c.object.display, c.rule))
 
-    def unknown_ignores(self) -> list[str]:
-        """Ignore entries that cannot match: unknown rule, unknown object, or a static rule
-        that found nothing there."""
-        names = {c.object for c in self.checks} | {c.object.split("(")[0] for c in self.checks}
-        out = []
+    def unknown_ignores(self) -> dict[str, str]:
+        """Ignore entries that cannot match (unknown rule, unknown object, or a static rule
+        that found nothing there), each with why."""
+        names = {name for c in self.checks for name in c.object.ignore_names()}
+        out = {}
         for key in self.ignores:
             rule_id, _, obj = key.partition(":")
             if rule_id not in RULES:
-                out.append(f"{key!r}: no rule {rule_id!r} (rules: {', '.join(sorted(RULES))})")
+                out[key] = f"{key!r}: no rule {rule_id!r} (rules: {', '.join(sorted(RULES))})"
             elif obj not in names:
-                out.append(f"{key!r}: no object {obj!r} in the schemas {', '.join(self.schemas)}")
+                out[key] = f"{key!r}: no object {obj!r} in the schemas {', '.join(self.schemas)}"
             elif RULES[rule_id].check is not None and not any(
-                f.object == obj or f.object.split("(")[0] == obj for (r, _), fs in self.static.items() if r == rule_id for f in fs
+                obj in f.object.ignore_names() for (r, _), fs in self.static.items() if r == rule_id for f in fs
             ):
-                out.append(f"{key!r}: {rule_id} finds nothing on {obj}; remove the entry")
+                out[key] = f"{key!r}: {rule_id} finds nothing on {obj}; remove the entry"
         return out
 
     # -- running one check ------------------------------------------------------------------
@@ -170,9 +173,8 @@ class Sweep:
         findings = [self._locate(f) for f in findings]
         kept, ignored = [], []
         for finding in findings:
-            reason = self.ignores.get(f"{finding.rule}:{finding.object}") or self.ignores.get(
-                f"{finding.rule}:{finding.object.split('(')[0]}"
-            )
+            keys = [f"{finding.rule}:{name}" for name in finding.object.ignore_names()]
+            reason = next((self.ignores[key] for key in keys if key in self.ignores), None)
             (ignored.append((finding, reason)) if reason else kept.append(finding))
         return CheckResult(check, tuple(kept), tuple(ignored), facts)
 
@@ -205,7 +207,8 @@ class Sweep:
 
         assert self.ctx is not None
         rel = self.ctx.catalog.relation(check.oid)
-        column = check.object[len(rel.qualified) + 1 :]
+        column = check.object.column
+        assert column is not None
         findings: list[Finding] = []
         facts: dict[str, Any] = {}
         try:
@@ -218,7 +221,7 @@ class Sweep:
                     "constraint-raises",
                     Severity.ERROR,
                     check.object,
-                    str(exc).split("\nA CHECK")[0],
+                    exc.headline,
                     "Test the JSON type before converting: CASE WHEN jsonb_typeof(x) = 'number' THEN (x)::numeric "
                     f"> 0 ELSE false END (in {name})",
                     details={"constraint": name},
@@ -240,7 +243,7 @@ class Sweep:
         return findings, facts
 
     def _locate(self, finding: Finding) -> Finding:
-        site = self.sites.get(finding.object.split("(")[0]) or self.sites.get(finding.object.rpartition(".")[0])
+        site = self.sites.get(finding.object.qualified)  # a function's name, a column's table
         return replace(finding, file=site[0], line=site[1]) if site and finding.file is None else finding
 
     @staticmethod

@@ -14,10 +14,10 @@ from typing import Any
 
 from ..catalog import Catalog, Function, Policy, Relation
 from ..config import SweepConfig, TableConfig
-from ..findings import Finding, Severity
+from ..findings import Finding, ObjectRef, Severity
 from ..isolation import TenantKey, find_tenant_key
 
-__all__ = ["API_ROLES", "RULES", "Rule", "SweepContext", "rule"]
+__all__ = ["API_ROLES", "RULES", "Rule", "SweepContext", "ref", "rule"]
 
 API_ROLES = ("anon", "authenticated")
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -80,8 +80,15 @@ def dynamic_rule(id: str, severity: Severity, targets: str, summary: str) -> Non
     RULES[id] = Rule(id, severity, targets, summary, None)
 
 
+def ref(obj: Relation | Function) -> ObjectRef:
+    """A table, view or function of the catalog as the object of a check or a finding."""
+    if isinstance(obj, Function):
+        return ObjectRef("function", obj.schema, obj.name, obj.arguments)
+    return ObjectRef("view" if obj.is_view else "table", obj.schema, obj.name)
+
+
 def function_name(fn: Function) -> str:
-    return f"{fn.qualified}({fn.arguments})"
+    return ref(fn).display
 
 
 def calls_unwrapped(text: str | None, names: Iterable[str]) -> bool:

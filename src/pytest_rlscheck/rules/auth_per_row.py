@@ -19,7 +19,7 @@ from ..catalog import Catalog, Relation
 from ..findings import Finding, Severity
 from ..plans import FunctionPattern
 from ..isolation import updatable_column
-from . import calls_unwrapped, dynamic_rule
+from . import calls_unwrapped, dynamic_rule, ref
 
 if TYPE_CHECKING:
     from ..client import Rls
@@ -96,7 +96,7 @@ def measure(
                 Finding(
                     RULE,
                     Severity.WARN,
-                    rel.qualified,
+                    ref(rel),
                     f"{pattern.name}() ran {total:,} times for one `{statement.as_string(rls.connection)}` "
                     f"(measured on {rows:,} rows, as {plan.identity}): {where}. It should run once per statement.",
                     "\n".join(fixes) or f"Wrap the call: (select {pattern.name}())",
@@ -111,7 +111,7 @@ def measure(
             Finding(
                 RULE,
                 Severity.INFO,
-                rel.qualified,
+                ref(rel),
                 f"Not measurable on {rows} row(s); the policy text calls auth.*() or current_setting() without "
                 "(select ...), which usually runs once per row. Seed a few rows to measure it.",
                 "Wrap the call: (select auth.uid())",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import API_ROLES, COMMANDS, SweepContext, rule
+from . import API_ROLES, COMMANDS, SweepContext, ref, rule
 
 
 @rule("multiple-permissive", Severity.WARN, "table", "several permissive policies for one role and command")
@@ -30,7 +30,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 "multiple-permissive",
                 Severity.WARN,
-                rel.qualified,
+                ref(rel),
                 f"{len(names)} permissive policies apply to {' and '.join(roles)} for {command} "
                 f"({', '.join(repr(n) for n in names)}): PostgreSQL ORs them and evaluates each for every row, "
                 "and a wide one silently widens the narrow ones.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 
 @rule("policy-rls-disabled", Severity.ERROR, "table", "policies exist but RLS is off, so none applies")
@@ -17,7 +17,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             "policy-rls-disabled",
             Severity.ERROR,
-            rel.qualified,
+            ref(rel),
             f"The table has {len(rel.policies)} polic{'y' if len(rel.policies) == 1 else 'ies'} ({names}) but row "
             "level security is off, so PostgreSQL applies none of them.",
             f"ALTER TABLE {rel.qualified} ENABLE ROW LEVEL SECURITY;",

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 _USER_METADATA = re.compile(r"user_metadata|raw_user_meta_data", re.I)
 
@@ -20,7 +20,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 "user-metadata-in-policy",
                 Severity.ERROR,
-                rel.qualified,
+                ref(rel),
                 f'Policy "{policy.name}" reads user_metadata, which every user can change for themselves '
                 "(supabase.auth.updateUser): a policy based on it lets users grant themselves access.",
                 "Use app_metadata (only the service role can write it) or a membership table: "

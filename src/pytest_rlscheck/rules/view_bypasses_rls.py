@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 
 @rule("view-bypasses-rls", Severity.ERROR, "view", "a view over RLS tables that runs with its owner's rights")
@@ -20,7 +20,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             "view-bypasses-rls",
             Severity.ERROR,
-            view.qualified,
+            ref(view),
             f"The {'materialized view stores rows of' if materialized else 'view reads'} {', '.join(protected)} "
             f"(RLS on) {'read' if materialized else ''} with the rights of its owner {view.owner}, who bypasses RLS, "
             "and anon/authenticated may select from it: the policies of those tables do not apply through it.",
