@@ -82,7 +82,7 @@ def main() -> None:
     config = load_settings(rootdir=ROOT, invocation_dir=ROOT, pyproject=ROOT / "pyproject.toml")
     session = RlsSession(config)
     try:
-        rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=config.table)
+        rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=config.sweep)
         print(f"\n1. {args.examples} payloads per constraint (oracle: the documented rules), median of {args.runs}")
         print(f"{'column':<24} {'fuzz s':>7} {'inserts s':>9} {'hypothesis share':>16} {'examples/s':>10}")
         for table, oracle in (("conversations", conversations_oracle), ("messages", messages_oracle)):

@@ -54,7 +54,7 @@ def main() -> None:
     server = ""
     try:
         server = session.server.description
-        rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=settings.table)
+        rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=settings.sweep)
         transaction = rls.test_transaction().begin()
         for size in SIZES:
             with rls.connection.transaction():

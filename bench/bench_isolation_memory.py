@@ -120,7 +120,7 @@ def child(dsn: str, table: str, tenant_sql: str | None, code: str) -> None:
     if code == "old":
         install_old_probes()
     conn = psycopg.connect(dsn, autocommit=True)
-    rls = Rls(conn, SimpleNamespace(dsn=dsn), transactional=True, config={})  # type: ignore[arg-type]
+    rls = Rls(conn, SimpleNamespace(dsn=dsn), transactional=True)  # type: ignore[arg-type]
     transaction = rls.test_transaction().begin()
     rel = rls.relation(table)
     key = tenant_key(rel, None, tenant_sql)

@@ -39,7 +39,7 @@ POLICY = "organization_id in (select private.get_user_organization_ids((select a
 
 
 def detection(session: RlsSession) -> None:
-    rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=session.settings.table)
+    rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=session.settings.sweep)
     expected: dict[str, int] = defaultdict(int)
     caught: dict[str, int] = defaultdict(int)
     false_positives: list[str] = []
@@ -127,7 +127,7 @@ def scale(tables: int) -> None:
             session.worker_database()
             build = time.perf_counter() - started
             conn = session.worker_connection()
-            rls = Rls(conn, session.worker_database(), transactional=True, config=settings.table)
+            rls = Rls(conn, session.worker_database(), transactional=True, config=settings.sweep)
             sweep = Sweep(session)
             started = time.perf_counter()
             sweep.prepare(conn)

@@ -42,7 +42,7 @@ def findings_after(rls: Rls, sweep: Sweep, sql: str, *, severities: bool = False
         rls.execute(statement.text)
     sweep.prepare(rls.connection)
     return {
-        (f.rule, f.object, str(f.severity)) if severities else (f.rule, f.object)
+        (f.rule, f.object.display, str(f.severity)) if severities else (f.rule, f.object.display)
         for result in sweep.run_all(rls)
         for f in result.findings
     }

@@ -105,6 +105,11 @@ def test_owner_rights_view_is_caught(rls, alice) -> None:
     assert "932 of the rows read belong to another tenant (bbbbbbbb-0000-0000-0000-000000000002: 932" in message
     assert "runs with its owner's rights (postgres, who bypasses RLS)" in message
     assert "ALTER VIEW public.leaky_stats SET (security_invoker = true);" in message
+    # the parts, for the sweep's finding (its message and its fix), as fields
+    error = info.value
+    assert message == f"{error.headline}\n{error.fix}"
+    assert error.headline.startswith("public.leaky_stats leaks rows") and error.headline.endswith("by column organization_id).")
+    assert error.fix.startswith("Cause: public.leaky_stats is a view that runs with its owner's rights")
     rls.execute("alter view leaky_stats set (security_invoker = true)")
     rls.assert_no_foreign_rows("leaky_stats", user=alice)
 

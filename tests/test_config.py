@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from pytest_rlscheck.config import load_settings
+from pytest_rlscheck.config import PrincipalConfig, SweepConfig, TableConfig, load_settings
 from pytest_rlscheck.errors import ConfigError
 
 
@@ -156,12 +157,50 @@ def test_principals_take_a_uuid_sub_and_a_string_or_integer_tenant(tmp_path: Pat
         '[tool.rlscheck.principals.bob]\nsub = "{22222222-2222-2222-2222-22222222222A}"\ntenant = "globex"\n'
         '[tool.rlscheck.tables."public.t"]\ntenant_sql = "(select 1)"\ncommands = ["select", "INSERT"]\n',
     )
-    principals = settings.table["principals"]
-    assert (principals["alice"]["tenant"], principals["bob"]["tenant"]) == (5, "globex")
+    principals = settings.sweep.principals
+    assert (principals["alice"].tenant, principals["bob"].tenant) == (5, "globex")
     # the sub as PostgreSQL prints a uuid: the checks compare it with user_id::text
-    assert principals["bob"]["sub"] == "22222222-2222-2222-2222-22222222222a"
+    assert principals["bob"].sub == "22222222-2222-2222-2222-22222222222a"
+    assert principals["alice"] == PrincipalConfig(
+        "11111111-1111-1111-1111-111111111111", 5, "authenticated", {"app_metadata": {"plan": "pro"}}, "a@x.io"
+    )
+    assert principals["bob"].role is None and principals["bob"].claims is None  # not configured: the callers' defaults
+    assert settings.sweep.table("public.t") == TableConfig(None, "(select 1)", ("SELECT", "INSERT"))
+    assert settings.sweep.table("public.other") == TableConfig()
     with pytest.raises(ConfigError, match="tenant must be the id of the user's tenant"):
         _load(tmp_path, ALICE + "tenant = false\n")  # a TOML boolean is no tenant id (nor 0 and 1)
+
+
+def test_sweep_settings_are_read_once_into_values_that_cannot_change(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path,
+        '[tool.rlscheck]\nschemas = ["public", "api"]\ntenant_column = "org_id"\nfail_on = "error"\n'
+        '[tool.rlscheck.ignore]\n"rls-disabled:public.lookup" = "read-only reference data"\n'
+        + ALICE + 'claims = { app_metadata = { roles = ["admin"] } }\n',
+    )
+    sweep = settings.sweep
+    assert sweep == SweepConfig(
+        schemas=("public", "api"),
+        tenant_column="org_id",
+        fail_on="error",
+        ignore={"rls-disabled:public.lookup": "read-only reference data"},
+        principals={"alice": PrincipalConfig("11111111-1111-1111-1111-111111111111", claims={"app_metadata": {"roles": ("admin",)}})},
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sweep.schemas = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        sweep.ignore["no-primary-key:public.t"] = "x"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        sweep.principals["alice"].claims["app_metadata"]["plan"] = "pro"  # type: ignore[index]
+    # a plain copy for the JWT (json.dumps takes no read-only mapping); changing it changes nothing
+    claims = sweep.principals["alice"].claims_dict()
+    assert claims == {"app_metadata": {"roles": ["admin"]}}
+    assert claims is not None
+    claims["app_metadata"]["roles"].append("owner")
+    assert sweep.principals["alice"].claims_dict() == {"app_metadata": {"roles": ["admin"]}}
+    # without [tool.rlscheck]: nothing configured, the callers' defaults apply
+    (tmp_path / "bare").mkdir()
+    assert _load(tmp_path / "bare").sweep == SweepConfig()
 
 
 def test_an_empty_migrations_directory_is_noted_with_its_origin(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE, EXAMPLE_PRINCIPALS
-from pytest_rlscheck.errors import MigrationError
+from pytest_rlscheck.errors import Location, MigrationError
 from pytest_rlscheck.binaries import find_pg_binaries
 from pytest_rlscheck.migrations import SqlFile, apply_files, load_files
 from pytest_rlscheck.session import Database
@@ -113,7 +113,7 @@ def test_a_copy_error_names_the_row_line_and_postgres_message(run_sql, scratch_d
     with pytest.raises(MigrationError) as info:
         run_sql({"supabase/migrations/20240101000000_dump.sql": text})
     error = info.value
-    assert error.location == "supabase/migrations/20240101000000_dump.sql:35:1"  # the row "3<tab>not-a-uuid..."
+    assert error.location == Location("supabase/migrations/20240101000000_dump.sql", 35, 1)  # the row "3<tab>not-a-uuid..."
     assert error.sqlstate == "22P02"
     report = error.render()
     assert report.startswith(

@@ -7,6 +7,7 @@ import pytest
 
 from pytest_rlscheck.catalog import Catalog
 from pytest_rlscheck.errors import RlsAssertionError
+from pytest_rlscheck.findings import ObjectRef
 from pytest_rlscheck.rules import SweepContext, auth_per_row, tenant_leak
 from pytest_rlscheck.sweep import Sweep
 
@@ -90,7 +91,7 @@ def test_sweep_copes_with_revoked_select_and_quoted_names(rls, rlscheck_session)
     rls.execute('create function public."myConversations"() returns setof conversations language sql stable as \'select * from conversations\'')
     sweep = Sweep(rlscheck_session)
     sweep.prepare(rls.connection)
-    results = {(r.check.rule, r.check.object): r for r in sweep.run_all(rls)}
+    results = {(r.check.rule, r.check.object.display): r for r in sweep.run_all(rls)}
     assert results[("tenant-leak", "public.secrets")].findings == ()
     assert results[("tenant-leak", "public.secrets")].facts["isolation"] == "verified"
     assert results[("tenant-leak", "public.OrgConversations")].facts["isolation"] == "verified"
@@ -99,13 +100,29 @@ def test_sweep_copes_with_revoked_select_and_quoted_names(rls, rlscheck_session)
     assert not [f for r in results.values() for f in r.findings]
 
 
+def test_an_ignore_names_a_function_by_its_name_even_with_a_parenthesis_in_it(rls, rlscheck_session) -> None:
+    rls.execute('create function public."rate(x)"(n int) returns int language sql security definer as \'select n\'')
+    sweep = Sweep(rlscheck_session)
+    sweep.ignores = {"definer-search-path:public.rate(x)": "every overload reviewed"}
+    sweep.prepare(rls.connection)
+    assert sweep.unknown_ignores() == {}
+    results = {(r.check.rule, r.check.object.display): r for r in sweep.run_all(rls)}
+    result = results[("definer-search-path", "public.rate(x)(n integer)")]
+    assert result.check.object == ObjectRef("function", "public", "rate(x)", "n integer")
+    assert result.findings == () and [reason for _, reason in result.ignored] == ["every overload reviewed"]
+
+
 def test_tenant_leak_reports_leaks_to_several_users_once(rls) -> None:
     rls.execute("create view leaky as select id, organization_id from conversations")
-    ctx = SweepContext(Catalog.load(rls.connection, schemas=["public"]), ("public",), {})
+    ctx = SweepContext(Catalog.load(rls.connection, schemas=["public"]), ("public",))
     principals = [rls.user(ALICE, tenant=ACME), rls.user(BOB, tenant=GLOBEX)]
     findings, status = tenant_leak.check_view(rls, ctx, ctx.catalog.relation("public.leaky"), principals)
     assert status == "LEAK" and len(findings) == 1
     assert "(and for 1 more user(s))" in findings[0].message
+    assert findings[0].object == ObjectRef("view", "public", "leaky") and str(findings[0].object) == "public.leaky"
+    assert findings[0].message.startswith("public.leaky leaks rows of other tenants: acting as user 1111")
+    assert findings[0].fix.startswith("Cause: public.leaky is a view that runs with its owner's rights")
+    assert findings[0].fix.endswith("ALTER VIEW public.leaky SET (security_invoker = true);  -- PostgreSQL 15+")
 
 
 def test_a_move_blocked_by_a_trigger_on_another_key_is_retried_with_the_tenant_alone(rls, alice, bob) -> None:

@@ -8,7 +8,7 @@ from conftest import write_project
 
 from pytest_rlscheck import migrations
 
-from pytest_rlscheck.errors import MigrationError
+from pytest_rlscheck.errors import Location, MigrationError
 
 
 def test_concurrently_runs_outside_the_file_transaction(run_sql, scratch_db) -> None:
@@ -73,7 +73,7 @@ def test_non_immutable_index_expression_is_reported_at_its_line(run_sql) -> None
             }
         )
     error = info.value
-    assert error.location == "20240201_indexes.sql:2:1"
+    assert error.location == Location("20240201_indexes.sql", 2, 1)
     assert error.sqlstate == "42P17"
     report = error.render()
     assert report.startswith(
@@ -102,7 +102,7 @@ def test_bare_percent_in_raise_notice_points_at_the_raise(run_sql) -> None:
         )
     error = info.value
     assert error.sqlstate == "42601"
-    assert error.location == "001_backfill.sql:5:3"  # the RAISE line inside the DO body
+    assert error.location == Location("001_backfill.sql", 5, 3)  # the RAISE line inside the DO body
     assert "too few parameters specified for RAISE" in error.render()
     assert "CONTEXT: compilation of PL/pgSQL function \"inline_code_block\" near line 4" in error.render()
 
@@ -121,13 +121,13 @@ def test_error_inside_a_function_body_points_into_the_file(run_sql) -> None:
                 """
             }
         )
-    assert info.value.location == "001_fn.sql:4:3"
+    assert info.value.location == Location("001_fn.sql", 4, 3)
 
 
 def test_syntax_error_has_a_caret_at_the_column(run_sql) -> None:
     with pytest.raises(MigrationError) as info:
         run_sql({"001.sql": "create table ok (id int);\n\nselect 1,\n       2 frm ok;"})
-    assert info.value.location == "001.sql:4:14"  # "frm" reads as an alias; "ok" is the error
+    assert info.value.location == Location("001.sql", 4, 14)  # "frm" reads as an alias; "ok" is the error
     lines = info.value.render().splitlines()
     marked = lines.index("  > 4 |        2 frm ok;")
     assert lines[marked + 1] == "      |              ^"
@@ -136,7 +136,7 @@ def test_syntax_error_has_a_caret_at_the_column(run_sql) -> None:
 def test_psql_meta_command_names_file_and_line(run_sql) -> None:
     with pytest.raises(MigrationError) as info:
         run_sql({"001.sql": "create table a (id int);\n\\set ON_ERROR_STOP on\ncreate table b (id int);"})
-    assert info.value.location == "001.sql:2:1"
+    assert info.value.location == Location("001.sql", 2, 1)
     assert "psql meta-command '\\set'" in info.value.render()
 
 
@@ -152,7 +152,7 @@ def test_missing_extension_names_it_and_the_server(run_sql, scratch_db) -> None:
             server="PostgreSQL 15.1 at /usr/lib/postgresql/15/bin",
         )
     report = info.value.render()
-    assert info.value.location == "001_embeddings.sql:1:1"
+    assert info.value.location == Location("001_embeddings.sql", 1, 1)
     assert f'extension "{name}" is not available' in report
     assert f"the extension '{name}' is not installed on the server in use: PostgreSQL 15.1 at /usr/lib/postgresql/15/bin" in report
     # the package is named as apt knows it: installable here, or to be had elsewhere
@@ -270,7 +270,7 @@ def test_a_bad_copy_row_is_reported_at_its_line_and_not_the_statement(run_sql) -
             "001.sql": "create table t (id int primary key);\n",
             "002_data.sql": "copy t from stdin;\n1\n2\n2\n\\.\n",
         })
-    assert info.value.location == "002_data.sql:4:1"
+    assert info.value.location == Location("002_data.sql", 4, 1)
     assert info.value.sqlstate == "23505"
     report = info.value.render()
     assert "duplicate key value violates unique constraint" in report and "> 4 | 2" in report
@@ -280,14 +280,14 @@ def test_a_bad_copy_row_is_reported_at_its_line_and_not_the_statement(run_sql) -
 def test_a_copy_error_that_is_no_row_s_points_at_the_copy(run_sql) -> None:
     with pytest.raises(MigrationError) as info:
         run_sql({"001.sql": "select 1;\ncopy missing_table from stdin;\n1\n\\.\n"})
-    assert info.value.location == "001.sql:2:1"
+    assert info.value.location == Location("001.sql", 2, 1)
     assert 'relation "missing_table" does not exist' in info.value.render()
 
 
 def test_long_data_rows_are_cut_in_the_excerpt(run_sql) -> None:
     with pytest.raises(MigrationError) as info:
         run_sql({"001.sql": f"create table t (a int, b text);\ncopy t from stdin;\nx\t{'y' * 5000}\n\\.\n"})
-    assert info.value.location == "001.sql:3:1"
+    assert info.value.location == Location("001.sql", 3, 1)
     assert "more characters)" in info.value.render() and "y" * 300 not in info.value.render()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -48,6 +49,35 @@ def test_broken_migration_is_a_clean_file_line_error(pytester: pytest.Pytester) 
     )
     assert "database setup failed (reported in full above): migrations/20240102000000_index.sql:2:1" in out
     assert "Traceback" not in out and "psycopg" not in out
+
+
+def test_a_broken_migration_keeps_its_location_in_the_sarif_report_under_xdist(pytester: pytest.Pytester) -> None:
+    """The controller builds the template; the workers, that run the items, get its error as
+    data (file, line, column), not as text to read them back from."""
+    write_project(pytester, {"20240101000000_init.sql": "-- notes\ncreate table notes (id int, body txt);\n"})
+    reports = {}
+    for name, xdist in (("plain", ()), ("xdist", ("-n", "2"))):
+        result = _run(pytester, *xdist, "--rlscheck", "-m", "rlscheck", "--rlscheck-migrations", "migrations",
+                      f"--rlscheck-report={name}.sarif", f"--rlscheck-report={name}.json")
+        assert result.ret == 1
+        result.stdout.fnmatch_lines(["*FAILED*rlscheck::migrations::migration-failed*"])
+        assert "migrations/20240101000000_init.sql:2:34: migration failed: ERROR 42704: type \"txt\" does not exist" in (
+            result.stdout.str()
+        )
+        reports[name] = (
+            json.loads((pytester.path / f"{name}.sarif").read_text())["runs"][0]["results"],
+            json.loads((pytester.path / f"{name}.json").read_text())["findings"],
+        )
+    (entry,), (finding,) = reports["xdist"]
+    assert entry["ruleId"] == "migration-failed"
+    assert entry["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "migrations/20240101000000_init.sql"},
+        "region": {"startLine": 2, "startColumn": 34},
+    }
+    assert (finding["object"], finding["file"], finding["line"]) == (
+        "migrations/20240101000000_init.sql", "migrations/20240101000000_init.sql", 2
+    )
+    assert reports["xdist"] == reports["plain"]  # as without xdist
 
 
 def test_raise_with_bare_percent_is_reported_at_its_line(pytester: pytest.Pytester) -> None:

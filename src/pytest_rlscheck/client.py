@@ -27,6 +27,7 @@ from psycopg.pq import TransactionStatus
 
 from . import assertions
 from .catalog import Relation, resolve_relation
+from .config import SweepConfig
 from .errors import RlsAssertionError, RlscheckUsageError
 from .explain import (
     EXPLAIN_SQL,
@@ -83,12 +84,12 @@ class Rls:
         database: Database,
         *,
         transactional: bool,
-        config: Mapping[str, Any] | None = None,
+        config: SweepConfig | None = None,
     ) -> None:
         self.connection = conn
         self.database = database
         self.transactional = transactional
-        self.config: Mapping[str, Any] = config or {}  # [tool.rlscheck]: tenant columns, principals...
+        self.config: SweepConfig = config or SweepConfig()  # [tool.rlscheck]: tenant columns, principals...
         self._identities = IdentityStack(conn, local=transactional)
         self._started: datetime | None = None
         self._has_auth_users: bool | None = None
@@ -329,14 +330,14 @@ class Rls:
     ) -> Principal:
         """A user for the isolation checks. ``tenant`` is theirs (else inferred from the rows
         they can see); a name from ``[tool.rlscheck.principals]`` works as ``sub`` too."""
-        configured = (self.config.get("principals") or {}).get(str(sub))
+        configured = self.config.principals.get(str(sub))
         if configured is not None:
             return Principal(
-                str(configured["sub"]),
-                tenant if tenant is not None else configured.get("tenant"),
-                configured.get("role", role),
-                {**(configured.get("claims") or {}), **(claims or {})},
-                email or configured.get("email"),
+                configured.sub,
+                tenant if tenant is not None else configured.tenant,
+                configured.role or role,
+                {**(configured.claims_dict() or {}), **(claims or {})},
+                email or configured.email,
             )
         return Principal(str(sub), None if tenant is None else str(tenant), role, claims, email)
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError
@@ -20,7 +21,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["Settings", "empty_directories", "load_settings", "resolve_sql_files"]
+__all__ = [
+    "PrincipalConfig",
+    "Settings",
+    "SweepConfig",
+    "TableConfig",
+    "empty_directories",
+    "load_settings",
+    "resolve_sql_files",
+]
 
 #: Keys of ``[tool.rlscheck]``; anything else is reported as a probable typo.
 KNOWN_KEYS = frozenset(
@@ -45,6 +54,76 @@ DEFAULT_MIGRATIONS = "supabase/migrations"
 DEFAULT_SEED = "supabase/seed.sql"
 
 
+def _frozen(value: Any) -> Any:
+    """``value`` (as TOML reads it) that cannot change: tables as read-only mappings, arrays as tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """A fresh plain copy of a :func:`_frozen` value (dicts and lists, for ``json.dumps``)."""
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value
+
+
+def _no_entries() -> Mapping[Any, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """``[tool.rlscheck.tables."schema.table"]``: where a row's tenant comes from, and the
+    commands the API should have on the table."""
+
+    tenant_column: str | None = None
+    tenant_sql: str | None = None
+    #: The commands, upper case, as listed; None when not configured.
+    commands: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PrincipalConfig:
+    """``[tool.rlscheck.principals.NAME]``: a user of the app for the isolation checks."""
+
+    #: The user's auth.users id, as PostgreSQL prints a uuid (lower case, hyphens): the checks
+    #: compare it with ``user_id::text``.
+    sub: str
+    tenant: str | int | None = None  # as written: a string (uuid, slug) or an integer (bigint key)
+    role: str | None = None  # None: not configured (the caller's default applies)
+    #: JWT claims, read-only (nested tables too); :meth:`claims_dict` gives a plain copy.
+    claims: Mapping[str, Any] | None = None
+    email: str | None = None
+
+    def claims_dict(self) -> dict[str, Any] | None:
+        """The claims as plain dicts and lists (what ``json.dumps`` takes), a fresh copy."""
+        return None if self.claims is None else _thawed(self.claims)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What ``[tool.rlscheck]`` says about the schema and its tenants, validated once."""
+
+    schemas: tuple[str, ...] = ()  # empty: not configured (the sweep's default applies)
+    tenant_column: str | None = None
+    fail_on: str | None = None  # "error", "warn" or "info"; None: not configured
+    #: ``"rule-id:schema.object"`` -> the reason it is ignored, in the order written.
+    ignore: Mapping[str, str] = field(default_factory=_no_entries)
+    #: ``"schema.table"`` -> its settings.
+    tables: Mapping[str, TableConfig] = field(default_factory=_no_entries)
+    #: name -> principal, in the order written.
+    principals: Mapping[str, PrincipalConfig] = field(default_factory=_no_entries)
+
+    def table(self, qualified: str) -> TableConfig:
+        """The settings of ``schema.table`` (all unset when it has no entry)."""
+        return self.tables.get(qualified) or TableConfig()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the plugin needs to know to build the database, after validation."""
@@ -56,7 +135,8 @@ class Settings:
     dsn: str | None = None
     rootdir: Path = field(default_factory=Path.cwd)
     config_file: Path | None = None
-    table: Mapping[str, Any] = field(default_factory=dict)  # the raw [tool.rlscheck] table
+    #: ``[tool.rlscheck]``'s schemas, tenants, principals, ignores and fail_on, validated.
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     #: Where the migrations were looked for, in words ("--rlscheck-migrations=db", ...).
     migration_origin: str = f"the default {DEFAULT_MIGRATIONS}"
     #: Directories among the migration sources that hold no ``.sql`` file.
@@ -145,8 +225,7 @@ def load_settings(
     if not isinstance(stand_ins, bool):
         raise ConfigError(f"{_name(pyproject)}: [tool.rlscheck] stand_ins must be true or false, got {stand_ins!r}")
     _check_versions(migrations)
-    _check_sweep_keys(table, pyproject)
-    _canonical_subs(table)
+    sweep = _sweep_config(table, pyproject)
     pg_bin = cli_pg_bin or environ.get("RLSCHECK_PG_BIN") or _optional_str(table, "pg_bin", pyproject)
     dsn = cli_dsn or environ.get("RLSCHECK_DSN") or None
     server_settings = {**_configured_server_settings(table, pyproject), **_cli_server_settings(cli_pg_settings)}
@@ -163,7 +242,7 @@ def load_settings(
         dsn=dsn,
         rootdir=rootdir,
         config_file=pyproject if table else None,
-        table=table,
+        sweep=sweep,
         migration_origin=origin,
         empty_migration_dirs=empty_directories(specs, spec_base),
         skipped_migrations=skipped_migrations(specs, spec_base),
@@ -394,20 +473,26 @@ _UUID = re.compile(r"(\{)?[0-9a-f]{8}(?:-?[0-9a-f]{4}){3}-?[0-9a-f]{12}(?(1)\})"
 EXAMPLE_SUB = "11111111-1111-1111-1111-111111111111"
 
 
-def _check_sweep_keys(table: Mapping[str, Any], pyproject: Path | None) -> None:
-    """The shapes of schemas, tenant_column, tables, principals, ignore and fail_on."""
+def _sweep_config(table: Mapping[str, Any], pyproject: Path | None) -> SweepConfig:
+    """schemas, tenant_column, tables, principals, ignore and fail_on: their shapes checked,
+    then read into a :class:`SweepConfig`."""
     where = _name(pyproject)
+    schemas: tuple[str, ...] = ()
+    tenant_column = None
     if "schemas" in table:
-        _text_list(table["schemas"], f"{where}: [tool.rlscheck] schemas", "schema names", '["public"]')
+        schemas = tuple(_text_list(table["schemas"], f"{where}: [tool.rlscheck] schemas", "schema names", '["public"]'))
     if "tenant_column" in table:
-        _text(table["tenant_column"], f"{where}: [tool.rlscheck] tenant_column", "a column name")
+        tenant_column = _text(table["tenant_column"], f"{where}: [tool.rlscheck] tenant_column", "a column name")
     if "fail_on" in table and table["fail_on"] not in FAIL_ON:
         raise ConfigError(f"{where}: [tool.rlscheck] fail_on must be \"error\", \"warn\" or \"info\", got {table['fail_on']!r}")
-    for name, spec in _tables(table, "tables", where).items():
-        _check_table_entry(name, spec, f'{where}: [tool.rlscheck.tables."{name}"]')
+    tables = {
+        name: _table_entry(name, spec, f'{where}: [tool.rlscheck.tables."{name}"]')
+        for name, spec in _tables(table, "tables", where).items()
+    }
+    principals: dict[str, PrincipalConfig] = {}
     subs: dict[str, str] = {}
     for name, spec in _tables(table, "principals", where).items():
-        _check_principal(spec, f"{where}: [tool.rlscheck.principals.{name}]")
+        principals[name] = _principal(spec, f"{where}: [tool.rlscheck.principals.{name}]")
         sub = _normal_uuid(spec["sub"])
         if sub in subs:
             raise ConfigError(
@@ -415,41 +500,55 @@ def _check_sweep_keys(table: Mapping[str, Any], pyproject: Path | None) -> None:
                 f"sub {spec['sub']!r}: each principal must be a different user (its auth.users id)"
             )
         subs[sub] = name
+    ignore = {}
     for key, reason in _tables(table, "ignore", where, values=False).items():
         if ":" not in key:
             raise ConfigError(f"{where}: [tool.rlscheck.ignore] key {key!r} must be \"rule-id:schema.object\"")
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError(f"{where}: [tool.rlscheck.ignore] {key!r} needs a reason (a non-empty string)")
+        ignore[key] = reason
+    return SweepConfig(
+        schemas=schemas,
+        tenant_column=tenant_column,
+        fail_on=table.get("fail_on"),
+        ignore=MappingProxyType(ignore),
+        tables=MappingProxyType(tables),
+        principals=MappingProxyType(principals),
+    )
 
 
-def _check_table_entry(name: str, spec: Mapping[str, Any], where: str) -> None:
+def _table_entry(name: str, spec: Mapping[str, Any], where: str) -> TableConfig:
     """``[tool.rlscheck.tables."schema.table"]``: tenant_column or tenant_sql, and commands."""
     unknown = set(spec) - _TABLE_KEYS
     if unknown:
         raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_TABLE_KEYS)}")
     if "." not in name:
         raise ConfigError(f'{where}: name tables schema-qualified, e.g. "public.{name}"')
+    tenant_column = tenant_sql = None
+    commands = None
     if "tenant_column" in spec:
-        _text(spec["tenant_column"], f"{where} tenant_column", "a column name")
+        tenant_column = _text(spec["tenant_column"], f"{where} tenant_column", "a column name")
     if "tenant_sql" in spec:
-        _text(spec["tenant_sql"], f"{where} tenant_sql", 'an SQL expression over the row, e.g. "(select p.org_id '
-              'from parent p where p.id = parent_id)"')
+        tenant_sql = _text(spec["tenant_sql"], f"{where} tenant_sql", 'an SQL expression over the row, e.g. "(select '
+                           'p.org_id from parent p where p.id = parent_id)"')
     if "tenant_column" in spec and "tenant_sql" in spec:
         raise ConfigError(f"{where}: give tenant_column or tenant_sql, not both")
     if "commands" in spec:
-        commands = spec["commands"]
+        listed = spec["commands"]
         wrong = (
-            [commands] if not isinstance(commands, list)
-            else [c for c in commands if not isinstance(c, str) or c.upper() not in COMMANDS]
+            [listed] if not isinstance(listed, list)
+            else [c for c in listed if not isinstance(c, str) or c.upper() not in COMMANDS]
         )
         if wrong:
             raise ConfigError(
                 f"{where} commands must be a list of {', '.join(COMMANDS)} (the commands the API should have), "
-                f"got {commands!r}"
+                f"got {listed!r}"
             )
+        commands = tuple(c.upper() for c in listed)
+    return TableConfig(tenant_column, tenant_sql, commands)
 
 
-def _check_principal(spec: Mapping[str, Any], where: str) -> None:
+def _principal(spec: Mapping[str, Any], where: str) -> PrincipalConfig:
     """``[tool.rlscheck.principals.NAME]``: a uuid sub, a string or integer tenant, string role
     and email, a table of claims."""
     unknown = set(spec) - _PRINCIPAL_KEYS
@@ -469,8 +568,9 @@ def _check_principal(spec: Mapping[str, Any], where: str) -> None:
             f"{where} tenant must be the id of the user's tenant, a string (a uuid, a slug) or an integer "
             f"(a bigint key), got {tenant!r}"
         )
+    role = None
     if "role" in spec:
-        _text(spec["role"], f"{where} role", 'a database role, e.g. "authenticated"')
+        role = _text(spec["role"], f"{where} role", 'a database role, e.g. "authenticated"')
     if "email" in spec and not isinstance(spec["email"], str):
         raise ConfigError(f"{where} email must be a string, got {spec['email']!r}")
     if "claims" in spec and not isinstance(spec["claims"], dict):
@@ -478,17 +578,18 @@ def _check_principal(spec: Mapping[str, Any], where: str) -> None:
             f"{where} claims must be a table of JWT claims, e.g. claims = {{ app_metadata = {{ tenant = \"…\" }} }}, "
             f"got {spec['claims']!r}"
         )
+    return PrincipalConfig(
+        # as PostgreSQL prints a uuid: the checks compare it with ``user_id::text``
+        sub=str(uuid.UUID(_normal_uuid(sub))),
+        tenant=tenant,
+        role=role,
+        claims=_frozen(spec["claims"]) if "claims" in spec else None,
+        email=spec.get("email"),
+    )
 
 
 def _normal_uuid(text: str) -> str:
     return text.strip("{}").replace("-", "").lower()
-
-
-def _canonical_subs(table: dict[str, Any]) -> None:
-    """Write each principal's sub as PostgreSQL prints a uuid (lower case, hyphens): the checks
-    compare it with ``user_id::text``."""
-    for spec in (table.get("principals") or {}).values():
-        spec["sub"] = str(uuid.UUID(_normal_uuid(spec["sub"])))
 
 
 def _text(value: Any, what: str, expected: str) -> str:

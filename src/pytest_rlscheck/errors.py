@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file: 1-based line and column; ``str()`` is ``file:line:column``, the
+    form terminals and editors open."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "column": self.column}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Location:
+        return cls(str(data["file"]), int(data["line"]), int(data["column"]))
 
 
 class RlscheckError(Exception):
@@ -27,7 +51,7 @@ class ServerError(RlscheckError):
 class ServerLost(ServerError):
     """The connection to the server broke mid-run: the server died or closed it."""
 
-    def __init__(self, report: str, *, location: str | None = None) -> None:
+    def __init__(self, report: str, *, location: Location | None = None) -> None:
         super().__init__(report)
         self.location = location
 
@@ -39,10 +63,33 @@ class PrivilegeError(RlscheckError):
 class MigrationError(RlscheckError):
     """A migration or seed file failed; ``render()`` is the ``file:line:col`` report."""
 
-    def __init__(self, report: str, *, location: str, sqlstate: str | None) -> None:
+    def __init__(self, report: str, *, location: Location, sqlstate: str | None) -> None:
         super().__init__(report)
         self.location = location
         self.sqlstate = sqlstate
+
+
+def error_to_shared(exc: RlscheckError) -> dict[str, Any]:
+    """``exc`` as plain data (for an xdist worker: execnet carries no exception objects), its
+    location as fields, not text."""
+    location = getattr(exc, "location", None)
+    return {
+        "type": type(exc).__name__,
+        "report": exc.render(),
+        "location": location.to_dict() if isinstance(location, Location) else None,
+        "sqlstate": getattr(exc, "sqlstate", None),
+    }
+
+
+def error_from_shared(data: Mapping[str, Any]) -> RlscheckError:
+    """The error :func:`error_to_shared` described: a MigrationError or a ServerLost with its
+    location, any other as an RlscheckError with the same report."""
+    location = Location.from_dict(data["location"]) if data.get("location") else None
+    if data.get("type") == "MigrationError" and location is not None:
+        return MigrationError(data["report"], location=location, sqlstate=data.get("sqlstate"))
+    if data.get("type") == "ServerLost":
+        return ServerLost(data["report"], location=location)
+    return RlscheckError(data["report"])
 
 
 class RlscheckUsageError(RlscheckError, RuntimeError):
@@ -51,7 +98,19 @@ class RlscheckUsageError(RlscheckError, RuntimeError):
 
 class RlsAssertionError(AssertionError):
     """An rlscheck assertion failed: the message says what was expected, what was found,
-    on which object, and how to fix it."""
+    on which object, and how to fix it.
+
+    ``headline`` (what failed) and ``fix`` (the cause and the remedy) are the parts of the
+    message, for reports that show them apart; without them the message is the headline."""
+
+    def __init__(self, message: str = "", *, headline: str | None = None, fix: str = "") -> None:
+        super().__init__(message)
+        self._headline = headline
+        self.fix = fix
+
+    @property
+    def headline(self) -> str:
+        return str(self) if self._headline is None else self._headline
 
 
 class RlscheckWarning(pytest.PytestWarning):

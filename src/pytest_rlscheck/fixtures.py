@@ -71,7 +71,7 @@ def rls(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -> Iterato
         return
     config = request.config
     conn = setup_or_fail(config, rlscheck_session.worker_connection)
-    client = Rls(conn, rlscheck_session.worker_database(), transactional=True, config=rlscheck_session.settings.table)
+    client = Rls(conn, rlscheck_session.worker_database(), transactional=True, config=rlscheck_session.settings.sweep)
     transaction = setup_or_fail(config, client.test_transaction().begin)
     try:
         start_identity(request.node, client)
@@ -98,7 +98,7 @@ def rls_fresh_db(request: pytest.FixtureRequest, rlscheck_session: RlsSession) -
 
 
 @pytest.fixture(autouse=True)
-def _rlscheck_markers(request: pytest.FixtureRequest) -> None:
+def rlscheck_markers(request: pytest.FixtureRequest) -> None:
     """A test with a check marker gets the rls fixture even if it does not ask for it."""
     if any(request.node.get_closest_marker(name) for name in (*CHECK_MARKERS, "rls_user")):
         request.getfixturevalue("rls")
@@ -110,7 +110,7 @@ def _fresh(request: pytest.FixtureRequest, session: RlsSession) -> Iterator[Rls]
     lost: str | None = None
     try:
         conn = setup_or_fail(request.config, lambda: database.connect(autocommit=True))
-        client = Rls(conn, database, transactional=False, config=session.settings.table)
+        client = Rls(conn, database, transactional=False, config=session.settings.sweep)
         start_identity(request.node, client)
         request.node.stash[RLS_KEY] = client
         with client.test_transaction():  # not transactional: ending it forgets the identities

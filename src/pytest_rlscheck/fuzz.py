@@ -85,6 +85,11 @@ class FuzzFailure(RlsAssertionError):
         self.constraint = constraint
         self.failures: list[FuzzFailure] = failures if failures is not None else [self]
 
+    @property
+    def headline(self) -> str:
+        """The failure without the advice that follows it (the sweep's finding message)."""
+        return str(self).split("\nA CHECK")[0]
+
 
 class _Found(Exception):
     def __init__(self, kind: str, payload: Any, verdict: Verdict, expected: bool | None = None) -> None:

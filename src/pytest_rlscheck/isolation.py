@@ -463,10 +463,12 @@ def assert_no_foreign_rows(
     foreign = {t: n for t, n in counts.items() if t != mine}
     if foreign:
         listing = ", ".join(f"{'(no tenant)' if t == 'None' else t}: {n}" for t, n in foreign.items())
-        raise IsolationError(
+        headline = (
             f"{name} leaks rows of other tenants: acting as {user}, {sum(foreign.values())} of the rows read "
-            f"belong to another tenant ({listing}; by {key.describe()}).\n{_leak_cause(rls, rel, relation)}"
+            f"belong to another tenant ({listing}; by {key.describe()})."
         )
+        cause = _leak_cause(rls, rel, relation)
+        raise IsolationError(f"{headline}\n{cause}", headline=headline, fix=cause)
 
 
 def _leak_cause(rls: Rls, rel: Relation | None, relation: str) -> str:

@@ -8,10 +8,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from .errors import RlscheckError
+from .errors import Location, RlscheckError
 from .preflight import mismatch_report, nothing_to_check, tenant_mismatches
-from .findings import Finding, Severity
+from .findings import Finding, ObjectRef, Severity
 from .report import SweepReport
+from .rules import MIGRATION_FAILED, tenant_leak
 from .session import RlsSession
 from .sweep import Check, Sweep
 
@@ -83,41 +84,45 @@ class RlscheckItem(pytest.Item):
         return (config_file or self.path), 0, self.nodeid
 
 
-def collect_sweep(session: pytest.Session, sweep: Sweep, fail_on: Severity) -> tuple[list[pytest.Item], list[str]]:
+def collect_sweep(
+    session: pytest.Session, sweep: Sweep, fail_on: Severity
+) -> tuple[list[pytest.Item], dict[str, str]]:
     """Items of the sweep (or one ``migration-failed`` or ``nothing-to-check`` item), and
-    configuration notes."""
+    the ignore entries that match nothing, each with a note that says why."""
     root = RlscheckCollector.from_parent(session, name="rlscheck", nodeid="rlscheck")
     try:
         sweep.prepare()
     except RlscheckError as exc:
         group = RlscheckCollector.from_parent(root, name="migrations")
         item = RlscheckItem.from_parent(
-            group, name="migration-failed", check=None, sweep=None, fail_on=fail_on, report=exc.render()
+            group, name=MIGRATION_FAILED, check=None, sweep=None, fail_on=fail_on, report=exc.render()
         )
         item.user_properties.append((RESULT_KEY, _migration_failure(exc)))
-        return [item], []
+        return [item], {}
     if not sweep.checks:
         group = RlscheckCollector.from_parent(root, name="schema")
         report = nothing_to_check(sweep)
         item = RlscheckItem.from_parent(group, name="nothing-to-check", check=None, sweep=None, fail_on=fail_on,
                                         report=report)
         item.user_properties.append((RESULT_KEY, _setup_result("nothing-to-check", "schema", report)))
-        return [item], []
+        return [item], {}
     mismatches = tenant_mismatches(sweep)
     unreliable = {obj for m in mismatches for obj in m.objects}
     groups: dict[str, RlscheckCollector] = {}
     items: list[pytest.Item] = []
     for check in sweep.checks:
-        if check.rule == "tenant-leak" and check.object in unreliable:
+        if check.rule == tenant_leak.RULE and check.object in unreliable:
             continue  # compared with a tenant no row can have: reported once, below
-        group = groups.get(check.object)
+        group = groups.get(check.object.display)
         if group is None:
-            group = groups[check.object] = RlscheckCollector.from_parent(root, name=check.object)
+            group = groups[check.object.display] = RlscheckCollector.from_parent(root, name=check.object.display)
         items.append(RlscheckItem.from_parent(group, name=check.rule, check=check, sweep=sweep, fail_on=fail_on))
     config_reports: dict[str, str] = {}
     notes = sweep.unknown_ignores()
     if notes:
-        config_reports["ignore"] = "[tool.rlscheck.ignore] entries that match nothing:\n" + "\n".join(f"  - {n}" for n in notes)
+        config_reports["ignore"] = "[tool.rlscheck.ignore] entries that match nothing:\n" + "\n".join(
+            f"  - {n}" for n in notes.values()
+        )
     if mismatches:
         config_reports["principals"] = mismatch_report(mismatches)
     if config_reports:
@@ -131,17 +136,24 @@ def collect_sweep(session: pytest.Session, sweep: Sweep, fail_on: Severity) -> t
 
 def _setup_result(rule: str, obj: str, message: str) -> dict[str, Any]:
     """A problem of the sweep's setup as a result, for the reports."""
-    finding = Finding(rule, Severity.ERROR, obj, message)
+    finding = Finding(rule, Severity.ERROR, ObjectRef.outside("setup", obj), message)
     return {"rule": rule, "object": obj, "kind": "setup", "findings": [finding.to_dict()], "ignored": [], "facts": {}}
 
 
 def _migration_failure(exc: RlscheckError) -> dict[str, Any]:
-    """The failure as a finding, for the reports (with file and line when known)."""
-    location = getattr(exc, "location", "") or ""
-    file, _, rest = location.partition(":")
-    line = int(rest.split(":")[0]) if rest.split(":")[0].isdigit() else None
-    finding = Finding("migration-failed", Severity.ERROR, file or "migrations", exc.render(), "", file or None, line)
-    return {"rule": "migration-failed", "object": finding.object, "kind": "migration",
+    """The failure as a finding, for the reports (with file, line and column when known)."""
+    location = getattr(exc, "location", None)
+    where = location if isinstance(location, Location) else None
+    finding = Finding(
+        MIGRATION_FAILED,
+        Severity.ERROR,
+        ObjectRef.outside("migration", where.file if where else "migrations"),
+        exc.render(),
+        file=where.file if where else None,
+        line=where.line if where else None,
+        column=where.column if where else None,
+    )
+    return {"rule": MIGRATION_FAILED, "object": finding.object.display, "kind": "migration",
             "findings": [finding.to_dict()], "ignored": [], "facts": {}}
 
 
@@ -153,6 +165,7 @@ class SweepPlugin:
         self.session = session
         self.fuzz_examples = fuzz_examples
         self.report = SweepReport(fail_on)
+        self.unknown_ignores: set[str] = set()  # reported at collection already
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
@@ -160,7 +173,8 @@ class SweepPlugin:
         sweep = Sweep(self.session, fuzz_examples=self.fuzz_examples)
         generated, notes = collect_sweep(session, sweep, self.report.fail_on)
         items.extend(generated)
-        self.report.notes += [f"rlscheck config: {note}" for note in notes]
+        self.report.notes += [f"rlscheck config: {note}" for note in notes.values()]
+        self.unknown_ignores |= set(notes)
 
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> str | None:
         """Under the "collected … / N deselected" line: what of the sweep will run, so that
@@ -183,10 +197,9 @@ class SweepPlugin:
         terminalreporter.section("rlscheck")
         for line in self.report.terminal_lines():
             terminalreporter.line(line)
-        unused = self.report.unused_ignores(self.session.settings.table.get("ignore") or {})
-        known_unused = {n.split("'")[1] for n in self.report.notes if "'" in n}
+        unused = self.report.unused_ignores(self.session.settings.sweep.ignore)
         for key in unused:
-            if key not in known_unused:
+            if key not in self.unknown_ignores:
                 terminalreporter.line(f"rlscheck config: ignore {key!r} matched no finding; remove it")
         self.report.environment = self.session.environment()
         for path in self.config.getoption("rlscheck_report"):

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from .errors import MigrationError, ServerLost
+from .errors import Location, MigrationError, ServerLost
 from .extensions import MISSING_EXTENSION
 from .sqlsplit import SourceText, SplitError, Statement, dollar_bodies, split
 
@@ -75,7 +75,7 @@ def _not_utf8(display: str, kind: str, data: bytes, exc: UnicodeDecodeError) -> 
     line = before.count(b"\n") + 1
     column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
     bad = data[exc.start : exc.end].hex(" ")
-    location = f"{display}:{line}:{column}"
+    location = Location(display, line, column)
     return MigrationError(
         f"{location}: {kind} failed: the file is not UTF-8: byte(s) {bad} at byte offset {exc.start} "
         f"({exc.reason}).\n  The Supabase CLI and PostgreSQL read {kind} files as UTF-8. Save the file as UTF-8 "
@@ -113,7 +113,7 @@ def apply_files(
                 f"{file.display}:{exc.line}:{exc.column}: {file.kind} failed: {exc}\n"
                 f"{_excerpt(source, exc.line, exc.line, exc.line, exc.column)}\n"
                 f"{_progress(files, index)}",
-                location=f"{file.display}:{exc.line}:{exc.column}",
+                location=Location(file.display, exc.line, exc.column),
                 sqlstate=None,
             ) from None
         if file.kind == "shim" and _applied_at_once(conn, statements):
@@ -266,7 +266,7 @@ def _discarded(file: SqlFile, source: SourceText, statement: Statement, pending:
 
 def _lost(file: SqlFile, source: SourceText, statement: Statement, exc: psycopg.Error) -> ServerLost:
     line, column = source.locate(statement.start)
-    location = f"{file.display}:{line}:{column}"
+    location = Location(file.display, line, column)
     return ServerLost(
         f"{location}: {file.kind} stopped: the connection to the database server was lost while this statement "
         f"ran ({str(exc).strip()}). This is the server, not the SQL: it died or was shut down.",
@@ -295,7 +295,7 @@ def _failure(
     line, column = source.locate(offset)
     sqlstate = exc.sqlstate or ""
     message = diag.message_primary or str(exc).strip()
-    location = f"{file.display}:{line}:{column}"
+    location = Location(file.display, line, column)
     out = [f"{location}: {file.kind} failed: ERROR {sqlstate}: {message}".rstrip()]
     for label, value in (("DETAIL", diag.message_detail), ("HINT", diag.message_hint), ("CONTEXT", diag.context)):
         if value:

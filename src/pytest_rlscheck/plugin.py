@@ -13,15 +13,20 @@ import pytest
 from .cmdline import misread_values
 from .config import Settings, load_settings
 from .errors import ConfigError
-from .fixtures import RLS_KEY, SESSION_KEY, RlscheckWarning  # noqa: F401
+from .fixtures import (  # noqa: F401 - the fixtures, registered with the plugin
+    RLS_KEY,
+    SESSION_KEY,
+    RlscheckWarning,
+    rls,
+    rls_fresh_db,
+    rlscheck_markers,
+    rlscheck_session,
+)
 from .findings import Severity
 from .items import SweepPlugin
 from .report import report_path_problem
 from .markers import MARKERS, run_marker_checks
 from .session import RlsSession
-
-#: The fixtures (rls, rls_fresh_db, rlscheck_session and the markers' autouse one).
-pytest_plugins = ["pytest_rlscheck.fixtures"]
 
 SIGTERM_KEY = pytest.StashKey[Any]()
 _SHARED_KEY = pytest.StashKey[dict]()
@@ -145,7 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 problem = report_path_problem(path)
                 if problem:
                     raise pytest.UsageError(problem)
-        fail_on = config.getoption("rlscheck_fail_on") or settings.table.get("fail_on") or "warn"
+        fail_on = config.getoption("rlscheck_fail_on") or settings.sweep.fail_on or "warn"
         fuzz = config.getoption("rlscheck_fuzz_examples") if config.getoption("rlscheck_fuzz") else None
         config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on), fuzz), "rlscheck-sweep")
     _install_sigterm(config)

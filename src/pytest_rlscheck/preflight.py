@@ -12,6 +12,7 @@ from psycopg import sql
 
 from .catalog import Relation
 from .catalog_sql import MANAGED_SCHEMAS
+from .findings import ObjectRef
 from .rules import tenant_leak
 from .sweep import Check, Sweep
 
@@ -39,7 +40,7 @@ def nothing_to_check(sweep: Sweep) -> str:
     the schemas it swept, and how to point it at the right ones."""
     settings = sweep.session.settings
     schemas = ", ".join(sweep.schemas)
-    chosen = "from [tool.rlscheck] schemas" if settings.table.get("schemas") else "the default"
+    chosen = "from [tool.rlscheck] schemas" if settings.sweep.schemas else "the default"
     lines = [f"Nothing to check: the sweep found no table, view or function in the schema(s) {schemas} ({chosen})."]
     if settings.migrations:
         lines.append(f"Migrations applied: {len(settings.migrations)} file(s), from {settings.migration_origin}:")
@@ -89,17 +90,13 @@ class TenantMismatch:
     tenant: Any
     column: str  # schema.relation.column
     type: str
-    objects: tuple[str, ...]  # the tenant-leak checks it would judge wrongly
+    objects: tuple[ObjectRef, ...]  # the tenant-leak checks it would judge wrongly
 
 
 def tenant_mismatches(sweep: Sweep) -> list[TenantMismatch]:
     """Principals whose ``tenant`` the tenant columns cannot hold (``5`` for a uuid column):
     every row would look like another tenant's, a leak that is not one."""
-    tenants = {
-        name: spec["tenant"]
-        for name, spec in (sweep.config.get("principals") or {}).items()
-        if spec.get("tenant") is not None
-    }
+    tenants = {name: spec.tenant for name, spec in sweep.config.principals.items() if spec.tenant is not None}
     columns = _tenant_columns(sweep) if tenants else {}
     fits: dict[tuple[str, str], bool] = {}
     found = []
@@ -113,11 +110,11 @@ def tenant_mismatches(sweep: Sweep) -> list[TenantMismatch]:
     return found
 
 
-def _tenant_columns(sweep: Sweep) -> dict[tuple[str, str], list[str]]:
+def _tenant_columns(sweep: Sweep) -> dict[tuple[str, str], list[ObjectRef]]:
     """(schema.relation.column, type) of each tenant column the tenant-leak checks compare
     principals' tenants with, and the objects of those checks."""
     assert sweep.ctx is not None
-    columns: dict[tuple[str, str], list[str]] = {}
+    columns: dict[tuple[str, str], list[ObjectRef]] = {}
     for check in sweep.checks:
         rel = _compared_relation(sweep, check) if check.rule == tenant_leak.RULE else None
         key = sweep.ctx.tenant_key(rel) if rel is not None else None
@@ -164,7 +161,7 @@ def mismatch_report(mismatches: list[TenantMismatch]) -> str:
     for (principal, tenant, type_), names in columns.items():
         more = f" and {len(names) - 1} more tenant column(s)" if len(names) > 1 else ""
         lines.append(f"  - {principal}: tenant = {tenant} is not a valid {type_} (the type of {names[0]}{more})")
-    objects = sorted({obj for m in mismatches for obj in m.objects})
+    objects = sorted({obj.display for m in mismatches for obj in m.objects})
     lines.append(
         f"tenant-leak was not checked on {', '.join(objects)}: the isolation checks compare each row's tenant with "
         "the principal's, and with a tenant of another type every row would look like another tenant's (a leak "

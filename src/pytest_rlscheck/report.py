@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .findings import Severity
+from .findings import ObjectRef, Severity
 from .rules import RULES
 
 __all__ = ["SweepReport"]
@@ -67,9 +67,7 @@ class SweepReport:
         return [rows[k] for k in sorted(rows)]
 
     def unused_ignores(self, configured: Iterable[str]) -> list[str]:
-        used = {f"{f['rule']}:{f['object']}" for f in self.ignored()} | {
-            f"{f['rule']}:{f['object'].split('(')[0]}" for f in self.ignored()
-        }
+        used = {f"{f['rule']}:{name}" for f in self.ignored() for name in ObjectRef.from_dict(f["ref"]).ignore_names()}
         return [key for key in configured if key not in used]
 
     # -- terminal -----------------------------------------------------------------------
@@ -209,11 +207,14 @@ class SweepReport:
             if f.get("fingerprint"):
                 result["partialFingerprints"] = {"rlscheck/v1": f["fingerprint"]}
             if f.get("file"):
+                region: dict[str, int] = {"startLine": int(f["line"] or 1)}
+                if f.get("column"):
+                    region["startColumn"] = int(f["column"])
                 result["locations"] = [
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": Path(f["file"]).as_posix()},
-                            "region": {"startLine": int(f["line"] or 1)},
+                            "region": region,
                         },
                         "logicalLocations": [{"fullyQualifiedName": f["object"]}],
                     }

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from .cluster import ClusterState, RunLocks, clean_up, mark, snapshot
 from .config import Settings
-from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
+from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost, error_from_shared, error_to_shared
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
 from .server import ExternalServer, LocalServer, Server, ServerFiles, start_server
@@ -95,7 +95,7 @@ class RlsSession:
             self.parts = tuple(self._shared["parts"])
             self._plan = ExtensionPlan(binaries=None, requested={})  # the controller chose the server
             if self._shared.get("error"):
-                self._error = RlscheckError(self._shared["error"])
+                self._error = error_from_shared(self._shared["error"])
 
     # -- building -------------------------------------------------------------------
 
@@ -295,7 +295,7 @@ class RlsSession:
             if isinstance(self.server, LocalServer):
                 info["files"] = dataclasses.asdict(self.server.files)
         except RlscheckError as exc:
-            info["error"] = exc.render()
+            info["error"] = error_to_shared(exc)
         return info
 
     # -- databases ------------------------------------------------------------------

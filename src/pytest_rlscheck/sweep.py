@@ -14,10 +14,11 @@ from typing import Any
 
 from .catalog import Catalog, Relation
 from .client import Rls
-from .findings import Finding, Severity
+from .config import SweepConfig
+from .findings import Finding, ObjectRef, Severity
 from .locate import creation_sites
 from .migrations import load_files
-from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, function_name, registered
+from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, ref, registered
 from .rules.tenant_leak import principals_from
 from .session import RlsSession
 
@@ -41,7 +42,7 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "rule": self.check.rule,
-            "object": self.check.object,
+            "object": self.check.object.display,
             "kind": self.check.kind,
             "findings": [f.to_dict() for f in self.findings],
             "ignored": [{**f.to_dict(), "reason": reason} for f, reason in self.ignored],
@@ -54,12 +55,12 @@ class Sweep:
         self.session = session
         self.fuzz_examples = fuzz_examples  # None: no constraint-fuzz items
         self.options: dict[str, Any] = {"fuzz_examples": fuzz_examples}
-        self.config: Mapping[str, Any] = session.settings.table
-        self.schemas = tuple(self.config.get("schemas") or DEFAULT_SCHEMAS)
-        self.ignores: dict[str, str] = dict(self.config.get("ignore") or {})
-        self.principals = principals_from(dict(self.config))
+        self.config: SweepConfig = session.settings.sweep
+        self.schemas = self.config.schemas or DEFAULT_SCHEMAS
+        self.ignores: Mapping[str, str] = self.config.ignore
+        self.principals = principals_from(self.config)
         self.ctx: SweepContext | None = None
-        self.static: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+        self.static: dict[tuple[str, ObjectRef], list[Finding]] = defaultdict(list)
         self.sites: dict[str, tuple[str, int]] = {}
         self.checks: list[Check] = []
         self.memo: dict[str, Any] = {}  # what dynamic rules keep for the whole sweep
@@ -85,11 +86,13 @@ class Sweep:
 
     def _checks(self, ctx: SweepContext) -> list[Check]:
         """One check per registered rule and object it targets (a runner only with its option)."""
-        candidates: dict[str, list[tuple[str, int, Any]]] = {
-            "table": [(r.qualified, r.oid, r) for r in ctx.tables()],
-            "view": [(r.qualified, r.oid, r) for r in ctx.views()],
-            "function": [(function_name(f), f.oid, f) for f in ctx.catalog.functions],
-            "column": [(f"{r.qualified}.{c.name}", r.oid, (r, c)) for r in ctx.tables() for c in r.columns],
+        candidates: dict[str, list[tuple[ObjectRef, int, Any]]] = {
+            "table": [(ref(r), r.oid, r) for r in ctx.tables()],
+            "view": [(ref(r), r.oid, r) for r in ctx.views()],
+            "function": [(ref(f), f.oid, f) for f in ctx.catalog.functions],
+            "column": [
+                (ObjectRef("column", r.schema, r.name, column=c.name), r.oid, (r, c)) for r in ctx.tables() for c in r.columns
+            ],
         }
         checks = []
         for rule in sorted([*RULES.values(), *RUNNERS.values()], key=lambda r: r.id):
@@ -102,28 +105,28 @@ class Sweep:
                     if kind != rule.targets and kind == "function" and obj.schema not in ctx.schemas:
                         continue  # read through the API: the exposed schemas only
                     if rule.applies is None or rule.applies(ctx, kind, obj):
-                        checks.append(Check(rule.id, name, kind, oid))
-        return sorted(checks, key=lambda c: (c.object, c.rule))
+                        checks.append(Check(rule.id, name, oid))
+        return sorted(checks, key=lambda c: (c.object.display, c.rule))
 
-    def unknown_ignores(self) -> list[str]:
-        """Ignore entries that cannot match: unknown rule, unknown object, or a static rule
-        that found nothing there."""
-        names = {c.object for c in self.checks} | {c.object.split("(")[0] for c in self.checks}
-        out = []
+    def unknown_ignores(self) -> dict[str, str]:
+        """Ignore entries that cannot match (unknown rule, unknown object, or a static rule
+        that found nothing there), each with why."""
+        names = {name for c in self.checks for name in c.object.ignore_names()}
+        out = {}
         for key in self.ignores:
             rule_id, _, obj = key.partition(":")
             if rule_id not in RULES:
-                out.append(f"{key!r}: no rule {rule_id!r} (rules: {', '.join(sorted(RULES))})")
+                out[key] = f"{key!r}: no rule {rule_id!r} (rules: {', '.join(sorted(RULES))})"
             elif obj.startswith("#"):
                 static = RULES[rule_id].check is not None
                 if static and not any(f.fingerprint == obj[1:] for (r, _), fs in self.static.items() if r == rule_id for f in fs):
-                    out.append(f"{key!r}: {rule_id} has no finding with fingerprint {obj[1:]}; remove the entry")
+                    out[key] = f"{key!r}: {rule_id} has no finding with fingerprint {obj[1:]}; remove the entry"
             elif obj not in names:
-                out.append(f"{key!r}: no object {obj!r} in the schemas {', '.join(self.schemas)}")
+                out[key] = f"{key!r}: no object {obj!r} in the schemas {', '.join(self.schemas)}"
             elif RULES[rule_id].check is not None and not any(
-                f.object == obj or f.object.split("(")[0] == obj for (r, _), fs in self.static.items() if r == rule_id for f in fs
+                obj in f.object.ignore_names() for (r, _), fs in self.static.items() if r == rule_id for f in fs
             ):
-                out.append(f"{key!r}: {rule_id} finds nothing on {obj}; remove the entry")
+                out[key] = f"{key!r}: {rule_id} finds nothing on {obj}; remove the entry"
         return out
 
     # -- running one check ------------------------------------------------------------------
@@ -158,16 +161,14 @@ class Sweep:
         findings = [self._locate(f) for f in findings]
         kept, ignored = [], []
         for finding in findings:
-            reason = (
-                self.ignores.get(f"{finding.rule}:{finding.object}")
-                or self.ignores.get(f"{finding.rule}:{finding.object.split('(')[0]}")
-                or self.ignores.get(f"{finding.rule}:#{finding.fingerprint}")
-            )
+            keys = [f"{finding.rule}:{name}" for name in finding.object.ignore_names()]
+            keys.append(f"{finding.rule}:#{finding.fingerprint}")
+            reason = next((self.ignores[key] for key in keys if key in self.ignores), None)
             (ignored.append((finding, reason)) if reason else kept.append(finding))
         return CheckResult(check, tuple(kept), tuple(ignored), facts)
 
     def _locate(self, finding: Finding) -> Finding:
-        site = self.sites.get(finding.object.split("(")[0]) or self.sites.get(finding.object.rpartition(".")[0])
+        site = self.sites.get(finding.object.qualified)  # a function's name, a column's table
         return replace(finding, file=site[0], line=site[1]) if site and finding.file is None else finding
 
     @staticmethod

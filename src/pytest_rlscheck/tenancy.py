@@ -6,13 +6,12 @@ policies compare with the caller's user id (a per-user table). The probes
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from psycopg import sql
 
 from .catalog import Relation
+from .config import SweepConfig
 from .errors import RlsAssertionError
 
 __all__ = [
@@ -72,13 +71,13 @@ def owner_column(rel: Relation) -> str | None:
     return next(iter(found)) if len(found) == 1 else None
 
 
-def find_tenant_key(rel: Relation, config: Mapping[str, Any] | None = None) -> TenantKey | None:
+def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantKey | None:
     """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column``, else the
     first usual column name the relation has, else its owner column (a per-user table)."""
-    config = config or {}
-    table = (config.get("tables") or {}).get(rel.qualified) or {}
-    if table.get("tenant_column") or table.get("tenant_sql"):
-        return configured_key(rel, table.get("tenant_column"), table.get("tenant_sql"))
+    config = config or SweepConfig()
+    table = config.table(rel.qualified)
+    if table.tenant_column or table.tenant_sql:
+        return configured_key(rel, table.tenant_column, table.tenant_sql)
     column = next((n for n in _tenant_names(config) if rel.column(n)), None)
     if column is not None:
         return TenantKey(column)
@@ -86,15 +85,15 @@ def find_tenant_key(rel: Relation, config: Mapping[str, Any] | None = None) -> T
     return TenantKey(owner, per_user=True) if owner is not None else None
 
 
-def _tenant_names(config: Mapping[str, Any]) -> list[str]:
-    return [config["tenant_column"]] if config.get("tenant_column") else list(TENANT_COLUMN_GUESSES)
+def _tenant_names(config: SweepConfig) -> list[str]:
+    return [config.tenant_column] if config.tenant_column else list(TENANT_COLUMN_GUESSES)
 
 
 def tenant_key(
     rel: Relation,
     tenant_column: str | None,
     tenant_sql: str | None,
-    config: Mapping[str, Any] | None = None,
+    config: SweepConfig | None = None,
 ) -> TenantKey:
     """The explicit argument, else :func:`find_tenant_key`; an error when there is none."""
     if tenant_column or tenant_sql:
@@ -104,7 +103,7 @@ def tenant_key(
         if found is None:
             raise RlsAssertionError(
                 f"{rel.qualified}: cannot tell which tenant a row belongs to — it has none of the columns "
-                f"{', '.join(_tenant_names(config or {}))}. Pass tenant_column='…', or tenant_sql='(select p.org_id "
+                f"{', '.join(_tenant_names(config or SweepConfig()))}. Pass tenant_column='…', or tenant_sql='(select p.org_id "
                 "from parent p where p.id = parent_id)' for a table whose tenant comes through a parent."
             )
         key = found

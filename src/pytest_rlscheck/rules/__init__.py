@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import Catalog, Function, Policy, Relation
-from ..findings import Finding, Severity
+from ..config import SweepConfig, TableConfig
+from ..findings import Finding, ObjectRef, Severity
 from ..tenancy import TenantKey, find_tenant_key
 
 if TYPE_CHECKING:
     from ..impersonation import Principal
     from ..protocol import RlsProtocol
 
-__all__ = ["API_ROLES", "RULES", "RUNNERS", "Check", "Measurement", "Rule", "SweepContext", "dynamic_rule", "rule"]
+__all__ = [
+    "API_ROLES", "RULES", "RUNNERS", "Check", "Measurement", "Rule", "SweepContext", "dynamic_rule", "ref", "rule",
+]
 
 API_ROLES = ("anon", "authenticated")
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -29,7 +32,7 @@ COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 class SweepContext:
     catalog: Catalog
     schemas: tuple[str, ...]
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: SweepConfig = field(default_factory=SweepConfig)
 
     def tables(self) -> Iterator[Relation]:
         return (r for r in self.catalog.relations if r.kind in ("r", "p") and r.schema in self.schemas)
@@ -47,15 +50,15 @@ class SweepContext:
     def api_commands(self, rel: Relation) -> set[str]:
         return self.api_privileges(rel) & set(COMMANDS)
 
-    def table_config(self, rel: Relation) -> Mapping[str, Any]:
-        return (self.config.get("tables") or {}).get(rel.qualified) or {}
+    def table_config(self, rel: Relation) -> TableConfig:
+        return self.config.table(rel.qualified)
 
     def tenant_key(self, rel: Relation) -> TenantKey | None:
         return find_tenant_key(rel, self.config)
 
     def expected_commands(self, rel: Relation) -> set[str] | None:
-        commands = self.table_config(rel).get("commands")
-        return {c.upper() for c in commands} if commands is not None else None
+        commands = self.table_config(rel).commands
+        return set(commands) if commands is not None else None
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ class Check:
     """One item of the sweep: a rule (or a runner) on one object."""
 
     rule: str
-    object: str
-    kind: str  # table, view, function, column
-    oid: int
+    object: ObjectRef
+    oid: int  # of the relation (a column's table) or the function
+
+    @property
+    def kind(self) -> str:  # table, view, function, column
+        return self.object.kind
 
 
 @dataclass(frozen=True)
@@ -162,8 +168,15 @@ def _register(new: Rule) -> None:
     (RUNNERS if new.runner else RULES)[new.id] = new
 
 
+def ref(obj: Relation | Function) -> ObjectRef:
+    """A table, view or function of the catalog as the object of a check or a finding."""
+    if isinstance(obj, Function):
+        return ObjectRef("function", obj.schema, obj.name, obj.arguments)
+    return ObjectRef("view" if obj.is_view else "table", obj.schema, obj.name)
+
+
 def function_name(fn: Function) -> str:
-    return f"{fn.qualified}({fn.arguments})"
+    return ref(fn).display
 
 
 def policies_for(rel: Relation, command: str, role: str) -> list[Policy]:

@@ -20,7 +20,7 @@ from ..findings import Finding, Severity
 from ..attribution import attribute, plan_catalog, wrap_fix
 from ..plans import FunctionPattern
 from ..tenancy import updatable_column
-from . import Measurement, dynamic_rule
+from . import Measurement, dynamic_rule, ref
 
 if TYPE_CHECKING:
     from ..protocol import RlsProtocol as Rls
@@ -114,7 +114,7 @@ def measure(
                 Finding(
                     RULE,
                     Severity.WARN,
-                    rel.qualified,
+                    ref(rel),
                     f"{pattern.name}() ran {total:,} times for one `{statement.as_string(rls.connection)}` "
                     f"(measured on {rows:,} rows, as {plan.identity}): {where}. It should run once per statement.",
                     "\n".join(fixes) or f"Wrap the call: (select {pattern.name}())",
@@ -128,7 +128,7 @@ def measure(
             Finding(
                 RULE,
                 Severity.INFO,
-                rel.qualified,
+                ref(rel),
                 f"Not measurable on {rows} row(s); the policy text calls auth.*() or current_setting() without "
                 "(select ...), which usually runs once per row. Seed a few rows to measure it.",
                 "Wrap the call: (select auth.uid())",

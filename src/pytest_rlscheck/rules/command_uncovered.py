@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import API_ROLES, COMMANDS, SweepContext, policies_for, rule
+from . import API_ROLES, COMMANDS, SweepContext, policies_for, ref, rule
 
 RULE = "command-uncovered"
 
@@ -28,7 +28,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 RULE,
                 Severity.WARN if expected is not None else Severity.INFO,
-                rel.qualified,
+                ref(rel),
                 f"{command} is not covered by any policy although {reason}: every {command} through the API is "
                 "refused (or affects no row). Either a policy is missing or the grant is too wide.",
                 f"CREATE POLICY {rel.name}_{command.lower()} ON {rel.qualified} FOR {command} TO authenticated ...;"

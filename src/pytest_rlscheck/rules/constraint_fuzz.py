@@ -24,7 +24,8 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
 
     rls, check = m.rls, m.check
     rel = m.ctx.catalog.relation(check.oid)
-    column = check.object[len(rel.qualified) + 1 :]
+    column = check.object.column
+    assert column is not None
     findings: list[Finding] = []
     facts: dict[str, Any] = {}
     try:
@@ -37,7 +38,7 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
                 CONSTRAINT_RAISES,
                 Severity.ERROR,
                 check.object,
-                str(exc).split("\nA CHECK")[0],
+                exc.headline,
                 "Test the JSON type before converting: CASE WHEN jsonb_typeof(x) = 'number' THEN (x)::numeric "
                 f"> 0 ELSE false END (in {name})",
                 details={"constraint": name},

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from ..catalog import Function
 from ..findings import Finding, Severity
-from . import API_ROLES, SweepContext, function_name, rule
+from . import API_ROLES, SweepContext, function_name, ref, rule
 from .unindexed_policy_column import policy_columns
 
 RULE = "definer-exposed"
@@ -118,7 +118,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             RULE,
             severity,
-            function_name(fn),
+            ref(fn),
             f"{fn.qualified} runs with the rights of {fn.owner} (bypassing RLS: {fn.owner_bypasses_rls}) and "
             f"{', '.join(callers)} may execute it; in an exposed schema it is an RPC endpoint.{extra}",
             f"Move it to a schema the API does not expose (e.g. private), or REVOKE EXECUTE ON FUNCTION "

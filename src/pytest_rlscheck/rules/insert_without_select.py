@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import API_ROLES, SweepContext, policies_for, rule
+from . import API_ROLES, SweepContext, policies_for, ref, rule
 
 RULE = "insert-without-select"
 
@@ -20,7 +20,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 yield Finding(
                     RULE,
                     Severity.WARN,
-                    rel.qualified,
+                    ref(rel),
                     f"{role} may insert rows but no policy lets it read them, so INSERT ... RETURNING — what "
                     "supabase-js .insert().select() and PostgREST's return=representation send — fails with "
                     "a row-level security error.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import API_ROLES, COMMANDS, SweepContext, rule
+from . import API_ROLES, COMMANDS, SweepContext, ref, rule
 
 RULE = "multiple-permissive"
 
@@ -32,7 +32,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 RULE,
                 Severity.WARN,
-                rel.qualified,
+                ref(rel),
                 f"{len(names)} permissive policies apply to {' and '.join(roles)} for {command} "
                 f"({', '.join(repr(n) for n in names)}): PostgreSQL ORs them and evaluates each for every row, "
                 "and a wide one silently widens the narrow ones.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "no-primary-key"
 
@@ -18,7 +18,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             RULE,
             Severity.INFO,
-            rel.qualified,
+            ref(rel),
             "The table has no primary key: PostgREST cannot address single rows for update/delete with "
             "certainty, logical replication (Realtime) cannot send its updates and deletes, and duplicates go "
             "unnoticed.",

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ..findings import Finding, Severity
 from ..policy_model import ExprFacts
-from . import API_ROLES, SweepContext, rule
+from . import API_ROLES, SweepContext, ref, rule
 
 RULE = "policy-always-true"
 
@@ -37,7 +37,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 RULE,
                 Severity.ERROR if writes else Severity.WARN,
-                rel.qualified,
+                ref(rel),
                 f'Policy "{policy.name}" ({policy.command} TO {", ".join(policy.roles)}) has '
                 + " and ".join(f"{n} ({why})" for n, why in constant)
                 + f": every row passes{', so any signed-in user (or anon) can change any row' if writes else ''}. "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "policy-rls-disabled"
 
@@ -19,7 +19,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             RULE,
             Severity.ERROR,
-            rel.qualified,
+            ref(rel),
             f"The table has {len(rel.policies)} polic{'y' if len(rel.policies) == 1 else 'ies'} ({names}) but row "
             "level security is off, so PostgreSQL applies none of them.",
             f"ALTER TABLE {rel.qualified} ENABLE ROW LEVEL SECURITY;",

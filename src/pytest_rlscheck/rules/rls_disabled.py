@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "rls-disabled"
 
@@ -19,7 +19,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             RULE,
             Severity.ERROR,
-            rel.qualified,
+            ref(rel),
             f"Row level security is off, and anon/authenticated hold {', '.join(sorted(privileges))} on it: "
             "anyone with the project's anon key can use those on every row through the API.",
             f"ALTER TABLE {rel.qualified} ENABLE ROW LEVEL SECURITY;  -- then add policies"

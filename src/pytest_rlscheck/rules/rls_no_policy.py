@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "rls-no-policy"
 
@@ -18,7 +18,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             RULE,
             Severity.INFO,
-            rel.qualified,
+            ref(rel),
             "Row level security is on and there is no policy, so every request of anon/authenticated is refused "
             "or sees nothing. Fine for a backend-only table; otherwise the API is broken for it.",
             f"REVOKE ALL ON {rel.qualified} FROM anon, authenticated;  -- backend-only; or CREATE POLICY ... ON "

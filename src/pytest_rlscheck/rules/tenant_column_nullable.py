@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "tenant-column-nullable"
 
@@ -22,7 +22,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             RULE,
             Severity.WARN,
-            rel.qualified,
+            ref(rel),
             f"{column.name} is the tenant column and accepts NULL: a row without a tenant is either invisible to "
             "everyone or, with a policy written as `tenant IS NULL OR ...`, visible to every tenant.",
             f"UPDATE {rel.qualified} SET {column.name} = ... WHERE {column.name} IS NULL;  -- backfill, then\n"

@@ -15,11 +15,12 @@ import psycopg
 from psycopg import sql
 
 from ..catalog import Function, Relation
+from ..config import SweepConfig
 from ..errors import RlsAssertionError
-from ..findings import Finding, Severity
+from ..findings import Finding, ObjectRef, Severity
 from ..impersonation import Principal
 from ..isolation import ALL_OPS, TENANT_COLUMN_GUESSES, NothingToTest, TenantKey, assert_no_foreign_rows, isolation_outcomes
-from . import API_ROLES, Measurement, SweepContext, dynamic_rule, function_name
+from . import API_ROLES, Measurement, SweepContext, dynamic_rule, ref
 
 if TYPE_CHECKING:
     from ..protocol import RlsProtocol as Rls
@@ -69,7 +70,7 @@ PRINCIPALS_FIX = (
 )
 
 
-def not_verified(obj: str, status: str, table: str | None = None) -> list[Finding]:
+def not_verified(obj: ObjectRef, status: str, table: str | None = None) -> list[Finding]:
     """An info finding that says why isolation was not checked: a pass would claim too much."""
     if status == "no principals":
         return [Finding(RULE, Severity.INFO, obj, NO_PRINCIPALS, PRINCIPALS_FIX)]
@@ -98,9 +99,9 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
     # a table the API cannot reach through any policy has nothing to verify
     reachable = bool(ctx.api_privileges(rel)) and (bool(rel.policies) or not rel.rls_enabled)
     if users is None:
-        return not_verified(rel.qualified, "no principals") if reachable else [], "no principals"
+        return not_verified(ref(rel), "no principals") if reachable else [], "no principals"
     if key is None:
-        return not_verified(rel.qualified, "no tenant column") if reachable else [], "no tenant column"
+        return not_verified(ref(rel), "no tenant column") if reachable else [], "no tenant column"
     findings: list[Finding] = []
     checked = 0
     empty = 0
@@ -111,7 +112,7 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             empty += 1
             continue
         except (RlsAssertionError, psycopg.Error) as exc:
-            findings.append(Finding(RULE, Severity.WARN, rel.qualified, f"Isolation could not be checked: {exc}"))
+            findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Isolation could not be checked: {exc}"))
             continue
         checked += 1
         leaks = [o for o in outcomes if o.isolated is False]
@@ -121,7 +122,7 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                 Finding(
                     RULE,
                     Severity.WARN,
-                    rel.qualified,
+                    ref(rel),
                     f"Isolation of {user.sub} from {other.sub} not proven for "
                     + "; ".join(f"{o.op} ({o.detail})" for o in unproven),
                     "Seed rows the checks can use for both tenants"
@@ -134,7 +135,7 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                 Finding(
                     RULE,
                     Severity.ERROR,
-                    rel.qualified,
+                    ref(rel),
                     f"Acting as {user.sub}"
                     + ("" if key.per_user else f" (tenant {user.tenant})")
                     + f", {len(leaks)} operation(s) reached the rows of {other.sub} (tenant {theirs}, by "
@@ -157,7 +158,7 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             Finding(
                 RULE,
                 Severity.INFO,
-                rel.qualified,
+                ref(rel),
                 "Isolation not verified: the seed data has no rows of "
                 + " or ".join(str(u.sub if key.per_user else u.tenant) for u in users)
                 + f" (by {key.describe()}) to try it on.",
@@ -172,7 +173,7 @@ def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Pri
     if "SELECT" not in ctx.api_privileges(view):
         return [], "not readable by the API"
     quoted = view.ident.as_string(rls.connection)
-    return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, label=view.qualified)
+    return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, ref(view))
 
 
 def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal]) -> tuple[list[Finding], str]:
@@ -182,20 +183,19 @@ def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[P
     rel = next((r for r in ctx.catalog.relations if returned in (r.name, r.qualified)), None)
     key = ctx.tenant_key(rel) if rel is not None else None
     call = sql.SQL("{}()").format(sql.Identifier(fn.schema, fn.name)).as_string(rls.connection)
-    return _foreign_rows(rls, call, key, principals, label=function_name(fn))
+    return _foreign_rows(rls, call, key, principals, ref(fn))
 
 
 def _foreign_rows(
-    rls: Rls, relation: str, key: TenantKey | None, principals: list[Principal], label: str | None = None
+    rls: Rls, relation: str, key: TenantKey | None, principals: list[Principal], name: ObjectRef
 ) -> tuple[list[Finding], str]:
-    name = label or relation
     if not [p for p in principals if p.tenant]:
         return [], "no principals"  # the tables' items say so
     if key is None or not key.column:
         return [], "no tenant column"  # a view or function result without one: nothing to compare
     if key.per_user:
         return [], "per-user rows: reads not checked"  # other users' rows are often readable by design
-    leaks: list[tuple[str, str]] = []
+    leaks: list[tuple[str, RlsAssertionError]] = []
     errors: list[str] = []
     checked = 0
     for user in (p for p in principals if p.tenant):
@@ -205,21 +205,20 @@ def _foreign_rows(
         except NothingToTest:
             continue
         except RlsAssertionError as exc:
-            leaks.append((user.sub, str(exc)))
+            leaks.append((user.sub, exc))
         except psycopg.Error as exc:
             errors.append(f"as {user.sub}: {exc.sqlstate}: {exc.diag.message_primary}")
     if leaks:  # one finding for the relation, whoever it leaked to
-        first = leaks[0][1].split("\n")
-        return [Finding(RULE, Severity.ERROR, name, first[0] + (f" (and for {len(leaks) - 1} more user(s))" if len(leaks) > 1 else ""),
-                        "\n".join(first[1:]), details={"users": [u for u, _ in leaks]})], "LEAK"
+        first = leaks[0][1]
+        return [Finding(RULE, Severity.ERROR, name, first.headline + (f" (and for {len(leaks) - 1} more user(s))" if len(leaks) > 1 else ""),
+                        first.fix, details={"users": [u for u, _ in leaks]})], "LEAK"
     if errors:
         return [Finding(RULE, Severity.WARN, name, "Could not be checked: " + "; ".join(errors))], "not proven"
     return [], "verified" if checked else "no data"
 
 
-def principals_from(config: dict[str, Any]) -> list[Principal]:
+def principals_from(config: SweepConfig) -> list[Principal]:
     return [
-        Principal(str(p["sub"]), None if p.get("tenant") is None else str(p["tenant"]), p.get("role", "authenticated"),
-                  p.get("claims"), p.get("email"))
-        for p in (config.get("principals") or {}).values()
+        Principal(p.sub, None if p.tenant is None else str(p.tenant), p.role or "authenticated", p.claims_dict(), p.email)
+        for p in config.principals.values()
     ]

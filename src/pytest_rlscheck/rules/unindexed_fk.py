@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ..catalog import Relation
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "unindexed-fk"
 
@@ -30,7 +30,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 RULE,
                 Severity.INFO,
-                rel.qualified,
+                ref(rel),
                 f"Foreign key {fk.name} ({cols}) → {fk.references} has no index leading with its columns: deleting "
                 f"or updating a {fk.references} row scans all of {rel.qualified}, and joins on it cannot use an index.",
                 f"CREATE INDEX CONCURRENTLY ON {rel.qualified} ({cols});",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..catalog import Relation
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "unindexed-policy-column"
 
@@ -37,7 +37,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 RULE,
                 Severity.WARN,
-                rel.qualified,
+                ref(rel),
                 f"The policies compare {column} with the user or their tenants, and no index leads with "
                 f"{column}: every query through the API reads the whole table to apply them.",
                 f"CREATE INDEX CONCURRENTLY ON {rel.qualified} ({column});",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "user-metadata-in-policy"
 
@@ -18,7 +18,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             yield Finding(
                 RULE,
                 Severity.ERROR,
-                rel.qualified,
+                ref(rel),
                 f'Policy "{policy.name}" reads user_metadata, which every user can change for themselves '
                 "(supabase.auth.updateUser): a policy based on it lets users grant themselves access.",
                 "Use app_metadata (only the service role can write it) or a membership table: "

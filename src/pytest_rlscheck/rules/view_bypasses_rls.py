@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, rule
+from . import SweepContext, ref, rule
 
 RULE = "view-bypasses-rls"
 
@@ -22,7 +22,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         yield Finding(
             RULE,
             Severity.ERROR,
-            view.qualified,
+            ref(view),
             f"The {'materialized view stores rows of' if materialized else 'view reads'} {', '.join(protected)} "
             f"(RLS on) {'read' if materialized else ''} with the rights of its owner {view.owner}, who bypasses RLS, "
             "and anon/authenticated may select from it: the policies of those tables do not apply through it.",
