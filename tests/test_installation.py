@@ -313,7 +313,7 @@ def test_the_major_version_asked_for_wins_over_stand_ins_the_shim_would_need(tmp
 
 
 def test_a_supabase_only_extension_is_not_sent_to_apt() -> None:
-    from pytest_rlscheck.extensions import install_hint
+    from pytest_rlscheck.install_hints import install_hint
 
-    hint = install_hint("wrappers", find_pg_binaries(None))
+    hint = install_hint("wrappers", find_pg_binaries(None).major)
     assert "Supabase's own PostgreSQL image" in hint and "apt-get" not in hint

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import write_project
 
-from pytest_rlscheck import migrations
+from pytest_rlscheck import install_hints
 
 from pytest_rlscheck.errors import Location, MigrationError
 
@@ -161,7 +161,9 @@ def test_missing_extension_names_it_and_the_server(run_sql, scratch_db) -> None:
         or f"postgresql-15-{package} is not in this system's package lists: it comes from the PostgreSQL Apt "
         "repository" in report
     )
-    apt_says_missing = migrations._apt_knows("postgresql-15") and migrations._apt_knows(f"postgresql-15-{package}") is False
+    apt_says_missing = (
+        install_hints._apt_knows("postgresql-15") and install_hints._apt_knows(f"postgresql-15-{package}") is False
+    )
     assert ("apt-get install" in report) == (not apt_says_missing)
 
 
@@ -171,7 +173,9 @@ def test_missing_extension_names_it_and_the_server(run_sql, scratch_db) -> None:
 )
 def test_the_extension_hint_follows_what_apt_knows(run_sql, monkeypatch, server_known, known, missing) -> None:
     """apt's word counts only when it knows the server's own package (its lists may be empty)."""
-    monkeypatch.setattr(migrations, "_apt_knows", lambda package: server_known if package == "postgresql-15" else known)
+    monkeypatch.setattr(
+        install_hints, "_apt_knows", lambda package: server_known if package == "postgresql-15" else known
+    )
     with pytest.raises(MigrationError) as info:
         run_sql({"001.sql": "create extension pg_cron;"}, server="PostgreSQL 15.1 at /usr/lib/postgresql/15/bin")
     report = info.value.render()

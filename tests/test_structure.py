@@ -64,7 +64,9 @@ def test_rls_implements_the_public_protocol(rls) -> None:
     assert len(members) > 15 and all(hasattr(rls, n) for n in members)
 
 
-PROBE_ENGINE = {"isolation", "client", "assertions", "attribution", "fuzz", "session", "scratch"}
+PROBE_ENGINE = {
+    "isolation", "client", "assertions", "attribution", "fuzz", "session", "scratch", "template", "databases", "handover",
+}
 
 
 def test_static_rules_do_not_import_the_probe_engine() -> None:

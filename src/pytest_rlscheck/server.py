@@ -124,11 +124,6 @@ class Server:
     def admin(self) -> psycopg.Connection[Any]:
         return self.connect(self.maintenance_db)
 
-    def merged_options(self, options: str) -> str:
-        """libpq ``options`` with ours after any the DSN already carries."""
-        existing = self._base.get("options")
-        return f"{existing} {options}" if existing else options
-
     def stop(self) -> None:
         raise NotImplementedError
 

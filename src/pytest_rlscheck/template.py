@@ -1,0 +1,248 @@
+"""The template database, built once per run: the server for the sources (the one that has
+the extensions they create, with the stand-ins it lacks), and on it the Supabase shim, the
+migrations and the seed.
+
+On an existing server (--rlscheck-dsn) the roles and memberships the build adds outlive
+the template database: they are remembered here and removed at the end of the run
+(:mod:`.cluster`). The databases cloned from the template are :mod:`.databases`' job; an
+xdist worker gets a template built by the controller (:mod:`.handover`).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from typing import Any, Protocol
+
+import psycopg
+
+from .binaries import all_pg_binaries, find_pg_binaries
+from .cluster import ClusterState, RunLocks, clean_up, mark, snapshot
+from .config import Settings
+from .databases import Database
+from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
+from .extensions import (
+    MISSING_EXTENSION,
+    PART_EXTENSIONS,
+    PREINSTALLED,
+    ExtensionPlan,
+    choose_server,
+    implied_extensions,
+    platform_extensions_sql,
+    requested_extensions,
+)
+from .migrations import SqlFile, apply_files, load_files
+from .reaper import Reaper
+from .server import ExternalServer, Server, start_server
+from .supabase import created_objects, needed_parts, shim_failure_hint, shim_sql
+
+__all__ = ["SUPABASE_SEARCH_PATH", "TemplateBuild", "TemplateSource", "connection_options"]
+
+SUPABASE_SEARCH_PATH = '"$user", public, extensions'
+
+
+def connection_options(parts: Iterable[str]) -> str:
+    """libpq ``options`` for every connection to the template and its clones: the
+    search_path Supabase gives its roles, when the shim's core part is in."""
+    return f"-c search_path={SUPABASE_SEARCH_PATH.replace(' ', '')}" if "core" in parts else ""
+
+
+class TemplateSource(Protocol):
+    """Where a session's server and template come from: built here (:class:`TemplateBuild`),
+    or handed over by the xdist controller (:class:`.handover.HandedOver`)."""
+
+    parts: tuple[str, ...]  # the shim's parts in the template (known once it is built)
+
+    @property
+    def planned(self) -> ExtensionPlan | None:
+        """The server chosen and its stand-ins, if chosen here already."""
+
+    def start_server(self) -> Server: ...
+
+    def build(self, server: Callable[[], Server], create: Callable[[], str]) -> str:
+        """The template's name; ``create`` makes the empty database (its name)."""
+
+    def header_lines(self) -> list[str]: ...
+
+    def stand_in_lines(self) -> list[str]: ...
+
+    def clean_up(self, server: ExternalServer) -> None:
+        """At the end of the run: remove what the build added to the cluster."""
+
+
+class TemplateBuild:
+    """The server and template of the run, built in this process."""
+
+    def __init__(self, settings: Settings, reaper: Reaper) -> None:
+        self.settings = settings
+        self._reaper = reaper
+        self._files: list[SqlFile] | None = None
+        self._plan: ExtensionPlan | None = None
+        self.parts: tuple[str, ...] = ()
+        self._locks: RunLocks | None = None  # on a DSN server: the run's advisory locks
+        self._created: ClusterState | None = None  # roles and memberships the build added there
+        self._unmarked: list[str] = []
+
+    # -- the server ---------------------------------------------------------------------
+
+    def sources(self) -> list[SqlFile]:
+        """The migration and seed files, read once."""
+        if self._files is None:
+            root = self.settings.rootdir
+            self._files = load_files(self.settings.migrations, "migration", root) + load_files(
+                self.settings.seed, "seed", root
+            )
+        return self._files
+
+    def plan(self) -> ExtensionPlan:
+        """The server for these sources (the one that has the extensions they create), and
+        the stand-ins it needs. Reads the files and looks at the installed servers; starts
+        nothing."""
+        if self._plan is None:
+            files = self.sources()
+            parts = needed_parts((f.text for f in files), self.settings.supabase)
+            requested = requested_extensions((f.display, f.text) for f in files)
+            wanted = list(requested)
+            if "core" in parts:
+                wanted += [*PREINSTALLED, *implied_extensions((f.text for f in files), requested)]
+                wanted += [PART_EXTENSIONS[part] for part in parts if part in PART_EXTENSIONS]
+            if self.settings.dsn:
+                self._plan = ExtensionPlan(binaries=None, requested=requested, wanted=tuple(wanted))
+            else:
+                # the usual first choice, when it has everything (no need to ask every server)
+                first = find_pg_binaries(self.settings.pg_bin, major=self.settings.pg_major)
+                have = first.extensions()
+                complete = all(name in have for name in wanted) and (
+                    self.settings.pg_major is None or first.major == self.settings.pg_major
+                )
+                candidates = [first] if complete or self.settings.pg_bin else all_pg_binaries()[0]
+                self._plan = choose_server(
+                    wanted,
+                    candidates,
+                    requested=requested,
+                    use_stand_ins=self.settings.stand_ins,
+                    major=self.settings.pg_major,
+                )
+        return self._plan
+
+    @property
+    def planned(self) -> ExtensionPlan | None:
+        return self._plan
+
+    def start_server(self) -> Server:
+        return start_server(
+            self.settings.dsn, self.plan(), self._reaper, self.settings.server_settings, self.settings.pg_major
+        )
+
+    def header_lines(self) -> list[str]:
+        """For the report header: the server chosen and why, the stand-ins it gets. Never
+        raises (a broken file is reported where the build fails)."""
+        try:
+            return self.plan().header_lines()
+        except RlscheckError:
+            return []
+
+    def stand_in_lines(self) -> list[str]:
+        """The stand-ins in use, one line each ("simulated: pg_net — ...")."""
+        plan = self._plan
+        return [f"simulated: {s.describe()}" for s in plan.stood_in] if plan else []
+
+    # -- the template -------------------------------------------------------------------
+
+    def build(self, server: Callable[[], Server], create: Callable[[], str]) -> str:
+        """Read the sources, choose and start the server (in that order: a broken file
+        starts nothing), create the template database and apply the shim, the migrations
+        and the seed to it."""
+        files = self.sources()
+        self.parts = needed_parts((f.text for f in files), self.settings.supabase)
+        owned = created_objects(f.text for f in files)  # a dump's own schemas: the shim leaves them be
+        shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p, owned), "shim") for p in self.parts]
+        plan = self.plan()
+        if "core" in self.parts:
+            platform = platform_extensions_sql(plan, (f.text for f in files))
+            if platform:
+                shim.insert(1, SqlFile("<rlscheck supabase shim: platform extensions>", platform, "shim"))
+        started = server()
+        if isinstance(started, ExternalServer):  # roles the build creates outlive it there
+            self._locks = RunLocks(started.conninfo(started.maintenance_db))
+        with self._locks.building() if self._locks else nullcontext():
+            before = self._cluster_state(started)
+            if before is not None:  # a kill during the build: the reaper works out what it added
+                self._reaper.track_cluster(started.conninfo(started.maintenance_db), before=before)
+            try:
+                name = create()
+                with Database(started, name, connection_options(self.parts)).connect() as conn:
+                    notes = self._apply(conn, started, shim, files)
+                    conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
+            except ServerLost as exc:
+                raise ServerLost(f"{exc}\n  {started.lost_report()}", location=exc.location) from None
+            finally:
+                if before is not None:  # also after a failed migration: earlier files committed
+                    try:
+                        self._remember_cluster_changes(started, before)
+                    except psycopg.Error:  # the server is gone: the error that says so goes on
+                        pass
+        for note in notes:
+            warnings.warn(RlscheckWarning(note), stacklevel=1)
+        return name
+
+    def _apply(
+        self, conn: psycopg.Connection[Any], server: Server, shim: list[SqlFile], files: list[SqlFile]
+    ) -> tuple[str, ...]:
+        if shim:
+            try:
+                apply_files(conn, shim, server=server.description)
+            except MigrationError as exc:
+                raise MigrationError(
+                    f"{exc}\n  rlscheck: installing the Supabase shim failed on {server.description}. "
+                    + shim_failure_hint(exc, server.user),
+                    location=exc.location,
+                    sqlstate=exc.sqlstate,
+                ) from None
+        try:
+            return apply_files(conn, files, server=server.description).notes
+        except MigrationError as exc:
+            plan = self.plan()
+            first = str(exc).split("\n", 1)[0]
+            found = MISSING_EXTENSION.search(first)
+            name = (found.group(1) or found.group(2)) if found else None
+            name = name or next((n for n in plan.missing if n in first), None)  # pg_cron's own words
+            if name and name in plan.missing and plan.looked_at:
+                raise MigrationError(
+                    f"{exc}\n{plan.missing_report(name)}", location=exc.location, sqlstate=exc.sqlstate
+                ) from None
+            raise
+
+    # -- what the build added to an existing server's cluster ---------------------------
+
+    def _cluster_state(self, server: Server) -> ClusterState | None:
+        if self._locks is None:
+            return None
+        with server.admin() as conn:
+            return snapshot(conn)
+
+    def _remember_cluster_changes(self, server: Server, before: ClusterState) -> None:
+        with server.admin() as conn:
+            created = snapshot(conn).added_since(before)
+            unmarked = mark(conn, sorted(created.roles))
+        self._created, self._unmarked = created, unmarked
+        self._reaper.track_cluster(server.conninfo(server.maintenance_db), created=created, unmarked=unmarked)
+
+    def clean_up(self, server: ExternalServer) -> None:
+        """Drop the roles and memberships the build added (when no other run is active)."""
+        locks, self._locks = self._locks, None
+        if locks is not None:
+            locks.close()  # our run lock goes first: the clean-up counts the runs still holding one
+        created, self._created = self._created, None
+        if created is None:
+            return
+        try:
+            notes = clean_up(server.conninfo(server.maintenance_db), created, own_roles=self._unmarked)
+        except psycopg.Error as exc:
+            notes = [f"the clean-up failed: {str(exc).strip()}"]
+        else:
+            self._reaper.forget_cluster()
+        for note in notes:
+            sys.stderr.write(f"rlscheck: on {server.description}: {note}\n")
