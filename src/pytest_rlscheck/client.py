@@ -25,19 +25,13 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from . import assertions
+from . import assertions, auth_users, transaction
 from .catalog import Relation, resolve_relation
 from .config import SweepConfig
 from .errors import RlsAssertionError, RlscheckUsageError
-from .explain import (
-    EXPLAIN_SQL,
-    FUNCTION_CALLS_SQL,
-    TRACK_FUNCTIONS_SQL,
-    function_pattern,
-)
+from .explain import function_pattern, run_explain
 from .impersonation import (
     OWNER,
-    USER_LOOKUP_SQL,
     Identity,
     IdentityStack,
     Principal,
@@ -48,32 +42,12 @@ from .impersonation import (
 )
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
-from .scratch import OWNER_SQL, bind, identity_sql, rolled_back, settings_sql
 from .session import Database
 
 __all__ = ["Rls"]
 
 Query = str | sql.Composable
 Params = Sequence[Any] | Mapping[str, Any] | None
-
-#: The savepoint marks the test's own transaction: when the test ends in an aborted
-#: transaction, rolling back to it tells whether that is still the one the fixture began.
-TEST_SAVEPOINT = "rlscheck_test"
-BEGIN_SQL = f"BEGIN; SAVEPOINT {TEST_SAVEPOINT}; SELECT now()"
-#: What a rollback does not undo, undone after it (DISCARD ALL but the settings the
-#: connection was opened with, and without the transaction block DISCARD ALL refuses):
-#: session advisory locks, prepared statements, sequence state, temp tables, cached plans.
-SESSION_RESET_SQL = (
-    "SELECT pg_catalog.pg_advisory_unlock_all(); DEALLOCATE ALL; DISCARD SEQUENCES; DISCARD TEMP; DISCARD PLANS"
-)
-END_SQL = "SELECT now(); ROLLBACK; " + SESSION_RESET_SQL
-AUTH_USERS_EXISTS_SQL = "select to_regclass('auth.users') is not null"
-CREATE_USER_SQL = (
-    "insert into auth.users (id, aud, role, email, raw_user_meta_data, raw_app_meta_data, created_at, updated_at)"
-    " values (%(id)s, 'authenticated', 'authenticated', %(email)s, %(user)s::jsonb, %(app)s::jsonb, now(), now())"
-    " returning id"
-)
-
 
 class Rls:
     """Acts on the migrated database as the test's owner, or as a user, anon or service_role."""
@@ -108,33 +82,12 @@ class Rls:
 
     def _begin(self) -> None:
         if self.transactional:
-            cur = self.connection.execute(BEGIN_SQL)
-            cur.nextset()
-            cur.nextset()
-            row = cur.fetchone()
-            self._started = row[0] if row else None
+            self._started = transaction.begin(self.connection)
 
     def _end(self) -> bool:
         """Roll the test back. Returns False when the test committed its own transaction."""
         self._identities.forget()
-        if not self.transactional:
-            return True
-        conn = self.connection
-        if conn.closed or conn.broken:
-            return True  # the server rolled the transaction back with the connection
-        status = conn.info.transaction_status
-        if status == TransactionStatus.INTRANS:
-            row = conn.execute(END_SQL).fetchone()
-            return row is not None and row[0] == self._started
-        if status == TransactionStatus.INERROR:
-            try:  # fails when the test committed and this is a transaction it began itself
-                conn.execute(f"ROLLBACK TO SAVEPOINT {TEST_SAVEPOINT}")
-                ours = True
-            except psycopg.errors.InvalidSavepointSpecification:
-                ours = False
-            conn.execute("ROLLBACK; " + SESSION_RESET_SQL)
-            return ours
-        return False  # IDLE: the test ran COMMIT (or ROLLBACK) itself
+        return transaction.end(self.connection, self._started) if self.transactional else True
 
     # -- queries --------------------------------------------------------------------
 
@@ -285,14 +238,11 @@ class Rls:
             with self.as_owner():
                 return self._lookup_user(user_id)
         if self._has_auth_users is None:
-            self._has_auth_users = self.connection.execute(AUTH_USERS_EXISTS_SQL).fetchone() == (True,)
+            self._has_auth_users = auth_users.exists(self.connection)
         if not self._has_auth_users:
             return None
         with self.safely():  # a migration may have changed auth.users
-            row = self.connection.execute(USER_LOOKUP_SQL, {"id": user_id}).fetchone()
-        if row is None:
-            return None
-        return {"email": row[0], "app_metadata": row[1], "user_metadata": row[2]}
+            return auth_users.lookup(self.connection, user_id)
 
     def create_user(
         self,
@@ -302,20 +252,9 @@ class Rls:
         app_metadata: Mapping[str, Any] | None = None,
     ) -> uuid.UUID:
         """Insert a user into ``auth.users`` (as Supabase Auth would on sign-up); return its id."""
-        user_id = uuid.uuid4()
         self._identities_seen.clear()
-        with self.as_owner():
-            row = self.fetchone(
-                CREATE_USER_SQL,
-                {
-                    "id": user_id,
-                    "email": email or f"user-{user_id.hex[:12]}@rlscheck.test",
-                    "user": json.dumps(dict(user_metadata or {})),
-                    "app": json.dumps(dict(app_metadata or {"provider": "email", "providers": ["email"]})),
-                },
-            )
-        assert row is not None
-        return row[0]
+        with self.as_owner(), self.safely():
+            return auth_users.create(self.connection, email, user_metadata=user_metadata, app_metadata=app_metadata)
 
     # -- principals and catalog -------------------------------------------------------
 
@@ -394,34 +333,10 @@ class Rls:
         identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone.
         ``count_calls``: also count calls with track_functions (``Plan.exact_calls``)."""
         identity = self.identity_for(as_user) or self.identity
-        conn = self.connection
-        statements = [OWNER_SQL]  # track_functions needs the connection's own rights
-        counting = count_calls and conn.info.parameter_status("is_superuser") == "on"
-        if counting:
-            statements += [TRACK_FUNCTIONS_SQL, FUNCTION_CALLS_SQL]
-        statements += settings_sql(conn, settings or {})
-        if identity is not None and identity is not OWNER:
-            statements.append(identity_sql(conn, identity, self.settings_in_effect()))
-        explain_at = len(statements)
-        statements.append(bind(conn, sql.SQL(EXPLAIN_SQL) + (sql.SQL(query) if isinstance(query, str) else query), params))
-        if counting:
-            statements.append(FUNCTION_CALLS_SQL)
-        results = rolled_back(conn, statements, checked=False)  # the user's SQL may not parse
-        document = results[explain_at].rows[0][0]  # type: ignore[index]
-        if isinstance(document, str):
-            document = json.loads(document)
-        calls: dict[str, int] = {}
-        if counting:
-            before = dict(results[2].rows or [])
-            after = dict(results[-1].rows or [])
-            calls = {name: int(n) - int(before.get(name, 0)) for name, n in after.items() if n != before.get(name, 0)}
-        label = (identity or self.identity or Identity("", {}, "")).label
-        return Plan(
-            document,
-            statement=query if isinstance(query, str) else query.as_string(self.connection),
-            patterns=self.function_pattern,
-            exact_calls=calls if counting else None,
-            identity=label,
+        return run_explain(
+            self.connection, query, params, identity=identity, in_effect=self.settings_in_effect(),
+            settings=settings, count_calls=count_calls, patterns=self.function_pattern,
+            label=(identity or self.identity or Identity("", {}, "")).label,
         )
 
     def register_function_pattern(self, pattern: FunctionPattern) -> None:

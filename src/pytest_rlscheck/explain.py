@@ -1,20 +1,23 @@
 """What EXPLAIN ANALYZE needs besides the statement: the SQL that counts function calls
 exactly (``pg_stat_xact_user_functions`` with ``track_functions``), and the patterns that
-recognise a function in plan text once the planner has inlined it. ``Rls.explain`` runs
-them, rolled back, in one round trip."""
+recognise a function in plan text once the planner has inlined it; and :func:`run_explain`,
+which runs them with the statement, rolled back, in one round trip (``Rls.explain``)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from .plans import FunctionPattern
+from .impersonation import OWNER, Identity
+from .plans import FunctionPattern, Plan
+from .scratch import OWNER_SQL, bind, identity_sql, rolled_back, settings_sql
 
-__all__ = ["EXPLAIN_SQL", "FUNCTION_CALLS_SQL", "TRACK_FUNCTIONS_SQL", "function_pattern"]
+__all__ = ["EXPLAIN_SQL", "FUNCTION_CALLS_SQL", "TRACK_FUNCTIONS_SQL", "function_pattern", "run_explain"]
 
 EXPLAIN_SQL = "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) "
 TRACK_FUNCTIONS_SQL = "select set_config('track_functions', 'all', true)"
@@ -94,3 +97,47 @@ def _balanced(text: str) -> bool:
             if depth < 0:
                 return False
     return depth == 0
+
+
+def run_explain(
+    conn: psycopg.Connection[Any],
+    query: str | sql.Composable,
+    params: Any,
+    *,
+    identity: Identity | None,
+    in_effect: set[str],
+    settings: Mapping[str, str] | None,
+    count_calls: bool,
+    patterns: Callable[[str], FunctionPattern],
+    label: str,
+) -> Plan:
+    """``EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON)`` of ``query`` as ``identity`` (None or
+    OWNER: the connection's own role), with planner ``settings``, in a savepoint rolled
+    back; with ``count_calls`` (and a superuser connection) calls are counted exactly too."""
+    statements = [OWNER_SQL]  # track_functions needs the connection's own rights
+    counting = count_calls and conn.info.parameter_status("is_superuser") == "on"
+    if counting:
+        statements += [TRACK_FUNCTIONS_SQL, FUNCTION_CALLS_SQL]
+    statements += settings_sql(conn, settings or {})
+    if identity is not None and identity is not OWNER:
+        statements.append(identity_sql(conn, identity, in_effect))
+    explain_at = len(statements)
+    statements.append(bind(conn, sql.SQL(EXPLAIN_SQL) + (sql.SQL(query) if isinstance(query, str) else query), params))
+    if counting:
+        statements.append(FUNCTION_CALLS_SQL)
+    results = rolled_back(conn, statements, checked=False)  # the user's SQL may not parse
+    document = results[explain_at].rows[0][0]  # type: ignore[index]
+    if isinstance(document, str):
+        document = json.loads(document)
+    calls: dict[str, int] = {}
+    if counting:
+        before = dict(results[2].rows or [])
+        after = dict(results[-1].rows or [])
+        calls = {name: int(n) - int(before.get(name, 0)) for name, n in after.items() if n != before.get(name, 0)}
+    return Plan(
+        document,
+        statement=query if isinstance(query, str) else query.as_string(conn),
+        patterns=patterns,
+        exact_calls=calls if counting else None,
+        identity=label,
+    )

@@ -42,9 +42,6 @@ POP_SQL = (
     "select set_config(s.name, coalesce(s.value, ''), %(local)s)"
     " from unnest(%(names)s::text[], %(values)s::text[]) as s(name, value)"
 )
-USER_LOOKUP_SQL = (
-    "select email, raw_app_meta_data, raw_user_meta_data from auth.users where id = %(id)s"
-)
 
 
 @dataclass(frozen=True)
