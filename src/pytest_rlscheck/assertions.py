@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from .catalog import Constraint, Relation
+from .catalog import Constraint, Relation, quote
 from .errors import RlsAssertionError
 from .impersonation import OWNER
 from .isolation import TENANT_COLUMN_GUESSES, assert_isolated, assert_no_foreign_rows
@@ -60,14 +60,14 @@ def assert_rls_enabled(rls: Rls, table: str, *, forced: bool | None = None) -> N
     if not rel.rls_enabled:
         raise RlsAssertionError(
             f"{rel.qualified}: row level security is off, so every role with a grant on it reads and writes "
-            f"every row ({_grants_note(rls, rel)}).\nFix: ALTER TABLE {rel.qualified} ENABLE ROW LEVEL SECURITY;"
+            f"every row ({_grants_note(rls, rel)}).\nFix: ALTER TABLE {rel.shown} ENABLE ROW LEVEL SECURITY;"
         )
     if forced is not None and rel.rls_forced != forced:
         state = "forced" if rel.rls_forced else "not forced"
         fix = "FORCE" if forced else "NO FORCE"
         raise RlsAssertionError(
             f"{rel.qualified}: row level security is on but {state} (expected forced={forced}); when not forced, "
-            f"the owner ({rel.owner}) bypasses the policies.\nFix: ALTER TABLE {rel.qualified} {fix} ROW LEVEL SECURITY;"
+            f"the owner ({rel.owner}) bypasses the policies.\nFix: ALTER TABLE {rel.shown} {fix} ROW LEVEL SECURITY;"
         )
 
 
@@ -115,7 +115,7 @@ def assert_policies(
                 "policies apply to roles outside " + ", ".join(sorted(allowed)) + ": "
                 + "; ".join(f'"{p.name}" TO {", ".join(p.roles)}' for p in wide)
             )
-            fixes += [f'ALTER POLICY "{p.name}" ON {rel.qualified} TO {", ".join(sorted(allowed))};' for p in wide]
+            fixes += [f'ALTER POLICY {quote(p.name)} ON {rel.shown} TO {", ".join(sorted(allowed))};' for p in wide]
     if permissive is not None:
         odd = [p for p in policies if p.permissive != permissive]
         if odd:
@@ -134,7 +134,7 @@ def _policy_template(rel: Relation, command: str) -> str:
     clause = {"SELECT": "USING", "DELETE": "USING", "INSERT": "WITH CHECK", "UPDATE": "USING (…) WITH CHECK"}[command]
     column = next((c for c in TENANT_COLUMN_GUESSES if rel.column(c)), "tenant_id")
     return (
-        f"CREATE POLICY {rel.name}_{command.lower()} ON {rel.qualified} FOR {command} TO authenticated "
+        f"CREATE POLICY {quote(f'{rel.name}_{command.lower()}')} ON {rel.shown} FOR {command} TO authenticated "
         f"{clause} ({column} IN (SELECT m.{column} FROM memberships m WHERE m.user_id = (SELECT auth.uid())));"
     )
 

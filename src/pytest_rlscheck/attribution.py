@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .catalog import Catalog, Policy, Relation
+from .catalog import Catalog, Policy, Relation, quote
 from .plans import CallSite, Plan
 from .policy_model import unwrapped_spans
 
@@ -92,4 +92,4 @@ def wrap_fix(rel: Relation, policy: Policy, function: str) -> str:
         return "".join(out) + text[last:]
 
     clauses = [f"{label} ({wrap(text)})" for label, text, _ in policy.clauses()]
-    return f'ALTER POLICY "{policy.name}" ON {rel.qualified} {" ".join(clauses)};'
+    return f'ALTER POLICY {quote(policy.name)} ON {rel.shown} {" ".join(clauses)};'

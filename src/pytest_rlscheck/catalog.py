@@ -16,6 +16,7 @@ from psycopg import sql
 from .policy_model import ExprFacts, FunctionFacts
 
 __all__ = [
+    "quote",
     "Catalog",
     "Dependency",
     "Column",
@@ -26,6 +27,11 @@ __all__ = [
     "Relation",
     "resolve_relation",
 ]
+
+def quote(*parts: str) -> str:
+    """An identifier as SQL shown to people writes it (a fix to run): quoted by psycopg."""
+    return sql.Identifier(*parts).as_string(None)
+
 
 @dataclass(frozen=True)
 class Column:
@@ -135,6 +141,11 @@ class Relation:
         return sql.Identifier(self.schema, self.name)
 
     @property
+    def shown(self) -> str:
+        """``"schema"."name"``, for the SQL of a fix."""
+        return quote(self.schema, self.name)
+
+    @property
     def is_view(self) -> bool:
         return self.kind in ("v", "m")
 
@@ -192,6 +203,11 @@ class Function:
     @property
     def signature(self) -> str:
         return f"{self.qualified}({self.arguments})"
+
+    @property
+    def shown(self) -> str:
+        """``"schema"."name"(arguments)``, for the SQL of a fix."""
+        return f"{quote(self.schema, self.name)}({self.arguments})"
 
 
 @dataclass(frozen=True)

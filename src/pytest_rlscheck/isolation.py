@@ -475,7 +475,7 @@ def _leak_cause(rls: Rls, rel: Relation | None, relation: str) -> str:
     if rel is not None and rel.is_view and not rel.security_invoker and rel.owner_bypasses_rls:
         return (
             f"Cause: {rel.qualified} is a view that runs with its owner's rights ({rel.owner}, who bypasses RLS), so "
-            f"the policies of the tables under it do not apply.\nFix: ALTER VIEW {rel.qualified} SET "
+            f"the policies of the tables under it do not apply.\nFix: ALTER VIEW {rel.shown} SET "
             "(security_invoker = true);  -- PostgreSQL 15+"
         )
     if rel is None:

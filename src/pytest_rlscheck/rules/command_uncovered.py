@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..catalog import quote
 from ..findings import Finding, Severity
 from . import API_ROLES, COMMANDS, SweepContext, policies_for, ref, rule
 
@@ -31,7 +32,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 ref(rel),
                 f"{command} is not covered by any policy although {reason}: every {command} through the API is "
                 "refused (or affects no row). Either a policy is missing or the grant is too wide.",
-                f"CREATE POLICY {rel.name}_{command.lower()} ON {rel.qualified} FOR {command} TO authenticated ...;"
-                f"  -- or: REVOKE {command} ON {rel.qualified} FROM anon, authenticated;",
+                f"CREATE POLICY {quote(f'{rel.name}_{command.lower()}')} ON {rel.shown} FOR {command} TO authenticated ...;"
+                f"  -- or: REVOKE {command} ON {rel.shown} FROM anon, authenticated;",
                 details={"command": command},
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..catalog import quote
 from ..findings import Finding, Severity
 from . import CONSTRAINT_ADMITS_NULL, CONSTRAINT_RAISES, Measurement, SweepContext, dynamic_rule
 
@@ -53,7 +54,7 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
                 check.object,
                 f"{column} is nullable and SQL NULL passes {null.name} ({null.definition}): a CHECK that "
                 "evaluates to NULL passes, so a row without the value gets in.",
-                f"ALTER TABLE {rel.qualified} ALTER COLUMN {column} SET NOT NULL;  -- or CHECK ({column} IS NOT NULL AND ...)",
+                f"ALTER TABLE {rel.shown} ALTER COLUMN {quote(column)} SET NOT NULL;  -- or CHECK ({quote(column)} IS NOT NULL AND ...)",
                 details={"constraint": null.name},
             )
         )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from ..catalog import Function
 from ..findings import Finding, Severity
-from . import API_ROLES, SweepContext, function_name, ref, rule
+from . import API_ROLES, SweepContext, ref, rule
 from .unindexed_policy_column import policy_columns
 
 RULE = "definer-exposed"
@@ -122,7 +122,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             f"{fn.qualified} runs with the rights of {fn.owner} (bypassing RLS: {fn.owner_bypasses_rls}) and "
             f"{', '.join(callers)} may execute it; in an exposed schema it is an RPC endpoint.{extra}",
             f"Move it to a schema the API does not expose (e.g. private), or REVOKE EXECUTE ON FUNCTION "
-            f"{function_name(fn)} FROM public, anon, authenticated;"
+            f"{fn.shown} FROM public, anon, authenticated;"
             + (" and derive the user from (select auth.uid()) inside it instead of a parameter." if identity else ""),
             details={"identity_parameters": identity, "reads_caller": guarded},
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
-from . import SweepContext, function_name, ref, rule
+from . import SweepContext, ref, rule
 
 RULE = "definer-search-path"
 
@@ -21,5 +21,5 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(fn),
             f"{fn.qualified} runs with the rights of {fn.owner} and resolves names through the caller's "
             "search_path: a caller who can create objects in a schema on that path can make it run their code.",
-            f"ALTER FUNCTION {function_name(fn)} SET search_path = '';  -- and schema-qualify the names in its body",
+            f"ALTER FUNCTION {fn.shown} SET search_path = '';  -- and schema-qualify the names in its body",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..catalog import quote
 from ..findings import Finding, Severity
 from . import API_ROLES, SweepContext, policies_for, ref, rule
 
@@ -24,7 +25,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                     f"{role} may insert rows but no policy lets it read them, so INSERT ... RETURNING — what "
                     "supabase-js .insert().select() and PostgREST's return=representation send — fails with "
                     "a row-level security error.",
-                    f"CREATE POLICY {rel.name}_select ON {rel.qualified} FOR SELECT TO {role} USING (...);",
+                    f"CREATE POLICY {quote(f'{rel.name}_select')} ON {rel.shown} FOR SELECT TO {role} USING (...);",
                     details={"role": role},
                 )
                 break

@@ -22,5 +22,5 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             "The table has no primary key: PostgREST cannot address single rows for update/delete with "
             "certainty, logical replication (Realtime) cannot send its updates and deletes, and duplicates go "
             "unnoticed.",
-            f"ALTER TABLE {rel.qualified} ADD PRIMARY KEY (...);",
+            f"ALTER TABLE {rel.shown} ADD PRIMARY KEY (...);",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..catalog import quote
 from ..findings import Finding, Severity
 from ..policy_model import ExprFacts
 from . import API_ROLES, SweepContext, ref, rule
@@ -42,6 +43,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 + " and ".join(f"{n} ({why})" for n, why in constant)
                 + f": every row passes{', so any signed-in user (or anon) can change any row' if writes else ''}. "
                 "Intended only for data that is public by design.",
-                f'ALTER POLICY "{policy.name}" ON {rel.qualified} USING (<tenant condition>);',
+                f"ALTER POLICY {quote(policy.name)} ON {rel.shown} USING (<tenant condition>);",
                 details={"policy": policy.name},
             )

@@ -22,5 +22,5 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(rel),
             f"The table has {len(rel.policies)} polic{'y' if len(rel.policies) == 1 else 'ies'} ({names}) but row "
             "level security is off, so PostgreSQL applies none of them.",
-            f"ALTER TABLE {rel.qualified} ENABLE ROW LEVEL SECURITY;",
+            f"ALTER TABLE {rel.shown} ENABLE ROW LEVEL SECURITY;",
         )

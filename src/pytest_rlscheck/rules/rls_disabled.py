@@ -22,6 +22,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(rel),
             f"Row level security is off, and anon/authenticated hold {', '.join(sorted(privileges))} on it: "
             "anyone with the project's anon key can use those on every row through the API.",
-            f"ALTER TABLE {rel.qualified} ENABLE ROW LEVEL SECURITY;  -- then add policies"
-            f" (or REVOKE ALL ON {rel.qualified} FROM anon, authenticated; if the API must not see it)",
+            f"ALTER TABLE {rel.shown} ENABLE ROW LEVEL SECURITY;  -- then add policies"
+            f" (or REVOKE ALL ON {rel.shown} FROM anon, authenticated; if the API must not see it)",
         )

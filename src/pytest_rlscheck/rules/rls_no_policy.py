@@ -21,6 +21,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(rel),
             "Row level security is on and there is no policy, so every request of anon/authenticated is refused "
             "or sees nothing. Fine for a backend-only table; otherwise the API is broken for it.",
-            f"REVOKE ALL ON {rel.qualified} FROM anon, authenticated;  -- backend-only; or CREATE POLICY ... ON "
-            f"{rel.qualified} ...",
+            f"REVOKE ALL ON {rel.shown} FROM anon, authenticated;  -- backend-only; or CREATE POLICY ... ON "
+            f"{rel.shown} ...",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..catalog import quote
 from ..findings import Finding, Severity
 from . import SweepContext, ref, rule
 
@@ -25,6 +26,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(rel),
             f"{column.name} is the tenant column and accepts NULL: a row without a tenant is either invisible to "
             "everyone or, with a policy written as `tenant IS NULL OR ...`, visible to every tenant.",
-            f"UPDATE {rel.qualified} SET {column.name} = ... WHERE {column.name} IS NULL;  -- backfill, then\n"
-            f"ALTER TABLE {rel.qualified} ALTER COLUMN {column.name} SET NOT NULL;",
+            f"UPDATE {rel.shown} SET {quote(column.name)} = ... WHERE {quote(column.name)} IS NULL;  -- backfill, then\n"
+            f"ALTER TABLE {rel.shown} ALTER COLUMN {quote(column.name)} SET NOT NULL;",
         )

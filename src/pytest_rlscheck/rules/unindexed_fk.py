@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..catalog import Relation
+from ..catalog import Relation, quote
 from ..findings import Finding, Severity
 from . import SweepContext, ref, rule
 
@@ -33,6 +33,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 ref(rel),
                 f"Foreign key {fk.name} ({cols}) → {fk.references} has no index leading with its columns: deleting "
                 f"or updating a {fk.references} row scans all of {rel.qualified}, and joins on it cannot use an index.",
-                f"CREATE INDEX CONCURRENTLY ON {rel.qualified} ({cols});",
+                f"CREATE INDEX CONCURRENTLY ON {rel.shown} ({', '.join(quote(c) for c in fk.columns)});",
                 details={"constraint": fk.name},
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..catalog import Relation
+from ..catalog import Relation, quote
 from ..findings import Finding, Severity
 from . import SweepContext, ref, rule
 
@@ -40,6 +40,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 ref(rel),
                 f"The policies compare {column} with the user or their tenants, and no index leads with "
                 f"{column}: every query through the API reads the whole table to apply them.",
-                f"CREATE INDEX CONCURRENTLY ON {rel.qualified} ({column});",
+                f"CREATE INDEX CONCURRENTLY ON {rel.shown} ({quote(column)});",
                 details={"column": column},
             )

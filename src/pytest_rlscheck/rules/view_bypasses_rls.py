@@ -26,7 +26,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             f"The {'materialized view stores rows of' if materialized else 'view reads'} {', '.join(protected)} "
             f"(RLS on) {'read' if materialized else ''} with the rights of its owner {view.owner}, who bypasses RLS, "
             "and anon/authenticated may select from it: the policies of those tables do not apply through it.",
-            f"REVOKE SELECT ON {view.qualified} FROM anon, authenticated;  -- a materialized view has no RLS"
+            f"REVOKE SELECT ON {view.shown} FROM anon, authenticated;  -- a materialized view has no RLS"
             if materialized
-            else f"ALTER VIEW {view.qualified} SET (security_invoker = true);  -- PostgreSQL 15+",
+            else f"ALTER VIEW {view.shown} SET (security_invoker = true);  -- PostgreSQL 15+",
         )
