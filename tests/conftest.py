@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,47 @@ ALICE = "11111111-1111-1111-1111-111111111111"
 BOB = "22222222-2222-2222-2222-222222222222"
 ACME = "aaaaaaaa-0000-0000-0000-000000000001"
 GLOBEX = "bbbbbbbb-0000-0000-0000-000000000002"
+
+
+@dataclass(frozen=True)
+class TenantCounts:
+    """Rows of one tenant (or of both, ``SEED.total``) in the worked example's seed."""
+
+    members: int
+    domains: int
+    conversations: int
+    messages: int
+
+
+@dataclass(frozen=True)
+class SeedCounts:
+    """What sql/seed.sql inserts: the one place tests take the example's row counts from.
+
+    The numbers are the seed's own (its header and its ``values`` lists), written down
+    here rather than read back through the plugin; test_impersonation's
+    ``test_owner_sees_the_whole_seed`` checks them against the database, as the owner,
+    table by table and tenant by tenant."""
+
+    acme: TenantCounts
+    globex: TenantCounts
+
+    @property
+    def total(self) -> TenantCounts:
+        return TenantCounts(*(a + g for a, g in zip(_fields(self.acme), _fields(self.globex))))
+
+    def of(self, tenant: str) -> TenantCounts:
+        """The counts of a tenant by its organization id."""
+        return {ACME: self.acme, GLOBEX: self.globex}[str(tenant)]
+
+
+def _fields(counts: TenantCounts) -> tuple[int, ...]:
+    return (counts.members, counts.domains, counts.conversations, counts.messages)
+
+
+SEED = SeedCounts(
+    acme=TenantCounts(members=1, domains=3, conversations=1200, messages=3400),
+    globex=TenantCounts(members=1, domains=2, conversations=932, messages=2598),
+)
 #: The worked example's two users, as a project configures them.
 EXAMPLE_PRINCIPALS = """
 [tool.rlscheck.principals.alice]
@@ -79,6 +121,12 @@ def write_project(pytester: pytest.Pytester, migrations: dict[str, str], seed: s
         pytester.path.joinpath("migrations", name).write_text(textwrap.dedent(text).lstrip("\n"))
     if seed is not None:
         pytester.path.joinpath("seed.sql").write_text(textwrap.dedent(seed).lstrip("\n"))
+
+
+@pytest.fixture(scope="session")
+def seed_counts() -> SeedCounts:
+    """The worked example's seed counts (:data:`SEED`), for tests that take fixtures."""
+    return SEED
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ACME, ALICE, BOB, GLOBEX
+from conftest import ACME, ALICE, BOB, GLOBEX, SEED
 
 from pytest_rlscheck import assertions
 from pytest_rlscheck.errors import RlsAssertionError
@@ -20,7 +20,7 @@ def test_rls_off_is_reported_with_the_fix(rls) -> None:
     message = str(info.value)
     assert "public.conversations: row level security is off" in message
     assert "anon and authenticated can read it" in message
-    assert "ALTER TABLE public.conversations ENABLE ROW LEVEL SECURITY;" in message
+    assert 'ALTER TABLE "public"."conversations" ENABLE ROW LEVEL SECURITY;' in message
 
 
 def test_forced_rls_is_checked(rls) -> None:
@@ -37,7 +37,7 @@ def test_missing_policy_lists_what_is_there_and_what_to_add(rls) -> None:
     message = str(info.value)
     assert message.startswith("public.messages: expected 4 policies, found 3; no policy covers DELETE.")
     assert '- "messages_insert" FOR INSERT TO authenticated (permissive) WITH CHECK (' in message
-    assert "CREATE POLICY messages_delete ON public.messages FOR DELETE TO authenticated USING" in message
+    assert 'CREATE POLICY "messages_delete" ON "public"."messages" FOR DELETE TO authenticated USING' in message
 
 
 def test_for_all_policy_covers_every_command(rls) -> None:
@@ -52,7 +52,7 @@ def test_policy_for_public_fails_a_roles_check(rls) -> None:
     with pytest.raises(RlsAssertionError) as info:
         rls.assert_policies("conversations", roles={"authenticated"})
     assert '"wide" TO public' in str(info.value)
-    assert 'ALTER POLICY "wide" ON public.conversations TO authenticated;' in str(info.value)
+    assert 'ALTER POLICY "wide" ON "public"."conversations" TO authenticated;' in str(info.value)
 
 
 def test_using_true_policy_leaks_reads(rls, alice, bob) -> None:
@@ -61,7 +61,8 @@ def test_using_true_policy_leaks_reads(rls, alice, bob) -> None:
         rls.assert_isolated("conversations", user=alice, other=bob)
     message = str(info.value)
     assert "public.conversations is not isolated: acting as user 1111" in message
-    assert "LEAK select  the user sees 932 of the other tenant's 932 rows" in message
+    theirs = SEED.globex.conversations
+    assert f"LEAK select  the user sees {theirs} of the other tenant's {theirs} rows" in message
     assert "ok   delete" in message
 
 
@@ -73,10 +74,10 @@ def test_using_true_update_policy_leaks_updates_and_moves(rls, alice, bob) -> No
     with pytest.raises(RlsAssertionError) as info:
         rls.assert_isolated("conversations", user=alice, other=bob, ops=("update", "move"))
     message = str(info.value)
-    assert "LEAK update  their rows were updated: 932 row(s) affected" in message
+    assert f"LEAK update  their rows were updated: {SEED.globex.conversations} row(s) affected" in message
     assert "LEAK move    an own row was moved (domain_id, organization_id)" in message
     # rolled back: nothing of the attempt survives
-    assert rls.scalar("select count(*) from conversations where organization_id = %s", [GLOBEX]) == 932
+    assert rls.scalar("select count(*) from conversations where organization_id = %s", [GLOBEX]) == SEED.globex.conversations
 
 
 def test_insert_stopped_only_by_a_constraint_is_not_isolation(rls, alice, bob) -> None:
@@ -102,9 +103,10 @@ def test_owner_rights_view_is_caught(rls, alice) -> None:
         rls.assert_no_foreign_rows("leaky_stats", user=alice)
     message = str(info.value)
     assert "public.leaky_stats leaks rows of other tenants: acting as user 1111" in message
-    assert "932 of the rows read belong to another tenant (bbbbbbbb-0000-0000-0000-000000000002: 932" in message
+    theirs = SEED.globex.conversations
+    assert f"{theirs} of the rows read belong to another tenant ({GLOBEX}: {theirs}" in message
     assert "runs with its owner's rights (postgres, who bypasses RLS)" in message
-    assert "ALTER VIEW public.leaky_stats SET (security_invoker = true);" in message
+    assert 'ALTER VIEW "public"."leaky_stats" SET (security_invoker = true);' in message
     # the parts, for the sweep's finding (its message and its fix), as fields
     error = info.value
     assert message == f"{error.headline}\n{error.fix}"
@@ -143,7 +145,7 @@ def test_unwrapped_auth_uid_is_counted_per_row_with_its_policy_and_fix(rls, alic
     assert message.startswith("auth.uid() ran 100 times for one statement as user 1111")
     assert "Seq Scan on public.notes — Filter: ran 100 times" in message
     assert 'from policy "Own notes" on public.notes' in message
-    assert 'ALTER POLICY "Own notes" ON public.notes USING ((user_id = (select auth.uid())));' in message
+    assert 'ALTER POLICY "Own notes" ON "public"."notes" USING ((user_id = (select auth.uid())));' in message
     rls.execute('alter policy "Own notes" on notes using (user_id = (select auth.uid()))')
     rls.assert_evaluated_once("select * from notes", as_user=alice)
 
@@ -228,7 +230,7 @@ def test_the_fix_names_the_policy_of_the_statements_command(rls, alice) -> None:
     rls.execute("grant delete on notes to authenticated")
     with pytest.raises(RlsAssertionError) as info:
         rls.assert_evaluated_once("delete from notes", as_user=alice)
-    assert 'ALTER POLICY "Own notes delete" ON public.notes USING ((user_id = (select auth.uid())));' in str(info.value)
+    assert 'ALTER POLICY "Own notes delete" ON "public"."notes" USING ((user_id = (select auth.uid())));' in str(info.value)
 
 
 def test_a_wrapper_function_is_named_and_wrapped(rls, alice) -> None:
@@ -239,7 +241,7 @@ def test_a_wrapper_function_is_named_and_wrapped(rls, alice) -> None:
         rls.assert_evaluated_once("select * from notes", as_user=alice)  # inlined: only auth.uid()'s body shows
     message = str(info.value)
     assert 'from policy "Own notes" on public.notes (through public.current_uid())' in message
-    assert 'ALTER POLICY "Own notes" ON public.notes USING ((user_id = (select current_uid())));' in message
+    assert 'ALTER POLICY "Own notes" ON "public"."notes" USING ((user_id = (select current_uid())));' in message
 
 
 def test_a_call_that_takes_the_rows_columns_gets_another_fix(rls, alice) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, EXAMPLE_PRINCIPALS
+from conftest import EXAMPLE, EXAMPLE_PRINCIPALS, SEED
 from pytest_rlscheck.errors import Location, MigrationError
 from pytest_rlscheck.binaries import find_pg_binaries
 from pytest_rlscheck.migrations import SqlFile, apply_files, load_files
@@ -104,7 +104,7 @@ def test_a_schema_and_a_data_dump_load_and_the_sweep_finds_the_same(pytester, sc
     assert any(line.startswith("FAILED rlscheck::public.organization_members::auth-per-row") for line in _outcomes(after))
     table = [line for line in after.stdout.lines if line.startswith("public.conversations ")]
     assert table == [line for line in before.stdout.lines if line.startswith("public.conversations ")]
-    assert "2132 rows" in table[0]  # the data dump's rows, loaded by COPY
+    assert f"{SEED.total.conversations} rows" in table[0]  # the data dump's rows, loaded by COPY
     assert "Traceback" not in after.stdout.str() + after.stderr.str()
 
 

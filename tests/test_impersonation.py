@@ -1,4 +1,7 @@
-"""Impersonation on the worked example: who sees what, and identities always restored."""
+"""Impersonation on the worked example: who sees what, and identities always restored.
+
+Every test sets up what it needs (rows, users, identities) inside its own transaction; none
+relies on another having run before it. Row counts are the seed's (``conftest.SEED``)."""
 
 from __future__ import annotations
 
@@ -8,25 +11,31 @@ import uuid
 import psycopg
 import pytest
 
-ALICE = "11111111-1111-1111-1111-111111111111"  # Acme
-BOB = "22222222-2222-2222-2222-222222222222"  # Globex
-ACME = "aaaaaaaa-0000-0000-0000-000000000001"
-GLOBEX = "bbbbbbbb-0000-0000-0000-000000000002"
+from conftest import ACME, ALICE, BOB, GLOBEX, NOTES_SCHEMA, NOTES_SEED, SEED, write_project
 
 COUNTS = "select (select count(*) from conversations), (select count(*) from messages)"
+PER_TENANT = "select organization_id, count(*) from {table} group by organization_id order by organization_id"
 
 
-def test_owner_sees_the_whole_seed(rls) -> None:
-    assert rls.fetchone(COUNTS) == (2132, 5998)
+def test_owner_sees_the_whole_seed(rls, seed_counts) -> None:
+    """The owner bypasses RLS: its counts, tenant by tenant, are the seed's (and check SEED itself)."""
     assert rls.scalar("select current_user") == "postgres"
+    assert rls.fetchone(COUNTS) == (seed_counts.total.conversations, seed_counts.total.messages)
+    for table, field in [("organization_members", "members"), ("domains", "domains"),
+                         ("conversations", "conversations"), ("messages", "messages")]:
+        counts = rls.fetchall(PER_TENANT.format(table=table))
+        assert counts == [(uuid.UUID(ACME), getattr(seed_counts.acme, field)),
+                          (uuid.UUID(GLOBEX), getattr(seed_counts.globex, field))], table
 
 
-@pytest.mark.parametrize("user, expected", [(ALICE, (1200, 3400)), (BOB, (932, 2598))])
-def test_each_user_sees_their_tenant_only(rls, user, expected) -> None:
+@pytest.mark.parametrize("user, tenant", [(ALICE, ACME), (BOB, GLOBEX)], ids=["alice", "bob"])
+def test_each_user_sees_their_tenant_only(rls, seed_counts, user, tenant) -> None:
+    mine = seed_counts.of(tenant)
     with rls.as_user(user):
-        assert rls.fetchone(COUNTS) == expected
-        assert rls.scalar("select count(distinct organization_id) from conversations") == 1
-        assert rls.scalar("select count(*) from conversations_with_stats") == expected[0]
+        assert rls.fetchone(COUNTS) == (mine.conversations, mine.messages)
+        assert rls.fetchall("select distinct organization_id from conversations") == [(uuid.UUID(tenant),)]
+        assert rls.fetchall("select distinct organization_id from messages") == [(uuid.UUID(tenant),)]
+        assert rls.scalar("select count(*) from conversations_with_stats") == mine.conversations
 
 
 def test_anon_sees_nothing_and_service_role_everything(rls) -> None:
@@ -36,7 +45,7 @@ def test_anon_sees_nothing_and_service_role_everything(rls) -> None:
         assert rls.scalar("select auth.uid()") is None
         assert rls.scalar("select auth.role()") == "anon"
     with rls.as_service_role():
-        assert rls.fetchone(COUNTS) == (2132, 5998)
+        assert rls.fetchone(COUNTS) == (SEED.total.conversations, SEED.total.messages)
         assert rls.scalar("select auth.role()") == "service_role"
 
 
@@ -61,7 +70,7 @@ def test_nested_identities_unwind_in_order(rls) -> None:
                 assert rls.scalar("select current_user") == "anon"
             assert rls.scalar("select current_user") == "authenticated"
         assert rls.scalar("select auth.uid()") == uuid.UUID(BOB)
-        assert rls.fetchone(COUNTS) == (932, 2598)
+        assert rls.fetchone(COUNTS) == (SEED.globex.conversations, SEED.globex.messages)
     assert rls.scalar("select current_user") == "postgres"
     assert rls.scalar("select auth.uid()") is None
 
@@ -89,7 +98,7 @@ def test_a_policy_violation_does_not_abort_the_test_transaction(rls) -> None:
                 "insert into conversations (domain_id, organization_id) values (%s, %s)", [domain, GLOBEX]
             )
         # still acting as alice, in the same transaction
-        assert rls.fetchone(COUNTS) == (1200, 3400)
+        assert rls.fetchone(COUNTS) == (SEED.acme.conversations, SEED.acme.messages)
 
 
 def test_rows_written_while_impersonating_stay_visible(rls) -> None:
@@ -100,7 +109,7 @@ def test_rows_written_while_impersonating_stay_visible(rls) -> None:
             [domain, ACME, json.dumps({"status": "active"})],
         )
     assert rls.scalar("select organization_id from conversations where id = %s", [new_id]) == uuid.UUID(ACME)
-    assert rls.fetchone(COUNTS) == (2133, 5998)
+    assert rls.fetchone(COUNTS) == (SEED.total.conversations + 1, SEED.total.messages)
 
 
 def test_as_role_with_app_settings(rls) -> None:
@@ -124,27 +133,51 @@ def test_create_user_then_act_as_them(rls) -> None:
     with rls.as_user(user):
         assert rls.scalar("select auth.email()") == "carol@acme.test"
         assert rls.scalar("select auth.jwt() -> 'app_metadata' ->> 'role'") == "agent"
-        assert rls.scalar("select count(*) from conversations") == 1200
+        assert rls.scalar("select count(*) from conversations") == SEED.acme.conversations
     with rls.as_user(ALICE):  # create_user works while impersonating, as the owner
         other = rls.create_user()
         assert rls.scalar("select current_user") == "authenticated"
     assert rls.scalar("select email from auth.users where id = %s", [other]).endswith("@rlscheck.test")
 
 
-# The next two tests run in this order: the first leaves every kind of identity behind,
-# the second proves none of it reached it.
+LEAKS = """
+import pytest
 
+STATE = {}  # what the first test saw, for the second: both run in one pytest process
 
-def test_leak_1_leaves_identity_behind(rls) -> None:
-    rls.as_user(ALICE).__enter__()  # entered, never exited
-    rls.execute("select set_config('request.jwt.claim.sub', %s, false)", [BOB])  # session-level, legacy
+def test_leaves_identity_behind(rls):
+    # entered, never exited (kept referenced: a collected context manager would exit itself)
+    STATE["identity"] = rls.as_user("11111111-1111-1111-1111-111111111111")
+    STATE["identity"].__enter__()
+    assert rls.scalar("select count(*) from notes") == 1
+    rls.execute("select set_config('request.jwt.claim.sub', '22222222-2222-2222-2222-222222222222', false)")  # session-level, legacy
     rls.execute("set session role anon")
     assert rls.scalar("select current_user") == "anon"
+    assert rls.identity is not None
+    STATE["backend"] = rls.connection.info.backend_pid
 
-
-def test_leak_2_starts_clean(rls) -> None:
+def test_starts_clean(rls):
+    # not vacuous: the leaking test ran first, on this very server session
+    assert STATE["backend"] == rls.connection.info.backend_pid
     assert rls.identity is None
     assert rls.scalar("select current_user") == "postgres"
+    assert rls.scalar("select session_user") == "postgres"
     assert rls.scalar("select auth.uid()") is None
+    assert rls.scalar("select current_setting('request.jwt.claim.sub', true)") in (None, "")
     assert rls.scalar("select current_setting('request.jwt.claims', true)") in (None, "")
-    assert rls.fetchone(COUNTS) == (2132, 5998)
+    assert rls.scalar("select count(*) from notes") == 2  # the owner's view, not alice's (1) or anon's
+"""
+
+
+def test_nothing_a_test_leaves_behind_reaches_the_next(pytester: pytest.Pytester) -> None:
+    """A test that leaves every kind of identity behind (an identity entered and never
+    exited, a session-level JWT setting, SET SESSION ROLE) and the test after it, run in
+    that order in a pytest run of their own: the second starts as the owner."""
+    write_project(pytester, NOTES_SCHEMA, NOTES_SEED)
+    pytester.makepyfile(test_leaks=LEAKS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "--rlscheck-migrations=migrations", "--rlscheck-seed=seed.sql",
+        "-v", "test_leaks.py::test_leaves_identity_behind", "test_leaks.py::test_starts_clean", timeout=240,
+    )
+    result.stdout.fnmatch_lines(["*::test_leaves_identity_behind PASSED*", "*::test_starts_clean PASSED*"])
+    result.assert_outcomes(passed=2)

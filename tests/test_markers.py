@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import EXAMPLE, EXAMPLE_PRINCIPALS
+from conftest import EXAMPLE, EXAMPLE_PRINCIPALS, SEED
 
 # "--opt=value": pytest would otherwise read the paths as candidates for the rootdir
 ARGS = ("--strict-markers", f"--rlscheck-migrations={EXAMPLE / 'migrations'}", f"--rlscheck-seed={EXAMPLE / 'seed.sql'}")
@@ -63,19 +63,19 @@ def test_every_failing_marker_is_reported(pytester: pytest.Pytester) -> None:
 
 def test_rls_user_marker_starts_as_that_user(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        """
+        f"""
         import pytest
 
         @pytest.mark.rls_user("22222222-2222-2222-2222-222222222222")
         def test_bob(rls):
             assert rls.scalar("select current_user") == "authenticated"
-            assert rls.scalar("select count(*) from conversations") == 932
+            assert rls.scalar("select count(*) from conversations") == {SEED.globex.conversations}
             with rls.as_owner():
-                assert rls.scalar("select count(*) from conversations") == 2132
+                assert rls.scalar("select count(*) from conversations") == {SEED.total.conversations}
 
         @pytest.mark.rls_user("alice")
         def test_alice_by_name(rls):
-            assert rls.scalar("select count(*) from messages") == 3400
+            assert rls.scalar("select count(*) from messages") == {SEED.acme.messages}
 
         def test_next_is_the_owner_again(rls):
             assert rls.scalar("select current_user") == "postgres"

@@ -1,9 +1,15 @@
-"""Server lifecycle: binaries, running as root, existing servers (DSN), and no orphans."""
+"""Server lifecycle: binaries, running as root, existing servers (DSN), and no orphans.
+
+Nothing here depends on how long something takes: a run that must hang blocks until the
+test releases it (a pipe, a FIFO, a query that never returns), readiness is a message or a
+file, and what a killed run leaves is looked at once its watchdog (the reaper) has exited.
+The timeouts that remain only keep a broken run from hanging the suite."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import select
 import signal
 import shutil
 import subprocess
@@ -268,53 +274,133 @@ def test_unreachable_dsn_is_a_clean_error(pytester: pytest.Pytester) -> None:
 
 # -- interrupted runs -----------------------------------------------------------------
 
+#: A test that tells the outer test where its server is (on the READY pipe) and then blocks
+#: on the HOLD pipe, which only the outer test's end (or death) closes.
 HANGS = """
-import os, pathlib, time
+import os, pathlib
 
 def test_hang(rls, rlscheck_session):
     tmpdir = rlscheck_session.server.tmpdir
     pid = pathlib.Path(tmpdir, "data", "postmaster.pid").read_text().split()[0]
-    pathlib.Path(os.environ["RLSCHECK_TEST_OUT"]).write_text(f"{tmpdir} {pid}")
-    time.sleep(300)
+    os.write(int(os.environ["RLSCHECK_TEST_READY_FD"]), f"{tmpdir} {pid}\\n".encode())
+    os.read(int(os.environ["RLSCHECK_TEST_HOLD_FD"]), 1)
 """
 
-
-def _start_hanging_run(pytester: pytest.Pytester, out: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    """Start pytest on the project; return once its test has written ``out``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rlscheck-migrations", "migrations", "-q", *args],
-        cwd=pytester.path,
-        env={**os.environ, "RLSCHECK_TEST_OUT": str(out)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while not out.exists() or not out.read_text():
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        assert time.monotonic() < deadline, "the test never started"
-        time.sleep(0.1)
-    return proc, out.read_text()
+#: Safety net only: a run that never gets ready fails the test instead of hanging it.
+NEVER = 240
 
 
-def _wait_until(condition, seconds: float = 60) -> None:
+class HangingRun:
+    """pytest on the project in a subprocess, whose test reports on a pipe and then blocks
+    until :meth:`release` (or this process's end) closes the other one."""
+
+    def __init__(self, pytester: pytest.Pytester, *args: str, test: str = HANGS) -> None:
+        pytester.makepyfile(test)
+        ready_r, ready_w = os.pipe()
+        self._hold_r, self._hold_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rlscheck-migrations", "migrations", "-q",
+                 *args],
+                cwd=pytester.path,
+                env={**os.environ, "RLSCHECK_TEST_READY_FD": str(ready_w), "RLSCHECK_TEST_HOLD_FD": str(self._hold_r)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(ready_w, self._hold_r),
+            )
+        finally:
+            os.close(ready_w)  # the child's copy is the only writer: EOF when it is gone
+            os.close(self._hold_r)
+        try:
+            self.reaper = None
+            self.message = self._read_line(ready_r)
+            assert self.message, f"the test never started:\n{self.output()}"
+            self.reaper = _reaper_of(self.proc.pid)
+        except BaseException:
+            self.release()
+            raise
+        finally:
+            os.close(ready_r)
+
+    @staticmethod
+    def _read_line(fd: int) -> str:
+        data = b""
+        while not data.endswith(b"\n"):
+            readable, _, _ = select.select([fd], [], [], NEVER)
+            chunk = os.read(fd, 4096) if readable else b""
+            if not chunk:
+                return ""
+            data += chunk
+        return data.decode().strip()
+
+    def output(self) -> str:
+        self.release()
+        return self.proc.communicate(timeout=NEVER)[0].decode()
+
+    def release(self) -> None:
+        if self._hold_w is not None:
+            os.close(self._hold_w)
+            self._hold_w = None
+
+
+def _children(pid: int) -> list[tuple[int, bytes]]:
+    """The processes whose parent is ``pid``, with their command lines."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append((int(entry.name), cmdline))
+    return found
+
+
+def _reaper_of(pid: int) -> int:
+    """The watchdog process the rlscheck run ``pid`` started."""
+    (reaper,) = [child for child, cmdline in _children(pid) if b"pytest_rlscheck.reaper" in cmdline]
+    return reaper
+
+
+def _exited(pid: int) -> bool:
+    """Wait for ``pid`` (not a child of ours) to exit: True once it has, False after NEVER."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([fd], [], [], NEVER)
+        return bool(readable)
+    finally:
+        os.close(fd)
+
+
+def _wait_until(condition, seconds: float = NEVER) -> None:
+    """Poll for a state the test cannot be told about (a file, a query); ``seconds`` is a safety net."""
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
-def test_no_orphaned_server_or_temp_dir_after_interruption(pytester: pytest.Pytester, tmp_path: Path, sig) -> None:
+def test_no_orphaned_server_or_temp_dir_after_interruption(pytester: pytest.Pytester, sig) -> None:
     write_project(pytester, SCHEMA)
-    pytester.makepyfile(HANGS)
-    proc, written = _start_hanging_run(pytester, tmp_path / "server.txt")
-    tmpdir, pid = written.split()
-    assert Path(tmpdir).is_dir() and _alive(int(pid))
-
-    proc.send_signal(sig)
-    output = proc.communicate(timeout=120)[0].decode()
+    run = HangingRun(pytester)
+    try:
+        tmpdir, pid = run.message.split()
+        assert Path(tmpdir).is_dir() and _alive(int(pid))
+        run.proc.send_signal(sig)
+        output = run.proc.communicate(timeout=NEVER)[0].decode()
+    finally:
+        run.release()
     if sig != signal.SIGKILL:
-        assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
-    _wait_until(lambda: not Path(tmpdir).exists() and not _alive(int(pid)))  # after SIGKILL: the reaper
+        # the run cleans up itself before it exits
+        assert run.proc.returncode == pytest.ExitCode.INTERRUPTED, output
+        assert not _alive(int(pid)), f"postmaster {pid} still running after the run ended"
+        assert not Path(tmpdir).exists(), f"{tmpdir} left behind by the run"
+    assert _exited(run.reaper), f"the reaper {run.reaper} is still running"  # after SIGKILL: it cleans up
     assert not _alive(int(pid)), f"postmaster {pid} still running"
     assert not Path(tmpdir).exists(), f"{tmpdir} left behind"
 
@@ -331,25 +417,28 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_killed_dsn_run_leaves_no_database_behind(pytester: pytest.Pytester, dsn_alone, tmp_path: Path) -> None:
+def test_killed_dsn_run_leaves_no_database_behind(pytester: pytest.Pytester, dsn_alone) -> None:
     existing_server = dsn_alone
     before = _databases(existing_server)
     roles_before = _cluster(existing_server)
     write_project(pytester, ROLE_SCHEMA)
-    pytester.makepyfile(
-        """
-import os, pathlib, time
+    test = """
+import os
 
 def test_hang(rls):
-    pathlib.Path(os.environ["RLSCHECK_TEST_OUT"]).write_text(rls.scalar("select current_database()"))
-    time.sleep(300)
+    os.write(int(os.environ["RLSCHECK_TEST_READY_FD"]), rls.scalar("select current_database()").encode() + b"\\n")
+    os.read(int(os.environ["RLSCHECK_TEST_HOLD_FD"]), 1)
 """
-    )
-    proc, name = _start_hanging_run(pytester, tmp_path / "db.txt", "--rlscheck-dsn", _dsn(existing_server, "dsn_creator"))
-    assert name in _databases(existing_server)
-    proc.kill()
-    proc.communicate(timeout=30)
-    _wait_until(lambda: not _databases(existing_server) - before and _cluster(existing_server) == roles_before)
+    run = HangingRun(pytester, "--rlscheck-dsn", _dsn(existing_server, "dsn_creator"), test=test)
+    try:
+        name = run.message
+        assert name in _databases(existing_server)
+        assert "app_reader" in _cluster(existing_server).roles  # the migration's role, made by the run
+        run.proc.kill()
+        run.proc.communicate(timeout=NEVER)
+    finally:
+        run.release()
+    assert _exited(run.reaper), f"the reaper {run.reaper} is still running"
     assert _databases(existing_server) - before == set()
     assert _cluster(existing_server) == roles_before
 
@@ -358,7 +447,7 @@ def test_the_first_connection_waits_for_the_socket_and_gives_up_cleanly() -> Non
     """The executor counts the server as up once its TCP port answers; under load the unix
     socket file can come a moment later. The plugin waits for it, and stops the server if it
     never comes."""
-    import threading
+    import psycopg
 
     from pytest_rlscheck.errors import ServerError
     from pytest_rlscheck.reaper import Reaper
@@ -366,18 +455,40 @@ def test_the_first_connection_waits_for_the_socket_and_gives_up_cleanly() -> Non
 
     reaper = Reaper()
     server = LocalServer(find_pg_binaries(None), reaper)
+    attempts: list[str] = []
+    bring_back = [True]  # the socket comes back after the first failed attempt (first part only)
+    connect = server.admin
+
+    def admin():
+        """The real connection, attempts recorded."""
+        try:
+            conn = connect()
+        except psycopg.OperationalError as exc:
+            attempts.append(str(exc))
+            if bring_back[0]:
+                bring_back[0] = False
+                hidden.rename(socket)
+            raise
+        attempts.append("connected")
+        return conn
+
     try:
         socket = next(Path(server.tmpdir).glob(".s.PGSQL.*[0-9]"))
         hidden = socket.with_name("hidden")
+        server.admin = admin
         socket.rename(hidden)  # as if the server had not created it yet
-        threading.Timer(0.3, hidden.rename, [socket]).start()
-        started = time.monotonic()
-        assert server._first_connection(deadline=time.monotonic() + 10) == server.server_version
-        assert time.monotonic() - started >= 0.25
-        socket.rename(hidden)
-        with pytest.raises(ServerError, match="started but does not accept connections"):
-            server._first_connection(deadline=time.monotonic() + 0.2)
+        assert server._first_connection(deadline=time.monotonic() + NEVER) == server.server_version
+        assert len(attempts) == 2 and "No such file" in attempts[0] and attempts[1] == "connected"
+        # no socket and no time left: one attempt, then a clean error naming the directory
+        del attempts[:]
+        socket.rename(hidden)  # and it stays away
+        with pytest.raises(ServerError, match="started but does not accept connections") as info:
+            server._first_connection(deadline=float("-inf"))
+        assert len(attempts) == 1 and "No such file" in attempts[0]
+        assert server.tmpdir in str(info.value) and "Server log:" in str(info.value)
+        hidden.rename(socket)
     finally:
+        server.__dict__.pop("admin", None)
         server.stop()
         reaper.close()
     assert not Path(server.tmpdir).exists()
@@ -394,21 +505,35 @@ exec "{real}" "$@"
 """
 
 
-def _slow_server(tmp_root: Path, phase: str) -> tuple[Path, Path]:
-    """A server installation whose initdb (or postgres) pauses at start: pg_ctl is a copy
-    of the real one (it finds initdb and postgres next to itself), the others wrappers."""
+def _slow_server(tmp_root: Path, phase: str) -> tuple[Path, Path, Path]:
+    """A server installation whose initdb (or postgres) pauses at start until released: pg_ctl
+    is a copy of the real one (it finds initdb and postgres next to itself), the others
+    wrappers. The pause is a read from a FIFO that only the test writes to (or opens), so it
+    lasts as long as the test needs, however slow the machine."""
     real = find_pg_binaries(None).bindir
     bindir = tmp_root / "bin"
     bindir.mkdir(parents=True)
     os.chmod(tmp_root, 0o777)
     os.chmod(bindir, 0o777)  # the server's account writes the marker
+    release = bindir / "release"
+    os.mkfifo(release)
+    os.chmod(release, 0o666)  # the server's account reads it
     shutil.copy2(real / "pg_ctl", bindir / "pg_ctl")
     for name in ("initdb", "postgres"):
         script = bindir / name
-        pause = "sleep 60" if name == {"initdb": "initdb", "start": "postgres"}[phase] else ""
+        pause = f'read _ < "{release}"' if name == {"initdb": "initdb", "start": "postgres"}[phase] else ""
         script.write_text(WRAPPER.format(name=name, real=real / name, marker=bindir / f"{name}.args", pause=pause))
         script.chmod(0o755)
-    return bindir, bindir / ("initdb.args" if phase == "initdb" else "postgres.args")
+    return bindir, bindir / ("initdb.args" if phase == "initdb" else "postgres.args"), release
+
+
+def _release(fifo: Path) -> None:
+    """Let a paused wrapper go on (if one still waits: opening a FIFO no one reads fails)."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.close(fd)
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -424,15 +549,27 @@ def _processes_naming(text: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("phase", ["initdb", "start"])
+#: Product bug found once the pause no longer ended by itself (it was `sleep 60`, which the
+#: test's 60 s wait outlasted): interrupted while the installation's cluster is being made
+#: in the cache, the run kills pg_ctl (subprocess.run) but not the `sh -c initdb` and initdb
+#: under it, and neither the run nor the reaper ends processes naming the staging directory.
+INITDB_ORPHANS = pytest.mark.xfail(
+    strict=True,
+    reason="an interrupt during the cached cluster's initdb leaves pg_ctl's `sh -c initdb` and initdb running",
+)
+
+
+@pytest.mark.parametrize("phase", [pytest.param("initdb", marks=INITDB_ORPHANS), "start"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
 def test_interrupted_server_start_leaves_nothing(pytester: pytest.Pytester, phase: str, sig) -> None:
     import re
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="rlscheck-test-bin-", dir="/tmp"))
+    release = root / "bin" / "release"
+    datadir = None
     try:
-        bindir, marker = _slow_server(root, phase)
+        bindir, marker, release = _slow_server(root, phase)
         cache = root / "cache"  # initdb runs once per installation, into the cache: this one's own
         cache.mkdir(mode=0o755)
         write_project(pytester, SCHEMA)
@@ -443,23 +580,31 @@ def test_interrupted_server_start_leaves_nothing(pytester: pytest.Pytester, phas
             cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, "RLSCHECK_CACHE_DIR": str(cache)},
         )
-        _wait_until(lambda: marker.exists() or proc.poll() is not None, 120)
-        assert marker.exists(), proc.communicate(timeout=30)[0].decode()
+        _wait_until(lambda: marker.exists() or proc.poll() is not None)  # the wrapper has started and waits
+        if not marker.exists():
+            _release(release)
+            pytest.fail(proc.communicate(timeout=NEVER)[0].decode())
+        reaper = _reaper_of(proc.pid)
         # initdb: the cluster is made in a staging directory of the cache; start: the run's copy
         datadir = re.search(r"(/\S*(?:rlscheck-[0-9a-f]+|\.cluster-[0-9a-f]+-\w+)/data)", marker.read_text()).group(1)
         tmpdir = Path(datadir).parent
         assert tmpdir.is_dir()
+        assert _processes_naming(datadir)  # the paused wrapper
 
         proc.send_signal(sig)
-        output = proc.communicate(timeout=120)[0].decode()
+        output = proc.communicate(timeout=NEVER)[0].decode()
         if sig != signal.SIGKILL:
             assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
             assert "Traceback" not in output
-        _wait_until(lambda: not tmpdir.exists() and not _processes_naming(datadir))  # after SIGKILL: the reaper
+        assert _exited(reaper), f"the reaper {reaper} is still running"  # after SIGKILL: it cleans up
         assert not _processes_naming(datadir), f"processes for {datadir} still running"
         assert not tmpdir.exists(), f"{tmpdir} left behind: {list(tmpdir.rglob('*'))[:5]}"
         assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []  # no staging left in the cache
     finally:
+        _release(release)
+        if datadir is not None:  # what this test's run left (its directories are this test's own)
+            for pid in _processes_naming(datadir):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -472,7 +617,8 @@ def test_dsn_run_killed_during_its_build_leaves_no_role_behind(pytester: pytest.
         pytester,
         {
             "001_role.sql": "create role app_killed_in_build nologin;",
-            "002_slow.sql": "select pg_sleep(120) /* rlscheck-test-slow-build */;",
+            # a build that never ends by itself: only the kill (the reaper's DROP ... WITH (FORCE)) ends it
+            "002_slow.sql": "select pg_sleep('infinity') /* rlscheck-test-slow-build */;",
         },
     )
     pytester.makepyfile(USES_RLS)
@@ -488,13 +634,23 @@ def test_dsn_run_killed_during_its_build_leaves_no_role_behind(pytester: pytest.
                 "select 1 from pg_stat_activity where query like '%rlscheck-test-slow-build%' and pid <> pg_backend_pid()"
             ).fetchone())
 
-    _wait_until(lambda: building() or proc.poll() is not None, 120)
-    assert building(), proc.communicate(timeout=30)[0].decode()
-    assert "app_killed_in_build" in _cluster(existing_server).roles
-    proc.kill()
-    proc.communicate(timeout=30)
-    _wait_until(lambda: _cluster(existing_server) == before, 60)
-    assert _cluster(existing_server) == before
+    try:
+        _wait_until(lambda: building() or proc.poll() is not None)
+        assert building(), proc.communicate(timeout=NEVER)[0].decode()
+        reaper = _reaper_of(proc.pid)
+        assert "app_killed_in_build" in _cluster(existing_server).roles
+        proc.kill()
+        proc.communicate(timeout=NEVER)
+        assert _exited(reaper), f"the reaper {reaper} is still running"
+        assert not building(), "the build's query outlived the run"
+        assert _cluster(existing_server) == before
+    finally:
+        with existing_server.admin() as conn:  # whatever the outcome, nothing of it runs on
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+                         " where query like '%rlscheck-test-slow-build%' and pid <> pg_backend_pid()")
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=NEVER)
 
 
 def test_server_settings_reach_the_throw_away_server(pytester: pytest.Pytester) -> None:

@@ -131,8 +131,9 @@ def test_shim_can_be_forced_either_way() -> None:
     assert needed_parts(["select auth.uid()"], False) == ()
 
 
-def test_common_supabase_migration_lines_apply(run_sql) -> None:
-    """What real projects' migrations do with Supabase's own objects."""
+def test_common_supabase_migration_lines_apply(run_sql, scratch_db) -> None:
+    """What real projects' migrations do with Supabase's own objects: they apply, and do
+    what they say."""
     from pytest_rlscheck.migrations import SqlFile
     from pytest_rlscheck.supabase import PARTS, shim_sql
 
@@ -162,6 +163,29 @@ def test_common_supabase_migration_lines_apply(run_sql) -> None:
             """
         }
     )
+    hook = "public.custom_access_token_hook(jsonb)"
+    with scratch_db.connect() as conn:
+        assert conn.execute("select tgname from pg_trigger where tgrelid = 'public.profiles'::regclass"
+                            " and not tgisinternal").fetchall() == [("profiles_webhook",)]
+        # (the webhook would call pg_net, which the plugin installs with the shim, not this test)
+        conn.execute("alter table public.profiles disable trigger profiles_webhook")
+        # the sign-up trigger (SECURITY DEFINER, empty search_path) makes the profile
+        conn.execute("insert into auth.users (id, raw_user_meta_data) values"
+                     " ('11111111-1111-1111-1111-111111111111', '{\"full_name\": \"Alice Archer\"}')")
+        assert conn.execute("select id::text, name from public.profiles").fetchall() == [
+            ("11111111-1111-1111-1111-111111111111", "Alice Archer")]
+        assert conn.execute("select id, public from storage.buckets").fetchall() == [("avatars", True)]
+        policies = conn.execute("select schemaname, tablename, policyname, cmd, roles::text[] from pg_policies"
+                                " where schemaname in ('storage', 'realtime') order by 1").fetchall()
+        assert policies == [("realtime", "messages", "Members listen", "SELECT", ["authenticated"]),
+                            ("storage", "objects", "Avatar uploads", "INSERT", ["authenticated"])]
+        assert conn.execute("select schemaname, tablename from pg_publication_tables"
+                            " where pubname = 'supabase_realtime'").fetchall() == [("public", "profiles")]
+        assert conn.execute(
+            "select has_function_privilege('supabase_auth_admin', %(f)s, 'execute'),"
+            " has_function_privilege('authenticated', %(f)s, 'execute'), has_function_privilege('anon', %(f)s, 'execute')",
+            {"f": hook},
+        ).fetchone() == (True, False, False)
 
 
 def test_seeds_that_create_users_the_supabase_way_apply(rls) -> None:

@@ -7,13 +7,32 @@ import textwrap
 
 import pytest
 
-from conftest import EXAMPLE, EXAMPLE_PRINCIPALS
+from conftest import EXAMPLE, EXAMPLE_PRINCIPALS, SEED
 from pytest_rlscheck.catalog import Catalog
 
 PRINCIPALS = EXAMPLE_PRINCIPALS + """
 [tool.rlscheck.tables."public.organizations"]
 tenant_column = "id"
 """
+
+# What the sweep checks on the worked example, written down from sql/migrations (not read
+# back from a run): each table, view and SECURITY DEFINER function gets one item per rule
+# that applies to its kind. A rule added to the sweep belongs in these lists.
+EXAMPLE_TABLES = ("public.organizations", "public.organization_members", "public.domains", "public.conversations",
+                  "public.messages")
+EXAMPLE_VIEWS = ("public.conversations_with_stats",)
+EXAMPLE_DEFINERS = ("private.get_user_organization_ids(p_user_id uuid)", "private.get_user_domain_ids(p_user_id uuid)")
+TABLE_RULES = ("auth-per-row", "command-uncovered", "insert-without-select", "multiple-permissive", "no-primary-key",
+               "policy-always-true", "policy-rls-disabled", "rls-disabled", "rls-no-policy", "tenant-column-nullable",
+               "tenant-leak", "unindexed-fk", "unindexed-policy-column", "user-metadata-in-policy")
+VIEW_RULES = ("tenant-leak", "view-bypasses-rls")
+DEFINER_RULES = ("definer-exposed", "definer-search-path")
+EXAMPLE_CHECKS = frozenset(
+    f"rlscheck::{name}::{rule}"
+    for names, rules in ((EXAMPLE_TABLES, TABLE_RULES), (EXAMPLE_VIEWS, VIEW_RULES), (EXAMPLE_DEFINERS, DEFINER_RULES))
+    for name in names
+    for rule in rules
+)
 
 
 def _project(pytester: pytest.Pytester, extra_sql: str = "", config: str = "") -> None:
@@ -45,7 +64,7 @@ def test_clean_example_passes_with_a_summary(pytester: pytest.Pytester) -> None:
         [
             "*= rlscheck =*",
             "table * RLS * S I U D * auth.uid() sel/upd/del * isolation * err warn info",
-            "public.conversations * on * 1 1 1 1 * 1/4/1 (2132 rows) * verified * 0 * 0 * 0",
+            f"public.conversations * on * 1 1 1 1 * 1/4/1 ({SEED.total.conversations} rows) * verified * 0 * 0 * 0",
         ]
     )
 
@@ -60,12 +79,12 @@ def test_findings_fail_items_by_severity_and_name_the_fix(pytester: pytest.Pytes
     )
     result = _run(pytester, "-m", "rlscheck")
     assert result.ret == 1
-    result.assert_outcomes(failed=1, passed=result.parseoutcomes()["passed"])
+    result.assert_outcomes(failed=1, passed=len(EXAMPLE_CHECKS) - 1)  # the added column is no new object
     out = result.stdout.str()
     assert "FAILED rlscheck::public.organization_members::auth-per-row" in out
     assert "[warn] auth-per-row on public.organization_members (supabase/migrations/20240101000000_chat_schema.sql:" in out
-    assert 'ALTER POLICY "Members can view their memberships" ON public.organization_members USING ((user_id = (select auth.uid())));' in out
-    assert "measured on 2 rows" in out
+    assert 'ALTER POLICY "Members can view their memberships" ON "public"."organization_members" USING ((user_id = (select auth.uid())));' in out
+    assert f"measured on {SEED.total.members} rows" in out  # organization_members: one member per tenant
     # info findings pass at the default threshold, and are listed in the summary
     assert "info  unindexed-fk public.conversations" in out
     stricter = _run(pytester, "-m", "rlscheck", "--rlscheck-fail-on=info")
@@ -77,19 +96,26 @@ def test_findings_fail_items_by_severity_and_name_the_fix(pytester: pytest.Pytes
 def test_items_can_be_selected_and_deselected(pytester: pytest.Pytester) -> None:
     _project(pytester, "alter policy \"Members can view their memberships\" on public.organization_members using (user_id = auth.uid());")
     pytester.makepyfile("def test_user_test():\n    pass\n")
+    # one auth-per-row item per table (organization_members fails); the other checks and the user's test deselected
     only_rule = _run(pytester, "-k", "auth-per-row")
-    assert only_rule.parseoutcomes() == {"failed": 1, "passed": 4, "deselected": only_rule.parseoutcomes()["deselected"]}
+    assert only_rule.parseoutcomes() == {
+        "failed": 1, "passed": len(EXAMPLE_TABLES) - 1, "deselected": len(EXAMPLE_CHECKS) - len(EXAMPLE_TABLES) + 1
+    }
     deselected = _run(pytester, "--deselect", "rlscheck::public.organization_members::auth-per-row", "-m", "rlscheck")
     assert deselected.ret == 0
+    deselected.assert_outcomes(passed=len(EXAMPLE_CHECKS) - 1, deselected=2)  # that check and the user's test
     users_only = _run(pytester, "-m", "not rlscheck")
-    users_only.assert_outcomes(passed=1, deselected=users_only.parseoutcomes()["deselected"])
+    users_only.assert_outcomes(passed=1, deselected=len(EXAMPLE_CHECKS))
     users_only.stdout.fnmatch_lines(["rlscheck: 0 checks of the schema sweep will run, and 1 of the project's own tests"])
     # -m rlscheck deselects the project's tests: the line under "collected" says what runs
-    sweep_only = _run(pytester, "-m", "rlscheck")
-    checks = sweep_only.parseoutcomes()["passed"] + sweep_only.parseoutcomes()["failed"]
+    sweep_only = _run(pytester, "-m", "rlscheck", "-rA")
+    sweep_only.assert_outcomes(failed=1, passed=len(EXAMPLE_CHECKS) - 1, deselected=1)
     sweep_only.stdout.fnmatch_lines(
-        [f"rlscheck: {checks} checks of the schema sweep will run (the project's own tests are not selected)"]
+        [f"rlscheck: {len(EXAMPLE_CHECKS)} checks of the schema sweep will run (the project's own tests are not selected)"]
     )
+    ran = {line.split(" ", 1)[1].split(" - ")[0] for line in sweep_only.stdout.lines
+           if line.startswith(("PASSED rlscheck::", "FAILED rlscheck::"))}
+    assert ran == EXAMPLE_CHECKS
 
 
 def test_ignores_need_a_reason_and_stale_ones_are_reported(pytester: pytest.Pytester) -> None:
