@@ -549,17 +549,7 @@ def _processes_naming(text: str) -> list[int]:
     return found
 
 
-#: Product bug found once the pause no longer ended by itself (it was `sleep 60`, which the
-#: test's 60 s wait outlasted): interrupted while the installation's cluster is being made
-#: in the cache, the run kills pg_ctl (subprocess.run) but not the `sh -c initdb` and initdb
-#: under it, and neither the run nor the reaper ends processes naming the staging directory.
-INITDB_ORPHANS = pytest.mark.xfail(
-    strict=True,
-    reason="an interrupt during the cached cluster's initdb leaves pg_ctl's `sh -c initdb` and initdb running",
-)
-
-
-@pytest.mark.parametrize("phase", [pytest.param("initdb", marks=INITDB_ORPHANS), "start"])
+@pytest.mark.parametrize("phase", ["initdb", "start"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
 def test_interrupted_server_start_leaves_nothing(pytester: pytest.Pytester, phase: str, sig) -> None:
     import re

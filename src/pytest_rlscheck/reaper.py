@@ -147,6 +147,10 @@ def _cleanup(
     # stopped by pg_ctl: with its directory gone it cannot start, and what did start goes.
     for datadir in servers:
         kill_server_processes(datadir)
+    # and whatever else runs in the run's directories: an initdb making the cached cluster
+    # in its staging directory when the run was killed
+    for path in dirs:
+        kill_server_processes(path)
     for path in dirs:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -259,6 +259,10 @@ class _Executor(PostgreSQLExecutor):
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            # an initdb interrupted meanwhile (Ctrl-C, SIGTERM) runs on under pg_ctl's shell,
+            # which subprocess does not end: its argv names the staging directory
+            kill_server_processes(str(staging))
+            shutil.rmtree(staging, ignore_errors=True)
             self._forget_dir(str(staging))
         return target
 
