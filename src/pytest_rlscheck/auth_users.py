@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 __all__ = ["CREATE_USER_SQL", "EXISTS_SQL", "LOOKUP_SQL", "create", "exists", "lookup"]
 
@@ -31,9 +30,8 @@ def exists(conn: psycopg.Connection[Any]) -> bool:
 
 def lookup(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> dict[str, Any] | None:
     """``{"email", "app_metadata", "user_metadata"}`` of the user, or None."""
-    cur = conn.execute(LOOKUP_SQL, {"id": user_id})
-    cur.row_factory = dict_row
-    return cur.fetchone()
+    row = conn.execute(LOOKUP_SQL, {"id": user_id}).fetchone()
+    return dict(zip(("email", "app_metadata", "user_metadata"), row, strict=True)) if row else None
 
 
 def create(
