@@ -255,6 +255,20 @@ def test_a_failure_is_replayed_first_from_the_database(rls, tmp_path) -> None:
     assert again.value.payload == raising and again.value.verdict.sqlstate == "22P02"
 
 
+def test_each_column_keeps_its_own_failures_in_the_database(rls, tmp_path) -> None:
+    """Another column's run replays none of this column's failures (it would drop them: they
+    do not fail there), so this column's next run still starts with the saved one."""
+    replaying = settings(database=DirectoryBasedExampleDatabase(tmp_path / "examples"), derandomize=False)
+    _replace_check(rls, "messages", "messages_metadata_response_time_positive", "rt_positive", RAISING_CAST)
+    with pytest.raises(FuzzFailure) as first:
+        rls.fuzz_constraint("messages", "metadata", max_examples=400, settings=replaying)
+    # max_examples=500: up to 50 saved examples are replayed first (each dropped if it passes)
+    rls.fuzz_constraint("conversations", "metadata", strategy=st.integers(), max_examples=500, settings=replaying)
+    with pytest.raises(FuzzFailure) as again:
+        rls.fuzz_constraint("messages", "metadata", max_examples=1, settings=replaying)  # one example: the saved one
+    assert again.value.payload == first.value.payload
+
+
 def test_derandomized_runs_repeat_and_the_active_profile_is_followed(rls) -> None:
     # Hypothesis' "ci" profile (database=None, derandomize=True): the same payloads every run
     runs = [rls.fuzz_constraint("messages", "metadata", max_examples=150, settings=DETERMINISTIC).verdicts
@@ -362,6 +376,33 @@ def test_payloads_reach_the_edges_of_each_constraint(rls) -> None:
     _reaches(messages, _key("response_time_ms", lambda v: isinstance(v, str)), "a string where a number belongs")
     for sentiment in SENTIMENTS:
         _reaches(messages, _key("sentiment", lambda v, s=sentiment: v == s), f"sentiment {sentiment!r}")
+
+
+def _depth(value) -> int:
+    if isinstance(value, (list, dict)):
+        return 1 + max(map(_depth, value if isinstance(value, list) else value.values()), default=0)
+    return 0
+
+
+def _leaves(value) -> int:
+    if isinstance(value, (list, dict)):
+        return sum(map(_leaves, value if isinstance(value, list) else value.values()))
+    return 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values(max_depth=2, max_leaves=5))
+def test_json_values_keep_to_max_leaves_and_max_depth(value) -> None:
+    assert _leaves(value) <= 5 and _depth(value) <= 2
+
+
+def test_json_values_reach_their_bounds() -> None:
+    """max_leaves is st.recursive's: the number of scalars in all, whatever the nesting."""
+    quick = settings(database=None, max_examples=2000)
+    assert _depth(find(json_values(max_depth=2), lambda v: _depth(v) >= 2, settings=quick)) == 2
+    most = find(json_values(max_depth=None, max_leaves=5), lambda v: _leaves(v) >= 5, settings=quick)
+    assert _leaves(most) == 5 and isinstance(most, (list, dict))
+    assert _depth(find(json_values(max_depth=None), lambda v: _depth(v) >= 4, settings=quick)) >= 4
 
 
 def test_analysis_reads_keys_sets_bounds_and_types(rls) -> None:

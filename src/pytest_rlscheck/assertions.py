@@ -36,20 +36,17 @@ __all__ = [
 ]
 
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
-SQLSTATE_NAMES = {
-    "23502": "not_null_violation",
-    "23503": "foreign_key_violation",
-    "23505": "unique_violation",
-    "23514": "check_violation",
-    "22P02": "invalid_text_representation",
-    "22003": "numeric_value_out_of_range",
-    "42883": "undefined_function",
-    "42501": "insufficient_privilege",
-}
 
 
 def _sqlstate(code: str | None) -> str:
-    return f"{code} {SQLSTATE_NAMES.get(code or '', '')}".strip()
+    """``23514 check_violation``: the code and its condition name, from psycopg's exception
+    class for it (``CheckViolation``; ``InternalError_``, ``…Ext`` where names clash)."""
+    try:
+        name = psycopg.errors.lookup(code or "").__name__
+    except KeyError:
+        return code or ""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name.rstrip("_").removesuffix("Ext"))
+    return f"{code} {words.lower()}"
 
 
 # -- RLS and policies -----------------------------------------------------------------

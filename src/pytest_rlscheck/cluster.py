@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import namedtuple_row
 
 __all__ = ["ClusterState", "ROLE_MARK", "RunLocks", "clean_up", "snapshot"]
 
@@ -34,7 +35,7 @@ BUILD_LOCK = 1  # held while a run builds its template (roles appear then)
 
 ROLES_SQL = "select rolname from pg_catalog.pg_roles"
 MEMBERSHIPS_SQL = (
-    "select distinct r.rolname, m.rolname from pg_catalog.pg_auth_members a"
+    "select distinct r.rolname as role, m.rolname as member from pg_catalog.pg_auth_members a"
     " join pg_catalog.pg_roles r on r.oid = a.roleid join pg_catalog.pg_roles m on m.oid = a.member"
 )
 MARKED_SQL = (
@@ -64,8 +65,9 @@ class ClusterState:
 
 
 def snapshot(conn: psycopg.Connection[Any]) -> ClusterState:
-    roles = frozenset(r[0] for r in conn.execute(ROLES_SQL))
-    memberships = frozenset((r[0], r[1]) for r in conn.execute(MEMBERSHIPS_SQL))
+    with conn.cursor(row_factory=namedtuple_row) as cur:
+        roles = frozenset(row.rolname for row in cur.execute(ROLES_SQL))
+        memberships = frozenset((row.role, row.member) for row in cur.execute(MEMBERSHIPS_SQL))
     return ClusterState(roles, memberships)
 
 
@@ -140,7 +142,7 @@ def clean_up(
         last = _last_run(conn)
         roles = list(own_roles)
         if last:
-            roles += [r[0] for r in conn.execute(MARKED_SQL, [ROLE_MARK]) if r[0] not in roles]
+            roles += [name for (name,) in conn.execute(MARKED_SQL, [ROLE_MARK]) if name not in roles]
             for role, member in sorted(created.memberships):
                 try:
                     conn.execute(sql.SQL("revoke {} from {}").format(sql.Identifier(role), sql.Identifier(member)))

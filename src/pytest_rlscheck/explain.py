@@ -58,11 +58,12 @@ def function_pattern(conn: psycopg.Connection[Any], name: str) -> FunctionPatter
     )
     try:
         with conn.transaction():
-            plan = conn.execute(call).fetchone()
+            row = conn.execute(call).fetchone()
     except psycopg.Error:
         return by_name
-    assert plan is not None
-    document = plan[0][0] if not isinstance(plan[0], str) else json.loads(plan[0])[0]
+    assert row is not None
+    (plan,) = row  # a JSON array of one document (text, where json is not loaded)
+    document = (json.loads(plan) if isinstance(plan, str) else plan)[0]
     output = (document["Plan"].get("Output") or [""])[0]
     if not output or by_name.regex.search(output):
         return by_name

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -24,6 +24,7 @@ import psycopg
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from hypothesis.database import ExampleDatabase
 from psycopg import sql
 
 from .catalog import Constraint, Relation
@@ -34,7 +35,7 @@ from .scratch import bind, rolled_back
 from .strategies import SQL_NULL, payloads_for
 
 if TYPE_CHECKING:
-    from .client import Rls
+    from .protocol import RlsProtocol as Rls
 
 __all__ = ["FuzzFailure", "FuzzResult", "Verdict", "admits_null", "fuzz_constraint"]
 
@@ -219,16 +220,19 @@ def fuzz_constraint(
             if expected != verdict.accepted:
                 raise _Found("disagrees", payload, verdict, expected)
 
-    # One entry per table, column and oracle in .hypothesis/, so a failure is replayed first.
-    check._hypothesis_internal_add_digest = (  # type: ignore[attr-defined]
-        f"rlscheck-fuzz:{target.rel.qualified}.{column}:{'oracle' if oracle is not None else 'none'}".encode()
-    )
+    parent = settings if settings is not None else hypothesis_settings.default
+    database = parent.database
+    if database is not None:  # one entry per table, column and oracle, so that a failure is replayed first
+        database = _Namespaced(
+            database, f"rlscheck-fuzz:{target.rel.qualified}.{column}:{'oracle' if oracle is not None else 'none'}:"
+        )
     run = hypothesis_settings(
-        settings,
+        parent,
         max_examples=max_examples,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         print_blob=False,
+        database=database,
     )(given(payloads)(check))
     try:
         run()
@@ -239,6 +243,31 @@ def fuzz_constraint(
             raise
         _raise_group(target, exc, check)
     return result
+
+
+class _Namespaced(ExampleDatabase):
+    """``database`` with every key under ``prefix``. Hypothesis keys a test's examples by its
+    function, which is the same ``check`` for every column fuzzed."""
+
+    def __init__(self, database: ExampleDatabase, prefix: str) -> None:
+        super().__init__()
+        self.database = database
+        self.prefix = prefix.encode()
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.database.save(self.prefix + key, value)
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        return self.database.fetch(self.prefix + key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.database.delete(self.prefix + key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.database.move(self.prefix + src, self.prefix + dest, value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.database!r}, {self.prefix.decode()!r})"
 
 
 def _raise_group(target: _Target, group: Exception, check: Callable[[Any], None]) -> NoReturn:

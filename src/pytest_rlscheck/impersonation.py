@@ -174,7 +174,7 @@ class IdentityStack:
         else:  # in a savepoint of its own: a role that does not exist must not abort the test
             rows = guarded(self._conn, [bind(self._conn, PUSH_SQL, params)])[0].rows or []
             proven.add(key)
-        self._frames.append(_Frame(identity, [r[0] for r in rows], [r[1] for r in rows]))
+        self._frames.append(_Frame(identity, [name for name, _, _ in rows], [previous for _, previous, _ in rows]))
 
     def pop(self) -> None:
         frame = self._frames.pop()

@@ -202,23 +202,20 @@ class SweepReport:
                 "ruleId": f["rule"],
                 "level": SARIF_LEVEL[f["severity"]],
                 "message": {"text": f"{f['object']}: {f['message']}" + (f"\nFix: {f['fix']}" if f.get("fix") else "")},
-                "logicalLocations": [{"fullyQualifiedName": f["object"]}],
             }
             if f.get("fingerprint"):
                 result["partialFingerprints"] = {"rlscheck/v1": f["fingerprint"]}
+            # the object always, the file and line where known: a result's places are its locations
+            location: dict[str, Any] = {"logicalLocations": [{"fullyQualifiedName": f["object"]}]}
             if f.get("file"):
                 region: dict[str, int] = {"startLine": int(f["line"] or 1)}
                 if f.get("column"):
                     region["startColumn"] = int(f["column"])
-                result["locations"] = [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": Path(f["file"]).as_posix()},
-                            "region": region,
-                        },
-                        "logicalLocations": [{"fullyQualifiedName": f["object"]}],
-                    }
-                ]
+                location["physicalLocation"] = {
+                    "artifactLocation": {"uri": Path(f["file"]).as_posix()},
+                    "region": region,
+                }
+            result["locations"] = [location]
             results.append(result)
         return {
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

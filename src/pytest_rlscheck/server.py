@@ -1,6 +1,6 @@
 """Server lifecycle: a throw-away local PostgreSQL, or an existing one given by a DSN.
 
-The local server is started through pytest-postgresql's executor (pg_ctl under mirakuru),
+The local server is started through pytest-postgresql's executor (its pg_ctl command line),
 tuned for tests, with its unix socket in a private temp directory. As root (CI containers)
 ``initdb``/``pg_ctl``/``postgres`` refuse to run, so every server process runs as an
 unprivileged OS account that owns the temp directory.
@@ -16,9 +16,9 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import shutil
 import stat
-import string
 import subprocess
 import tempfile
 import time
@@ -29,10 +29,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from mirakuru.exceptions import ProcessFinishedWithError
-from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
+from mirakuru.base import ENV_UUID
 from psycopg import conninfo as pg_conninfo
-from pytest_postgresql.executors.proc import PostgreSQLExecutor
+from pytest_postgresql.executors import PostgreSQLExecutor
 
 from .binaries import PgBinaries
 from .extensions import ExtensionPlan, StandIn
@@ -152,46 +151,76 @@ def start_server(
     return LocalServer(binaries, reaper, settings=settings, stand_ins=plan.stood_in)
 
 
-class _Executor(PostgreSQLExecutor):
-    """pytest-postgresql's executor, with every pg_ctl call run as ``run_as`` (uid, gid), a
-    cluster that asks every connection for a password, and no TCP listener: the server is
-    up when ``pg_ctl start -w`` says so (it waits for the server to accept connections)."""
+@dataclass(frozen=True)
+class _Setup:
+    """What the plugin adds to pytest-postgresql's executor: the OS account (uid, gid) every
+    server process runs as, a directory that account can enter, and the cached cluster."""
 
-    def __init__(
-        self, *args: Any, run_as: tuple[int, int] | None, cwd: str, settings: Sequence[tuple[str, str]] = (),
-        cluster_cache: Path | None = None, track_dir: Any = lambda path: None, forget_dir: Any = lambda path: None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._settings = tuple(settings)
-        # mirakuru marks the server's processes with this value in their environment, and on
-        # exit every Python process that imported it SIGKILLs the processes whose mark
-        # contains its own pid as a substring: with pids of four or five digits, another
-        # test process ending (a pytester run, an xdist worker) killed our postmaster. A
-        # mark without digits cannot contain a pid.
-        self._uuid = "rlscheck-" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(24))
-        self._run_as = run_as
-        self._cwd = cwd  # a directory the server's account can enter
-        self._cluster_cache = cluster_cache
-        self._track_dir = track_dir
-        self._forget_dir = forget_dir
-        self._additional_popen_kwargs = self._as_user()
+    run_as: tuple[int, int] | None
+    cwd: str
+    timeout: float
+    settings: tuple[tuple[str, str], ...] = ()
+    cluster_cache: Path | None = None
+    track_dir: Any = lambda path: None
+    forget_dir: Any = lambda path: None
+
+
+class _StartFailed(Exception):
+    """``pg_ctl start`` failed or did not return."""
+
+
+class _Executor(PostgreSQLExecutor):
+    """pytest-postgresql's executor, through its public surface: its ``pg_ctl start`` command
+    line (``command_parts``), its environment (``envvars``) and its :meth:`init_directory`,
+    :meth:`start`, :meth:`running` and :meth:`stop`, overridden so that every pg_ctl call runs
+    as the server's account (``rlscheck.run_as``), the cluster asks every connection for a
+    password, and the server listens on no TCP port: it is up when ``pg_ctl start -w``
+    exits 0 (pg_ctl waits for the server to accept connections)."""
+
+    def __init__(self, *, rlscheck: _Setup, **kwargs: Any) -> None:
+        super().__init__(timeout=int(rlscheck.timeout), **kwargs)
+        self.rlscheck = rlscheck
+
+    def _environment(self) -> dict[str, str]:
+        """pytest-postgresql's environment (its locale) without mirakuru's mark: mirakuru's
+        exit hook, in every Python process that imported it, SIGKILLs the processes whose
+        mark contains that process's pid as a substring (another test process ending, a
+        pytester run or an xdist worker, killed our postmaster). The reaper and :meth:`stop`
+        end the server instead."""
+        return {name: value for name, value in self.envvars.items() if name not in (ENV_UUID, "PGDATA")}
 
     def _as_user(self) -> dict[str, Any]:
-        if self._run_as is None:
-            return {"cwd": self._cwd}
-        uid, gid = self._run_as
-        return {"user": uid, "group": gid, "extra_groups": [], "cwd": self._cwd}
+        run_as = self.rlscheck.run_as
+        if run_as is None:
+            return {"cwd": self.rlscheck.cwd}
+        return {"user": run_as[0], "group": run_as[1], "extra_groups": [], "cwd": self.rlscheck.cwd}
+
+    def start(self) -> _Executor:
+        """The data directory, then pytest-postgresql's ``pg_ctl start`` command line run to
+        its end as the server's account. The postmaster it leaves is in a session of its own
+        (a Ctrl-C in the terminal does not reach it)."""
+        self.init_directory()
+        try:
+            result = subprocess.run(
+                self.command_parts, env=self._environment(), capture_output=True, text=True,
+                timeout=self.rlscheck.timeout, start_new_session=True, **self._as_user(),
+            )
+        except subprocess.TimeoutExpired:
+            raise _StartFailed(f"pg_ctl start did not return within {self.rlscheck.timeout:g} s") from None
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip()
+            raise _StartFailed(f"pg_ctl start exited with code {result.returncode}" + (f": {output}" if output else ""))
+        return self
 
     def init_directory(self) -> None:
         """The data directory: a copy of the installation's initdb'd cluster (made once, in
         the cache) whose superuser then gets this run's password, in single-user mode, before
         the server accepts a connection. Without a cache, initdb here."""
-        if self._directory_initialised:
+        if os.path.isfile(os.path.join(self.datadir, "PG_VERSION")):
             return
-        template = self._cached_cluster() if self._cluster_cache is not None else None
+        template = self._cached_cluster() if self.rlscheck.cluster_cache is not None else None
         if template is None:
-            self._initdb(self.datadir, self.password or "", self._cwd)
+            self._initdb(self.datadir, self.password or "", self.rlscheck.cwd)
         else:
             self._run_as_account(["cp", "-a", "--", str(template), self.datadir], "copying the initdb'd cluster")
             statement = f"ALTER ROLE {self.user} PASSWORD '{scram_verifier(self.password or '')}';\n"
@@ -202,12 +231,11 @@ class _Executor(PostgreSQLExecutor):
             )
             if "ERROR" in out:
                 raise ServerError(f"rlscheck: setting the run's password in {self.datadir} failed:\n{out.strip()}")
-        if self._settings:  # in the configuration file: no shell quoting between them and postgres
+        if self.rlscheck.settings:  # in the configuration file: no shell quoting between them and postgres
             with open(os.path.join(self.datadir, "postgresql.conf"), "a", encoding="utf-8") as conf:
                 conf.write("\n# pytest-rlscheck: server_settings / --rlscheck-pg-setting\n")
-                for name, value in self._settings:
+                for name, value in self.rlscheck.settings:
                     conf.write(f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n")
-        self._directory_initialised = True
 
     def _initdb(self, datadir: str, password: str, scratch: str) -> None:
         """initdb with scram-sha-256 for every connection; the password file (the verifier
@@ -217,9 +245,10 @@ class _Executor(PostgreSQLExecutor):
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(scram_verifier(password))
-            if self._run_as:
-                os.chown(pwfile, *self._run_as)
-            self._run_initdb(self._build_initdb_command(self._initdb_options(pwfile), pgdata=datadir))
+            if self.rlscheck.run_as:
+                os.chown(pwfile, *self.rlscheck.run_as)
+            options = " ".join(shlex.quote(option) for option in self._initdb_options(pwfile))
+            self._run_as_account([self.executable, "initdb", "--pgdata", datadir, "-o", options], "initdb")
         finally:
             os.unlink(pwfile)
 
@@ -230,27 +259,28 @@ class _Executor(PostgreSQLExecutor):
         """The installation's initdb'd cluster in the cache, made on first use. Its
         superuser's password was random and is gone: a copy is of no use to anyone until a
         run gives it its own. Owned by the server's account, mode 0700."""
-        assert self._cluster_cache is not None
+        setup = self.rlscheck
+        assert setup.cluster_cache is not None
         key = hashlib.sha256(
             "\0".join([
                 CLUSTER_LAYOUT, os.path.realpath(self.executable), _file_identity(self.executable),
                 _file_identity(os.path.join(os.path.dirname(self.executable), "postgres")),
-                " ".join(self._initdb_options("PWFILE")), str(self._run_as), repr(sorted(
-                    (name, value) for name, value in self._initdb_env().items()
+                " ".join(self._initdb_options("PWFILE")), str(setup.run_as), repr(sorted(
+                    (name, value) for name, value in self._environment().items()
                     if name.startswith("LC_") or name in ("LANG", "LANGUAGE", "TZ", "PGTZ")  # what initdb records
                 )),
             ]).encode()
         ).hexdigest()[:16]
-        target = self._cluster_cache / f"cluster-{key}"
+        target = setup.cluster_cache / f"cluster-{key}"
         if (target / "PG_VERSION").is_file():
             touch(target)
             return target
-        prune_cache(self._cluster_cache)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=self._cluster_cache))
-        self._track_dir(str(staging))
+        prune_cache(setup.cluster_cache)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=setup.cluster_cache))
+        setup.track_dir(str(staging))
         try:
-            if self._run_as:
-                os.chown(staging, *self._run_as)
+            if setup.run_as:
+                os.chown(staging, *setup.run_as)
             self._initdb(str(staging / "data"), secrets.token_urlsafe(32), str(staging))
             try:
                 os.rename(staging / "data", target)
@@ -263,13 +293,13 @@ class _Executor(PostgreSQLExecutor):
             # which subprocess does not end: its argv names the staging directory
             kill_server_processes(str(staging))
             shutil.rmtree(staging, ignore_errors=True)
-            self._forget_dir(str(staging))
+            setup.forget_dir(str(staging))
         return target
 
     def _run_as_account(self, command: list[str], what: str, stdin: str | None = None) -> str:
         result = subprocess.run(
-            command, input=stdin, capture_output=True, text=True, timeout=self._timeout, env=self._initdb_env(),
-            **self._as_user(),
+            command, input=stdin, capture_output=True, text=True, timeout=self.rlscheck.timeout,
+            env=self._environment(), **self._as_user(),
         )
         if result.returncode != 0:
             raise ServerError(
@@ -278,52 +308,25 @@ class _Executor(PostgreSQLExecutor):
             )
         return result.stdout + result.stderr
 
-    def _run_initdb(self, command: list[str]) -> None:
-        result = subprocess.run(
-            command, env=self._initdb_env(), timeout=self._timeout, capture_output=True, text=True, **self._as_user()
-        )
-        if result.returncode != 0:
-            raise ServerError(
-                f"rlscheck: initdb failed (exit {result.returncode}) for {self.datadir}:\n"
-                f"{(result.stdout + result.stderr).strip()}"
-            )
-
-    def pre_start_check(self) -> bool:
-        """Nothing can be running in a directory that was created a moment ago."""
-        return False
-
-    def after_start_check(self) -> bool:
-        """``pg_ctl start -w`` exited 0: the server accepts connections (on its socket)."""
-        return self.process is not None and self.process.poll() == 0
-
     def running(self) -> bool:
         if not os.path.exists(self.datadir):
             return False
         result = subprocess.run(
             [self.executable, "status", "-D", self.datadir],
             capture_output=True,
-            timeout=self._timeout,
+            timeout=self.rlscheck.timeout,
             **self._as_user(),
         )
         return result.returncode == 0
 
     def stop(self, sig: int | None = None, exp_sig: int | None = None) -> _Executor:
+        """``pg_ctl stop -m immediate``: the data is thrown away, no checkpoint is needed."""
         subprocess.run(
             [self.executable, "stop", "-D", self.datadir, "-m", "immediate", "-w"],
             capture_output=True,
-            timeout=self._timeout,
+            timeout=self.rlscheck.timeout,
             **self._as_user(),
         )
-        if self.process is not None and self.process.poll() is not None:
-            # pg_ctl start has exited (and was reaped): its pid may belong to another process
-            # group by now, which mirakuru's killpg would signal. Only its children are left.
-            self._kill_all_kids(sig or self._stop_signal)
-            self._clear_process()
-            return self
-        try:
-            super(PostgreSQLExecutor, self).stop(sig, exp_sig)
-        except ProcessFinishedWithError:
-            pass
         return self
 
 
@@ -386,6 +389,10 @@ class LocalServer(Server):
         options = " ".join(f"-c {key}={value}" for key, value in settings.items())
         self._reaper.track_server(binaries.pg_ctl, self.datadir, self.run_as)
         self._executor = _Executor(
+            rlscheck=_Setup(
+                run_as=self.run_as, cwd=self.tmpdir, timeout=90, settings=self.settings,
+                cluster_cache=_cluster_cache(), track_dir=self._reaper.track_dir, forget_dir=self._reaper.forget_dir,
+            ),
             executable=binaries.pg_ctl,
             host=self.tmpdir,
             port=PORT,
@@ -397,17 +404,10 @@ class LocalServer(Server):
             user=SUPERUSER,
             password=password,
             postgres_options=options,
-            run_as=self.run_as,
-            cwd=self.tmpdir,
-            settings=self.settings,
-            timeout=90,
-            cluster_cache=_cluster_cache(),
-            track_dir=self._reaper.track_dir,
-            forget_dir=self._reaper.forget_dir,
         )
         try:
             self._executor.start()
-        except (ProcessExitedWithError, ProcessFinishedWithError, TimeoutExpired, OSError) as exc:
+        except (_StartFailed, OSError) as exc:
             raise ServerError(
                 f"rlscheck: the throw-away server ({binaries.describe()}) did not start: {exc}\n"
                 f"Server log:\n{self._log_tail()}"

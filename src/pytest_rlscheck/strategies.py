@@ -27,7 +27,7 @@ from sqlparse import lexer as _lexer
 from sqlparse import tokens as T
 
 if TYPE_CHECKING:
-    from .client import Rls
+    from .protocol import RlsProtocol as Rls
 
 __all__ = [
     "SQL_NULL",
@@ -62,6 +62,10 @@ _LOOK_ALIKES = {"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х"
 _JSONB_TYPES = {"object", "array", "string", "number", "boolean", "null"}
 _LENGTH_FUNCTIONS = {"length", "char_length", "character_length", "octet_length", "bit_length"}
 _BYTES = {1: (0x20, 0x7E), 2: (0x80, 0x7FF), 3: (0x800, 0xFFFF), 4: (0x10000, 0x10FFFF)}
+#: Members of one array or object in json_values: a few, so that a draw seldom goes past
+#: max_leaves (st.recursive then draws it again: unbounded, the fuzz took twice as long;
+#: three members, a fifth longer).
+_MEMBERS = 2
 
 
 def json_scalars() -> st.SearchStrategy[Any]:
@@ -74,16 +78,54 @@ def json_scalars() -> st.SearchStrategy[Any]:
     )
 
 
-def json_values(max_depth: int = 3, max_leaves: int = 20) -> st.SearchStrategy[Any]:
-    """Any JSON value PostgreSQL's jsonb accepts (no ``\\u0000``, no NaN or Infinity)."""
-    values = json_scalars()
-    for _ in range(max_depth):
-        values = st.one_of(
-            json_scalars(),
-            st.lists(values, max_size=max(1, max_leaves // 4)),
-            st.dictionaries(st.text(_JSON_CHARS, max_size=10), values, max_size=max(1, max_leaves // 4)),
-        )
-    return values
+def json_values(max_depth: int | None = 3, max_leaves: int = 20) -> st.SearchStrategy[Any]:
+    """Any JSON value PostgreSQL's jsonb accepts (no ``\\u0000``, no NaN or Infinity): a
+    scalar, or arrays and objects (of up to two members) of them nested, with
+    ``max_leaves`` as in :func:`hypothesis.strategies.recursive`: at most that many scalars in
+    all. Arrays and objects nest at most ``max_depth`` deep (one that would be deeper gives
+    way to its first scalar, or goes); ``None``: as deep as Hypothesis goes."""
+    keys = st.text(_JSON_CHARS, max_size=10)
+    values = st.recursive(
+        json_scalars(),
+        lambda children: st.lists(children, max_size=_MEMBERS) | st.dictionaries(keys, children, max_size=_MEMBERS),
+        max_leaves=max_leaves,
+    )
+    return values if max_depth is None else values.map(lambda value: _shallow(value, max_depth))
+
+
+def _shallow(value: Any, depth: int) -> Any:
+    clipped = _clipped(value, depth)
+    return None if clipped is _NOTHING else clipped  # max_depth=0 and an empty array: null
+
+
+def _clipped(value: Any, depth: int) -> Any:
+    """``value`` with no array or object nested more than ``depth`` deep: one deeper gives way
+    to its first scalar, or goes when it holds none (no scalar is added: max_leaves holds)."""
+    if not isinstance(value, (list, dict)):
+        return value
+    if depth <= 0:
+        return _first_scalar(value)
+    if isinstance(value, list):
+        return [item for item in (_clipped(v, depth - 1) for v in value) if item is not _NOTHING]
+    members = ((key, _clipped(v, depth - 1)) for key, v in value.items())
+    return {key: item for key, item in members if item is not _NOTHING}
+
+
+_NOTHING = object()
+
+
+def _first_scalar(value: Any) -> Any:
+    """The first scalar in ``value`` (depth first), or ``_NOTHING``."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending += reversed(item)
+        elif isinstance(item, dict):
+            pending += reversed(list(item.values()))
+        else:
+            return item
+    return _NOTHING
 
 
 def invalid_json_texts() -> st.SearchStrategy[str]:
