@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from . import catalog_sql as q
 from .catalog import Catalog, Column, Constraint, Dependency, Function, Index, Policy, Relation
-from .nodetree import parse
+from .nodetree import parse, without_locations
 from .policy_model import ExprFacts, Names, body_facts, defaults_to_caller, expression_facts
 
 __all__ = ["load", "resolve_relation"]
@@ -62,26 +62,30 @@ def load(
             executable.setdefault(oid, []).append(grantee)
         function_rows = rows(q.FUNCTIONS_SQL if conn.info.server_version < 140000 else q.FUNCTIONS_SQL_14)
 
-    # the trees, parsed once, and every OID they name resolved in two queries
-    policy_trees = [(parse(r[7]), parse(r[8])) for r in policy_rows]
-    function_trees = [(parse(r["argdefaults"]), r["sqlbody"]) for r in function_rows]
+    # every OID the trees name, resolved in two queries; then each tree parsed and read once
+    # (policies repeat: the same membership condition on every table is read one time)
     names = Names.load(
         conn,
-        [t for pair in policy_trees for t in pair if t is not None]
-        + [t for t, _ in function_trees if t is not None]
-        + [parse(body) for _, body in function_trees if body],
+        [text for r in policy_rows for text in (r[7], r[8]) if text]
+        + [text for r in function_rows for text in (r["argdefaults"], r["sqlbody"]) if text],
     )
-
     positions = {oid: {c.position: c.name for c in kinds.get("columns", ())} for oid, kinds in parts.items()}
-    for (oid, name, command, permissive, roles, using, check, _, _), (using_tree, check_tree) in zip(
-        policy_rows, policy_trees, strict=True
-    ):
+    known: dict[tuple[str, tuple[tuple[int, str], ...]], ExprFacts] = {}
+
+    def facts(text: str | None, columns: dict[int, str]) -> ExprFacts:
+        if text is None:
+            return ExprFacts()
+        key = (without_locations(text), tuple(sorted(columns.items())))
+        if key not in known:
+            known[key] = expression_facts(parse(key[0]), names, columns)
+        return known[key]
+
+    for oid, name, command, permissive, roles, using, check, using_tree, check_tree in policy_rows:
         columns = positions.get(oid, {})
         add(oid, "policies", Policy(
-            name, command, permissive, tuple(roles), using, check,
-            expression_facts(using_tree, names, columns) if using_tree is not None else ExprFacts(),
-            expression_facts(check_tree, names, columns) if check_tree is not None else ExprFacts(),
+            name, command, permissive, tuple(roles), using, check, facts(using_tree, columns), facts(check_tree, columns)
         ))
+    function_trees = [(parse(r["argdefaults"]), r["sqlbody"]) for r in function_rows]
 
     built = tuple(
         Relation(*row, **{kind: tuple(items) for kind, items in parts.get(row[0], {}).items()}) for row in relations

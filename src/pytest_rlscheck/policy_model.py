@@ -18,6 +18,7 @@ The OIDs in the trees are resolved in bulk (:data:`RESOLVE_FUNCTIONS_SQL`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,11 +73,12 @@ class Names:
 
     @classmethod
     def load(cls, conn: Any, trees: Iterable[Any]) -> Names:
-        """Resolve every function and operator the ``trees`` name: two queries in all."""
+        """Resolve every function and operator the ``trees`` (parsed, or as text) name: two
+        queries in all."""
         funcs: set[int] = set()
         ops: set[int] = set()
         for tree in trees:
-            f, o = oids_in(tree)
+            f, o = oids_in_text(tree) if isinstance(tree, str) else oids_in(tree)
             funcs |= f
             ops |= o
         functions = dict(conn.execute(RESOLVE_FUNCTIONS_SQL, [sorted(funcs)]).fetchall()) if funcs else {}
@@ -100,6 +102,16 @@ def oids_in(tree: Any) -> tuple[set[int], set[int]]:
         elif node.type in ("OPEXPR", "SCALARARRAYOPEXPR", "NULLIFEXPR", "DISTINCTEXPR"):
             ops.add(node["opno"])
     return funcs, ops
+
+
+_FUNCID = re.compile(r"\{FUNCEXPR :funcid (\d+)")
+_OPNO = re.compile(r"\{(?:OPEXPR|SCALARARRAYOPEXPR|NULLIFEXPR|DISTINCTEXPR) :opno (\d+)")
+
+
+def oids_in_text(text: str) -> tuple[set[int], set[int]]:
+    """:func:`oids_in` of a tree still as text, in one scan: the first field of those nodes
+    is the OID (as every PostgreSQL since 9.x writes them)."""
+    return {int(m) for m in _FUNCID.findall(text)}, {int(m) for m in _OPNO.findall(text)}
 
 
 @dataclass(frozen=True)
@@ -335,7 +347,8 @@ class _Walker:
             self.visit_query(node, level + 1, once)
             return
         for value in node.fields.values():
-            self.visit(value, level, once)
+            if value.__class__ is Node or value.__class__ is list:  # scalars hold no node
+                self.visit(value, level, once)
 
     def visit_query(self, query: Node, level: int, once: bool) -> None:
         self.rtables.append(list(query.get("rtable") or ()))
