@@ -139,3 +139,24 @@ def alice(rls):
 def bob(rls):
     """Bob of Globex."""
     return rls.user(BOB, tenant=GLOBEX)
+
+
+#: The example's principals, and the tenant root's key (its own id).
+EXAMPLE_CONFIG = EXAMPLE_PRINCIPALS + """
+[tool.rlscheck.tables."public.organizations"]
+tenant_column = "id"
+"""
+
+
+def example_project(pytester: pytest.Pytester, extra_sql: str = "", config: str = "") -> None:
+    """The worked example (plus ``extra_sql`` as a last migration) in a project of its own,
+    laid out as the Supabase CLI lays it out."""
+    migrations = pytester.path / "supabase" / "migrations"
+    migrations.mkdir(parents=True)
+    for path in sorted((EXAMPLE / "migrations").glob("*.sql")):
+        (migrations / path.name).write_text(path.read_text())
+    if extra_sql:
+        (migrations / "20250101000000_change.sql").write_text(textwrap.dedent(extra_sql))
+    (pytester.path / "supabase" / "seed.sql").write_text((EXAMPLE / "seed.sql").read_text())
+    pytester.makefile(".toml", pyproject="[tool.rlscheck]\n" + textwrap.dedent(config) + EXAMPLE_CONFIG)
+

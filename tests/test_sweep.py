@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
-from conftest import EXAMPLE, EXAMPLE_PRINCIPALS, SEED
+from conftest import EXAMPLE_CONFIG, SEED, example_project
 from pytest_rlscheck.catalog import Catalog
-
-PRINCIPALS = EXAMPLE_PRINCIPALS + """
-[tool.rlscheck.tables."public.organizations"]
-tenant_column = "id"
-"""
 
 # What the sweep checks on the worked example, written down from sql/migrations (not read
 # back from a run): each table, view and SECURITY DEFINER function gets one item per rule
@@ -35,24 +29,12 @@ EXAMPLE_CHECKS = frozenset(
 )
 
 
-def _project(pytester: pytest.Pytester, extra_sql: str = "", config: str = "") -> None:
-    """The worked example (plus ``extra_sql`` as a last migration) in a project of its own."""
-    migrations = pytester.path / "supabase" / "migrations"
-    migrations.mkdir(parents=True)
-    for path in sorted((EXAMPLE / "migrations").glob("*.sql")):
-        (migrations / path.name).write_text(path.read_text())
-    if extra_sql:
-        (migrations / "20250101000000_change.sql").write_text(textwrap.dedent(extra_sql))
-    (pytester.path / "supabase" / "seed.sql").write_text((EXAMPLE / "seed.sql").read_text())
-    pytester.makefile(".toml", pyproject="[tool.rlscheck]\n" + textwrap.dedent(config) + PRINCIPALS)
-
-
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rlscheck", *args, timeout=300)
 
 
 def test_clean_example_passes_with_a_summary(pytester: pytest.Pytester) -> None:
-    _project(pytester)
+    example_project(pytester)
     pytester.makepyfile("def test_user_test():\n    pass\n")
     result = _run(pytester, "-rA")
     assert result.ret == 0
@@ -70,7 +52,7 @@ def test_clean_example_passes_with_a_summary(pytester: pytest.Pytester) -> None:
 
 
 def test_findings_fail_items_by_severity_and_name_the_fix(pytester: pytest.Pytester) -> None:
-    _project(
+    example_project(
         pytester,
         """
         alter policy "Members can view their memberships" on public.organization_members using (user_id = auth.uid());
@@ -94,7 +76,7 @@ def test_findings_fail_items_by_severity_and_name_the_fix(pytester: pytest.Pytes
 
 
 def test_items_can_be_selected_and_deselected(pytester: pytest.Pytester) -> None:
-    _project(pytester, "alter policy \"Members can view their memberships\" on public.organization_members using (user_id = auth.uid());")
+    example_project(pytester, "alter policy \"Members can view their memberships\" on public.organization_members using (user_id = auth.uid());")
     pytester.makepyfile("def test_user_test():\n    pass\n")
     # one auth-per-row item per table (organization_members fails); the other checks and the user's test deselected
     only_rule = _run(pytester, "-k", "auth-per-row")
@@ -119,7 +101,7 @@ def test_items_can_be_selected_and_deselected(pytester: pytest.Pytester) -> None
 
 
 def test_ignores_need_a_reason_and_stale_ones_are_reported(pytester: pytest.Pytester) -> None:
-    _project(
+    example_project(
         pytester,
         "alter table public.conversations add column assigned_to uuid references auth.users (id);",
         config="""
@@ -143,7 +125,7 @@ def test_ignores_need_a_reason_and_stale_ones_are_reported(pytester: pytest.Pyte
 
 
 def test_a_migration_that_fails_is_one_error_item(pytester: pytest.Pytester) -> None:
-    _project(pytester, "create index concurrently idx_hour on public.conversations (date_trunc('hour', started_at));")
+    example_project(pytester, "create index concurrently idx_hour on public.conversations (date_trunc('hour', started_at));")
     result = _run(pytester, "-m", "rlscheck", "--rlscheck-report=out.sarif")
     assert result.ret == 1
     result.assert_outcomes(failed=1)
@@ -158,7 +140,7 @@ def test_a_migration_that_fails_is_one_error_item(pytester: pytest.Pytester) -> 
 
 
 def test_reports_json_markdown_and_sarif(pytester: pytest.Pytester) -> None:
-    _project(pytester, "alter table public.messages alter column organization_id drop not null;")
+    example_project(pytester, "alter table public.messages alter column organization_id drop not null;")
     result = _run(
         pytester, "-m", "rlscheck", "--rlscheck-report=out/report.json", "--rlscheck-report=out/report.md",
         "--rlscheck-report=out/report.sarif",
@@ -185,7 +167,7 @@ def test_reports_json_markdown_and_sarif(pytester: pytest.Pytester) -> None:
 
 
 def test_fuzz_items_report_constraint_defects(pytester: pytest.Pytester) -> None:
-    _project(
+    example_project(
         pytester,
         """
         alter table public.messages drop constraint messages_metadata_response_time_positive;
@@ -211,7 +193,7 @@ def test_fuzz_items_report_constraint_defects(pytester: pytest.Pytester) -> None
 
 def test_without_principals_isolation_is_reported_as_not_verified(pytester: pytest.Pytester) -> None:
     # a table no policy opens has nothing to verify, and gets no such note
-    _project(pytester, "create table public.vault (id int primary key); alter table public.vault enable row level security;")
+    example_project(pytester, "create table public.vault (id int primary key); alter table public.vault enable row level security;")
     (pytester.path / "pyproject.toml").write_text("[tool.rlscheck]\n")  # no principals
     result = _run(pytester, "-m", "rlscheck", "--rlscheck-report=out.json")
     assert result.ret == 0  # info findings do not fail an item at the default --rlscheck-fail-on=warn
@@ -227,7 +209,7 @@ def test_without_principals_isolation_is_reported_as_not_verified(pytester: pyte
 
 
 def test_an_uncovered_command_fails_only_when_the_config_expects_it(pytester: pytest.Pytester) -> None:
-    _project(
+    example_project(
         pytester,
         "drop policy messages_delete on public.messages;",
         '''
@@ -238,13 +220,13 @@ def test_an_uncovered_command_fails_only_when_the_config_expects_it(pytester: py
     result = _run(pytester, "-m", "rlscheck", "-rA", "-k", "command-uncovered")
     result.stdout.fnmatch_lines(["FAILED rlscheck::public.messages::command-uncovered*"])
     assert "DELETE is not covered by any policy although the configuration expects it" in result.stdout.str()
-    (pytester.path / "pyproject.toml").write_text("[tool.rlscheck]\n" + PRINCIPALS)  # granted, not expected
+    (pytester.path / "pyproject.toml").write_text("[tool.rlscheck]\n" + EXAMPLE_CONFIG)  # granted, not expected
     result = _run(pytester, "-m", "rlscheck", "-rA", "-k", "command-uncovered")
     result.stdout.fnmatch_lines(["PASSED rlscheck::public.messages::command-uncovered*"])
 
 
 def test_sweep_under_xdist(pytester: pytest.Pytester) -> None:
-    _project(pytester, "create policy conversations_read_all on public.conversations for select to authenticated using (true);")
+    example_project(pytester, "create policy conversations_read_all on public.conversations for select to authenticated using (true);")
     result = _run(pytester, "-n", "2", "-m", "rlscheck", "--rlscheck-report=out.json")
     data = json.loads((pytester.path / "out.json").read_text())
     assert {(f["rule"], f["object"]) for f in data["findings"]} == {

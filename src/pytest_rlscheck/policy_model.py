@@ -158,7 +158,6 @@ class ExprFacts:
     references_row: bool = False
     reads_caller: bool = False
     reads_user_metadata: bool = False
-    strings: frozenset[str] = frozenset()
 
     def unwrapped(self, *names: str) -> list[Call]:
         """The calls of ``names`` that run once per row (not inside ``(select ...)``)."""
@@ -268,7 +267,6 @@ class _Walker:
         self.references_row = False
         self.reads_caller = False
         self.user_metadata = False
-        self.strings: set[str] = set()
         self.rtables: list[list[Any]] = []  # the range tables of the enclosing queries, innermost last
 
     def row_column(self, node: Any, level: int) -> str | None:
@@ -309,10 +307,8 @@ class _Walker:
             return
         if kind == "CONST":
             value = text_constant(node)
-            if value is not None:
-                self.strings.add(value)
-                if value in ("user_metadata", "raw_user_meta_data"):
-                    self.user_metadata = True
+            if value in ("user_metadata", "raw_user_meta_data"):
+                self.user_metadata = True
             return
         if kind == "FUNCEXPR":
             function = self.names.function(node["funcid"])
@@ -431,7 +427,6 @@ def expression_facts(tree: Any, names: Names, columns: Mapping[int, str]) -> Exp
         references_row=walker.references_row,
         reads_caller=walker.reads_caller,
         reads_user_metadata=walker.user_metadata,
-        strings=frozenset(walker.strings),
     )
 
 

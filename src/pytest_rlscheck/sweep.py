@@ -53,8 +53,7 @@ class CheckResult:
 class Sweep:
     def __init__(self, session: RlsSession, *, fuzz_examples: int | None = None) -> None:
         self.session = session
-        self.fuzz_examples = fuzz_examples  # None: no constraint-fuzz items
-        self.options: dict[str, Any] = {"fuzz_examples": fuzz_examples}
+        self.options: dict[str, Any] = {"fuzz_examples": fuzz_examples}  # None: no constraint-fuzz items
         self.config: SweepConfig = session.settings.sweep
         self.schemas = self.config.schemas or DEFAULT_SCHEMAS
         self.ignores: Mapping[str, str] = self.config.ignore

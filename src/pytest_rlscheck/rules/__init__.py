@@ -114,10 +114,6 @@ class Rule:
     option: str | None = None  # a runner that runs only with this sweep option
 
     @property
-    def dynamic(self) -> bool:
-        return self.measure is not None
-
-    @property
     def remediation(self) -> str:
         """Where the rule is explained, with what to do: its section of README.md."""
         return f"{DOCS}#{self.id}"
