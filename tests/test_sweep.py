@@ -191,20 +191,26 @@ def test_fuzz_items_report_constraint_defects(pytester: pytest.Pytester) -> None
     }
 
 
-def test_without_principals_isolation_is_reported_as_not_verified(pytester: pytest.Pytester) -> None:
-    # a table no policy opens has nothing to verify, and gets no such note
+def test_without_principals_two_are_synthesized_and_isolation_is_measured(pytester: pytest.Pytester) -> None:
+    # a table no policy opens has nothing to verify, and gets no row
     example_project(pytester, "create table public.vault (id int primary key); alter table public.vault enable row level security;")
     (pytester.path / "pyproject.toml").write_text("[tool.rlscheck]\n")  # no principals
     result = _run(pytester, "-m", "rlscheck", "--rlscheck-report=out.json")
-    assert result.ret == 0  # info findings do not fail an item at the default --rlscheck-fail-on=warn
+    assert result.ret == 0, result.stdout.str()
     data = json.loads((pytester.path / "out.json").read_text())
-    infos = {f["object"]: f for f in data["findings"] if f["rule"] == "tenant-leak"}
-    assert set(infos) == {"public.organizations", "public.organization_members", "public.conversations",
-                          "public.messages", "public.domains"}
-    assert all(f["severity"] == "info" and f["message"].startswith("Isolation not verified: no two principals")
-               for f in infos.values())
-    assert "[tool.rlscheck.principals.alice]" in infos["public.messages"]["fix"]
-    assert {t["table"]: t["isolation"] for t in data["tables"]}["public.messages"] == "no principals"
+    assert not [f for f in data["findings"] if f["rule"] == "tenant-leak"], data["findings"]
+    isolation = {t["table"]: t["isolation"] for t in data["tables"]}
+    for table in ("public.organizations", "public.organization_members", "public.conversations", "public.messages",
+                  "public.domains"):
+        assert isolation[table].startswith("verified"), isolation
+    made = data["synthesized"]
+    assert [p["name"] for p in made["principals"] if p["synthesized"]] == ["alice", "bob"]
+    assert made["tenant_root"] == "public.organizations"
+    # the seed's tenants are not the synthesized users': each table gets a row per new tenant
+    assert made["rows"] == {t: 2 for t in ("public.organizations", "public.organization_members", "public.domains",
+                                             "public.conversations", "public.messages")}
+    assert "public.vault" not in made["rows"]
+    result.stdout.fnmatch_lines(["synthesized principals (none configured): alice (sub *, tenant *), bob (sub *"])
     assert any(f["rule"] == "rls-no-policy" and f["object"] == "public.vault" for f in data["findings"])
 
 

@@ -53,6 +53,9 @@ class Constraint:
     validated: bool
     columns: tuple[str, ...]
     references: str | None
+    #: a foreign key's referenced columns (in the order of ``columns``) and table
+    referenced_columns: tuple[str, ...] = ()
+    referenced_oid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,9 @@ class Relation:
 
     def checks(self) -> list[Constraint]:
         return [c for c in self.constraints if c.type == "c"]
+
+    def foreign_keys(self) -> list[Constraint]:
+        return [c for c in self.constraints if c.type == "f"]
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,10 @@ def load(
 
     for oid, *rest in tuples(q.COLUMNS_SQL):
         add(oid, "columns", Column(*rest))
-    for oid, name, kind, definition, validated, cols, ref in tuples(q.CONSTRAINTS_SQL):
-        add(oid, "constraints", Constraint(name, kind, definition, validated, tuple(cols), ref if kind == "f" else None))
+    for oid, name, kind, definition, validated, cols, ref, ref_cols, ref_oid in tuples(q.CONSTRAINTS_SQL):
+        foreign = kind == "f"
+        add(oid, "constraints", Constraint(name, kind, definition, validated, tuple(cols), ref if foreign else None,
+                                           tuple(ref_cols) if foreign else (), ref_oid if foreign else None))
     for oid, name, unique, primary, valid, partial, definition, cols in tuples(q.INDEXES_SQL):
         add(oid, "indexes", Index(name, unique, primary, valid, partial, definition, tuple(cols)))
     policy_rows = tuples(q.POLICIES_SQL)

@@ -52,7 +52,10 @@ CONSTRAINTS_SQL = f"""
 select k.conrelid, k.conname, k.contype, pg_get_constraintdef(k.oid), k.convalidated,
        array(select a.attname from unnest(k.conkey) with ordinality u(num, i)
              join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.num order by u.i)::text[],
-       k.confrelid::regclass::text
+       k.confrelid::regclass::text,
+       array(select a.attname from unnest(k.confkey) with ordinality u(num, i)
+             join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.num order by u.i)::text[],
+       nullif(k.confrelid, 0)::int
 from pg_constraint k
 join pg_class c on c.oid = k.conrelid
 join pg_namespace n on n.oid = c.relnamespace

@@ -140,6 +140,13 @@ class Janitor:
         if self._worker_db is not None:
             self.create(self._worker_db.name, template=self._template().name, closed=True)
 
+    def own_database(self, suffix: str) -> Database:
+        """A clone of the template for one part of the run (the sweep's synthesized rows):
+        ``<prefix>_<worker>_<suffix>``, cloned again on every call."""
+        template = self._template()
+        name = self.create(f"{self._prefix}_{self._worker}_{suffix}", template=template.name)
+        return Database(template.server, name, template.options)
+
     def fresh_database(self) -> Database:
         template = self._template()
         self._fresh_count += 1

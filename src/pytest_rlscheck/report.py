@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__
 from .findings import ObjectRef, Severity
 from .rules import RULES
+from .synthesis import summary_lines
 
 __all__ = ["SweepReport"]
 
@@ -66,6 +67,10 @@ class SweepReport:
                 row[finding["severity"]] += 1
         return [rows[k] for k in sorted(rows)]
 
+    def synthesis(self) -> dict[str, Any]:
+        """What the sweep synthesized (principals, rows), as its measured results carry it."""
+        return next((r["facts"]["synthesis"] for r in self.results if r.get("facts", {}).get("synthesis")), {})
+
     def unused_ignores(self, configured: Iterable[str]) -> list[str]:
         used = {f"{f['rule']}:{name}" for f in self.ignored() for name in ObjectRef.from_dict(f["ref"]).ignore_names()}
         return [key for key in configured if key not in used]
@@ -73,7 +78,7 @@ class SweepReport:
     # -- terminal -----------------------------------------------------------------------
 
     def terminal_lines(self) -> list[str]:
-        lines: list[str] = []
+        lines: list[str] = summary_lines(self.synthesis())
         tables = self.tables()
         if tables:
             width = max(len(t["table"]) for t in tables)
@@ -142,6 +147,7 @@ class SweepReport:
             ],
             "tables": self.tables(),
             "by_rule": dict(self.by_rule()),
+            "synthesized": self.synthesis() or None,
         }
 
     def as_markdown(self) -> str:
@@ -157,6 +163,9 @@ class SweepReport:
         stand_ins = self.environment.get("stand_ins") or []
         if stand_ins:
             out += [f"Ran on stand-ins (simulated): " + "; ".join(f"`{s['extension']}` — {s['simulated']}" for s in stand_ins), ""]
+        made = summary_lines(self.synthesis())
+        if made:
+            out += [*(f"- {line[0].upper()}{line[1:]}" for line in made), ""]
         tables = self.tables()
         if tables:
             out += ["| table | RLS | policies S/I/U/D | auth.uid() per query | isolation | findings |",

@@ -141,6 +141,11 @@ class RlsSession:
     def fresh_database(self) -> Database:
         return self._janitor.fresh_database()
 
+    def sweep_database(self) -> Database:
+        """The sweep's own clone of the template, for the rows it synthesizes (cloned again on
+        every call); the project's own tests never see it."""
+        return self._janitor.own_database("sweep")
+
     def drop(self, name: str) -> None:
         self._janitor.drop(name)
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import psycopg
+
 from .catalog import Catalog, Relation
 from .client import Rls
 from .config import SweepConfig
@@ -20,7 +22,8 @@ from .locate import creation_sites
 from .migrations import load_files
 from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, ref, registered
 from .rules.tenant_leak import principals_from
-from .session import RlsSession
+from .session import Database, RlsSession
+from .synthesis import Synthesis, synthesize
 
 __all__ = ["Check", "CheckResult", "Sweep"]
 
@@ -57,7 +60,10 @@ class Sweep:
         self.config: SweepConfig = session.settings.sweep
         self.schemas = self.config.schemas or DEFAULT_SCHEMAS
         self.ignores: Mapping[str, str] = self.config.ignore
-        self.principals = principals_from(self.config)
+        self.configured = principals_from(self.config)
+        self.principals = list(self.configured)
+        self.synthesis = Synthesis(tuple(self.configured))
+        self._own: tuple[Database, Any] | None = None  # the sweep's database and connection, when it made rows
         self.ctx: SweepContext | None = None
         self.static: dict[tuple[str, ObjectRef], list[Finding]] = defaultdict(list)
         self.sites: dict[str, tuple[str, int]] = {}
@@ -69,11 +75,13 @@ class Sweep:
     def prepare(self, conn: Any = None) -> None:
         """Build the database (raises RlscheckError when a migration fails), read the catalog
         in bulk and run the static rules. ``conn``: read this connection's view instead."""
+        given = conn is not None
         conn = conn if conn is not None else self.session.worker_connection()
         self.static.clear()
         self.memo.clear()
         catalog = Catalog.load(conn, schemas=self.schemas, functions=True)
-        self.ctx = SweepContext(catalog, self.schemas, self.config)
+        self._synthesize(conn, catalog, keep=given)
+        self.ctx = SweepContext(catalog, self.schemas, self.config, self.synthesis.keys)
         for rule in RULES.values():
             if rule.check is not None:
                 for finding in rule.check(self.ctx):
@@ -82,6 +90,34 @@ class Sweep:
         files = load_files(settings.migrations, "migration", settings.rootdir)
         self.sites = creation_sites(files)
         self.checks = self._checks(self.ctx)
+
+    def _synthesize(self, conn: Any, catalog: Catalog, *, keep: bool) -> None:
+        """Principals and rows for the measured checks where the project has none
+        (:mod:`.synthesis`). On a connection given (a test's transaction) they are made in
+        it; otherwise, when anything is needed, in the sweep's own clone of the template,
+        committed there, and the measured checks run on that clone."""
+        names = list(self.config.principals)
+        if keep:
+            with conn.transaction():
+                self.synthesis = synthesize(conn, catalog, self.config, self.configured, names)
+        else:
+            with conn.transaction():  # what would be made, undone: the shared database stays the seed's
+                self.synthesis = synthesize(conn, catalog, self.config, self.configured, names)
+                raise psycopg.Rollback()
+        self.principals = list(self.synthesis.principals)
+
+    def _own_connection(self) -> Any:
+        """The sweep's database with the synthesized rows (made on first use)."""
+        if self._own is None or self._own[1].closed or self._own[1].broken:
+            assert self.ctx is not None
+            self.close()
+            database = self.session.sweep_database()
+            conn = database.connect(autocommit=True)
+            with conn.transaction():
+                synthesize(conn, self.ctx.catalog, self.config, self.configured, list(self.config.principals))
+            conn.execute("ANALYZE")
+            self._own = (database, conn)
+        return self._own[1]
 
     def _checks(self, ctx: SweepContext) -> list[Check]:
         """One check per registered rule and object it targets (a runner only with its option)."""
@@ -133,13 +169,27 @@ class Sweep:
     def run_in_transaction(self, check: Check) -> CheckResult:
         """Run one check in a transaction of its own on the worker database, rolled back."""
         session = self.session
-        rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=self.config)
+        if self.synthesis.made_anything:
+            conn = self._own_connection()
+            assert self._own is not None
+            rls = Rls(conn, self._own[0], transactional=True, config=self.config)
+        else:
+            rls = Rls(session.worker_connection(), session.worker_database(), transactional=True, config=self.config)
         transaction = rls.test_transaction().begin()
         try:
             return self.run(check, rls)
         finally:
             if not transaction.end():
-                session.reset_worker_database()
+                if self.synthesis.made_anything:
+                    self.close()  # made again on next use
+                else:
+                    session.reset_worker_database()
+
+    def close(self) -> None:
+        """Close the sweep's own connection (its database is dropped with the session's)."""
+        own, self._own = self._own, None
+        if own is not None:
+            own[1].close()
 
     def run_all(self, rls: Rls) -> list[CheckResult]:
         return [self.run(check, rls) for check in self.checks]
@@ -155,6 +205,8 @@ class Sweep:
             measured = Measurement(rls, self.ctx, check, tuple(self.principals), self.memo, self.options)
             findings, found = rule.measure(measured)
             facts.update(found)
+            if self.synthesis.made_anything:
+                facts["synthesis"] = self.synthesis.to_dict()
         else:
             findings = list(self.static.get((check.rule, check.object), ()))
         findings = [self._locate(f) for f in findings]

@@ -33,6 +33,9 @@ class SweepContext:
     catalog: Catalog
     schemas: tuple[str, ...]
     config: SweepConfig = field(default_factory=SweepConfig)
+    #: tenant keys read from the schema where neither the config nor a column name gives one
+    #: (the tenant root's primary key), by relation oid
+    inferred_keys: Mapping[int, TenantKey] = field(default_factory=dict)
 
     def tables(self) -> Iterator[Relation]:
         return (r for r in self.catalog.relations if r.kind in ("r", "p") and r.schema in self.schemas)
@@ -54,7 +57,7 @@ class SweepContext:
         return self.config.table(rel.qualified)
 
     def tenant_key(self, rel: Relation) -> TenantKey | None:
-        return find_tenant_key(rel, self.config)
+        return find_tenant_key(rel, self.config) or self.inferred_keys.get(rel.oid)
 
     def expected_commands(self, rel: Relation) -> set[str] | None:
         commands = self.table_config(rel).commands
