@@ -610,6 +610,16 @@ def _row_for(
         row[key.column] = sub if key.per_user else tenant
     if root is not None and rel.oid == root[0].oid and tenant is not None:
         row[root[1]] = tenant
+    if membership:  # the role that lets the user act on their tenant's rows, over the default
+        for column in rel.columns:
+            if column.name in row or column.generated or column.identity:
+                continue
+            _, _, labels = maker.types.of(rel, column)
+            allowed = list(labels) or [v for c in rel.checks() if c.columns == (column.name,)
+                                       for v in _literals(c.definition) if isinstance(v, str)]
+            ranked = [v for o in PRIVILEGED for v in allowed if v.lower() == o]
+            if ranked:
+                row[column.name] = ranked[0]
     for column in rel.columns:
         if column.name in row or column.generated or column.identity or column.has_default or not column.not_null:
             continue
