@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import sql
+
 from .nodetree import Node, parse, walk
 from .sqlsplit import tokens
 
@@ -61,6 +63,7 @@ _ANY_SUBLINK = 2
 _IS_NOT_NULL = 1
 _CAST_FORMATS = (1, 2)  # COERCE_EXPLICIT_CAST, COERCE_IMPLICIT_CAST
 _TEXT_TYPES = (25, 1043, 1042, 19)  # text, varchar, bpchar, name
+_INT_TYPES = (21, 23, 20)  # int2, int4, int8
 _BOOL = 16
 
 
@@ -153,6 +156,10 @@ class ExprFacts:
     calls: tuple[Call, ...] = ()
     caller_columns: Mapping[str, tuple[Caller, ...]] = field(default_factory=dict)  # column -> what it is compared with
     set_columns: frozenset[str] = frozenset()  # col IN (SELECT ...), col = ANY (a set that is not a literal list)
+    #: The same for expressions over one column of the row (``(storage.foldername(name))[1]``,
+    #: ``split_part(path, '/', 1)``), as SQL over the row's columns (names quoted)
+    caller_expressions: Mapping[str, tuple[Caller, ...]] = field(default_factory=dict)
+    set_expressions: frozenset[str] = frozenset()
     constant_true: bool = False
     every_user: bool = False  # holds for every signed-in user, whatever the row
     references_row: bool = False
@@ -169,6 +176,10 @@ class ExprFacts:
     def compared_with_user(self) -> frozenset[str]:
         """The row's columns compared with the caller's user id (``user_id = (select auth.uid())``)."""
         return frozenset(c for c, callers in self.caller_columns.items() if any(k.user_id for k in callers))
+
+    def expressions_compared_with_user(self) -> frozenset[str]:
+        """Expressions over the row compared with the caller's user id."""
+        return frozenset(e for e, callers in self.caller_expressions.items() if any(k.user_id for k in callers))
 
     def filter_columns(self) -> frozenset[str]:
         """The row's columns compared with the caller or with a set of tenants."""
@@ -223,6 +234,22 @@ def text_constant(node: Any) -> str | None:
     return data[header:].decode("utf-8", "replace")
 
 
+def _int_constant(node: Any) -> int | None:
+    """The value of an int2/int4/int8 constant, or None."""
+    if not isinstance(node, Node) or node.type != "CONST" or node["consttype"] not in _INT_TYPES or node["constisnull"]:
+        return None
+    data = node["constvalue"]
+    if not isinstance(data, bytes):
+        return None
+    width = {21: 2, 23: 4, 20: 8}[node["consttype"]]
+    return int.from_bytes(data[:width], "little", signed=True)
+
+
+def _quoted(name: str) -> str:
+    """An identifier, quoted by psycopg."""
+    return sql.Identifier(name).as_string(None)
+
+
 def _is_null_constant(node: Any) -> bool:
     return isinstance(node, Node) and node.type == "CONST" and node["constisnull"]
 
@@ -264,6 +291,8 @@ class _Walker:
         self.calls: list[Call] = []
         self.caller_columns: dict[str, list[Caller]] = {}
         self.set_columns: set[str] = set()
+        self.caller_expressions: dict[str, list[Caller]] = {}
+        self.set_expressions: set[str] = set()
         self.references_row = False
         self.reads_caller = False
         self.user_metadata = False
@@ -275,6 +304,40 @@ class _Walker:
         if isinstance(node, Node) and node.type == "VAR" and node["varlevelsup"] == level and node["varno"] == 1:
             return self.columns.get(node["varattno"])
         return None
+
+    def row_expression(self, node: Any, level: int) -> str | None:
+        """``f(col, <constants>)`` or ``(f(col, ...))[k]`` over one column of the policy's
+        table, as SQL; None for anything else."""
+        node = _strip(node, self.names)
+        if not isinstance(node, Node):
+            return None
+        if node.type == "SUBSCRIPTINGREF" and not node.get("reflowerindexpr") and len(node["refupperindexpr"] or ()) == 1:
+            index = _int_constant(node["refupperindexpr"][0])
+            inner = self.row_expression(node["refexpr"], level)
+            return f"({inner})[{index}]" if inner is not None and index is not None else None
+        if node.type != "FUNCEXPR" or node["funcformat"] in _CAST_FORMATS:
+            return None
+        parts: list[str] = []
+        columns = 0
+        for arg in node["args"] or ():
+            column = self.row_column(arg, level)
+            if column is not None:
+                columns += 1
+                parts.append(_quoted(column))
+                continue
+            arg = _strip(arg, self.names)
+            text = text_constant(arg)
+            number = _int_constant(arg)
+            if text is not None:
+                parts.append("'" + text.replace("'", "''") + "'")
+            elif number is not None:
+                parts.append(str(number))
+            else:
+                return None
+        if columns != 1:
+            return None
+        schema, _, name = self.names.function(node["funcid"]).rpartition(".")
+        return f"{_quoted(schema)}.{_quoted(name)}({', '.join(parts)})" if schema else None
 
     def column_name(self, node: Node, level: int) -> str | None:
         """The name of any column a VAR reads: of the policy's table, or of a subquery's relation."""
@@ -318,20 +381,20 @@ class _Walker:
         elif kind == "OPEXPR" and self.names.operator(node["opno"]) == "=" and len(node["args"]) == 2:
             for this, that in (node["args"], node["args"][::-1]):
                 column = self.row_column(this, level)
-                caller = _caller(that, self.names) if column else None
+                expression = None if column else self.row_expression(this, level)
+                caller = _caller(that, self.names) if column or expression else None
                 if column and caller:
                     self.caller_columns.setdefault(column, []).append(caller)
+                elif expression and caller:
+                    self.caller_expressions.setdefault(expression, []).append(caller)
         elif kind == "SCALARARRAYOPEXPR" and len(node["args"]) == 2:
-            column = self.row_column(node["args"][0], level)
             values = _strip(node["args"][1], self.names)
-            if column and not (isinstance(values, Node) and values.type in ("CONST", "ARRAYEXPR")):
-                self.set_columns.add(column)
+            if not (isinstance(values, Node) and values.type in ("CONST", "ARRAYEXPR")):
+                self._in_set(node["args"][0], level)
         elif kind == "SUBLINK":
             test = node.get("testexpr")
             if node["subLinkType"] == _ANY_SUBLINK and isinstance(test, Node) and test.type == "OPEXPR":
-                column = self.row_column(test["args"][0], level)
-                if column:
-                    self.set_columns.add(column)
+                self._in_set(test["args"][0], level)
             self.visit(test, level, once)
             query = node["subselect"]
             # a subquery without FROM that reads nothing of the rows around it runs once
@@ -345,6 +408,15 @@ class _Walker:
         for value in node.fields.values():
             if value.__class__ is Node or value.__class__ is list:  # scalars hold no node
                 self.visit(value, level, once)
+
+    def _in_set(self, node: Any, level: int) -> None:
+        column = self.row_column(node, level)
+        if column:
+            self.set_columns.add(column)
+            return
+        expression = self.row_expression(node, level)
+        if expression:
+            self.set_expressions.add(expression)
 
     def visit_query(self, query: Node, level: int, once: bool) -> None:
         self.rtables.append(list(query.get("rtable") or ()))
@@ -422,6 +494,8 @@ def expression_facts(tree: Any, names: Names, columns: Mapping[int, str]) -> Exp
         calls=tuple(walker.calls),
         caller_columns={c: tuple(v) for c, v in walker.caller_columns.items()},
         set_columns=frozenset(walker.set_columns),
+        caller_expressions={e: tuple(v) for e, v in walker.caller_expressions.items()},
+        set_expressions=frozenset(walker.set_expressions),
         constant_true=_constant_true(tree),
         every_user=_every_user(tree, names),
         references_row=walker.references_row,

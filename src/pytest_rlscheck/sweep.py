@@ -28,6 +28,13 @@ from .synthesis import Synthesis, synthesize
 __all__ = ["Check", "CheckResult", "Sweep"]
 
 DEFAULT_SCHEMAS = ("public",)
+#: The platform's tables the project writes policies for (storage's): checked for isolation
+#: too, though outside the swept schemas (the other rules are about the project's own tables).
+PLATFORM_TABLES_SQL = """
+select c.oid::int from pg_class c
+where c.oid in (to_regclass('storage.objects'), to_regclass('storage.buckets'))
+  and exists (select 1 from pg_policy p where p.polrelid = c.oid)
+"""
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,8 @@ class Sweep:
         conn = conn if conn is not None else self.session.worker_connection()
         self.static.clear()
         self.memo.clear()
-        catalog = Catalog.load(conn, schemas=self.schemas, functions=True)
+        platform = [oid for (oid,) in conn.execute(PLATFORM_TABLES_SQL).fetchall()]
+        catalog = Catalog.load(conn, schemas=self.schemas, oids=platform, functions=True)
         self._synthesize(conn, catalog, keep=given)
         self.ctx = SweepContext(catalog, self.schemas, self.config, self.synthesis.keys)
         for rule in RULES.values():
@@ -123,6 +131,7 @@ class Sweep:
         """One check per registered rule and object it targets (a runner only with its option)."""
         candidates: dict[str, list[tuple[ObjectRef, int, Any]]] = {
             "table": [(ref(r), r.oid, r) for r in ctx.tables()],
+            "platform-table": [(ref(r), r.oid, r) for r in ctx.platform_tables()],
             "view": [(ref(r), r.oid, r) for r in ctx.views()],
             "function": [(ref(f), f.oid, f) for f in ctx.catalog.functions],
             "column": [

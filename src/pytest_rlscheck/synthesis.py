@@ -49,10 +49,15 @@ __all__ = ["NAMESPACE", "SYNTHESIZED", "Synthesis", "plan_principals", "summary_
 NAMESPACE = uuid.UUID("5b0c8a52-2f7e-4f7e-9c55-7c1f3a0e6a11")  # of every id made here
 SYNTHESIZED = ("alice", "bob")
 AUTH_USERS = "auth.users"
+STORAGE_OBJECTS = "storage.objects"
+BUCKETS_SQL = "select id from storage.buckets order by id"
+#: Where no bucket exists: one of our own, private, for the objects the checks need.
+CREATE_BUCKET_SQL = "insert into storage.buckets (id, name, public) values ('rlscheck', 'rlscheck', false)"
 #: Roles a membership row gets, most privileged first; other tables take the least.
 PRIVILEGED = ("owner", "admin", "administrator", "manager", "editor", "member", "user")
 ORDINARY = ("member", "user", "viewer", "editor")
 MAX_ATTEMPTS = 40
+_INDEX = re.compile(r"\)\[(\d+)\]$")  # the folder of ``(storage.foldername(name))[k]`` (as the policy model writes it)
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 TYPES_SQL = """
@@ -451,7 +456,8 @@ def synthesize(
     have_users = conn.execute("select to_regclass('auth.users') is not null").fetchone() == (True,)
     targets = [
         r for r in catalog.relations
-        if r.kind in ("r", "p") and r.rls_enabled and r.policies and r.schema not in ("auth", "storage")
+        if r.kind in ("r", "p") and r.rls_enabled and r.policies
+        and (r.schema not in ("auth", "storage") or r.qualified == STORAGE_OBJECTS)
         and any(g in (*api_roles, "public") for g, _ in r.grants)
     ]
     if not targets:
@@ -504,19 +510,23 @@ def synthesize(
             if row is None:
                 skipped.setdefault(rel.qualified, why)
                 continue
-            conn.execute(CLAIMS_SQL, {"claims": json.dumps({"sub": str(p.sub), "role": p.role, "aud": "authenticated",
-                                                            "email": p.email})})
-            try:
-                made, why = maker.insert(rel, row, membership, f"{rel.qualified}/{_label(named, p)}")
-            finally:
-                conn.execute(CLEAR_CLAIMS_SQL)
-            if made is None:
-                skipped.setdefault(rel.qualified, why)
-                continue
-            rows[rel.qualified] += 1
-            mine[(rel.oid, str(p.sub))] = made
-            if key is None:
-                mine[(rel.oid, "*")] = made
+            extras = [{}]
+            if rel.qualified == STORAGE_OBJECTS:
+                extras = _objects(conn, p, owner, key, rows)
+            for extra in extras:
+                conn.execute(CLAIMS_SQL, {"claims": json.dumps({"sub": str(p.sub), "role": p.role, "aud": "authenticated",
+                                                                "email": p.email})})
+                try:
+                    made, why = maker.insert(rel, {**row, **extra}, membership, f"{rel.qualified}/{_label(named, p)}")
+                finally:
+                    conn.execute(CLEAR_CLAIMS_SQL)
+                if made is None:
+                    skipped.setdefault(rel.qualified, why)
+                    continue
+                rows[rel.qualified] += 1
+                mine[(rel.oid, str(p.sub))] = made
+                if key is None:
+                    mine[(rel.oid, "*")] = made
     return Synthesis(
         tuple(principals),
         named,
@@ -526,6 +536,25 @@ def synthesize(
         skipped,
         inferred,
     )
+
+
+def _objects(conn: psycopg.Connection[Any], p: Principal, owner: str | None, key: TenantKey | None,
+             rows: Counter[str]) -> list[dict[str, Any]]:
+    """A stored object of the principal in every bucket, where storage's conventions put it:
+    under a folder named for the user (or tenant) the policies compare, with the user as its
+    owner (as the storage API sets it on upload)."""
+    buckets = [b for (b,) in conn.execute(BUCKETS_SQL).fetchall()]
+    if not buckets:
+        conn.execute(CREATE_BUCKET_SQL)
+        rows["storage.buckets"] += 1
+        buckets = ["rlscheck"]
+    depth = 1
+    if key is not None and key.expression:
+        found = _INDEX.search(key.expression)
+        depth = int(found.group(1)) if found else 1
+    folder = owner or str(p.sub)
+    path = "/".join(["rlscheck"] * (depth - 1) + [folder, "rlscheck.txt"])
+    return [{"bucket_id": b, "name": path, "owner": str(p.sub), "owner_id": str(p.sub)} for b in buckets]
 
 
 def _label(named: Mapping[str, str], p: Principal) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "example_policy_condition",
     "find_tenant_key",
     "owner_column",
+    "policy_expression",
     "tenant_key",
     "updatable_column",
 ]
@@ -43,7 +44,7 @@ class TenantKey:
 
     def describe(self) -> str:
         if self.per_user:
-            return f"column {self.column} (the owning user)"
+            return f"column {self.column} (the owning user)" if self.column else f"{self.expression} (the owning user)"
         return f"column {self.column}" if self.column else f"tenant_sql {self.expression}"
 
 
@@ -71,9 +72,23 @@ def owner_column(rel: Relation) -> str | None:
     return next(iter(found)) if len(found) == 1 else None
 
 
+def policy_expression(rel: Relation, *, user: bool) -> str | None:
+    """The one expression over the row (``(storage.foldername(name))[1]``) the policies
+    compare with the caller's user id (``user``), or test against a set of tenants."""
+    found = {
+        expression
+        for policy in rel.policies
+        for _, _, facts in policy.clauses()
+        for expression in (facts.expressions_compared_with_user() if user else facts.set_expressions)
+    }
+    return next(iter(found)) if len(found) == 1 else None
+
+
 def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantKey | None:
     """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column``, else the
-    first usual column name the relation has, else its owner column (a per-user table)."""
+    first usual column name the relation has, else its owner column (a per-user table), else
+    the one expression over the row its policies compare with the user (a storage path's
+    first folder) or with a set of tenants."""
     config = config or SweepConfig()
     table = config.table(rel.qualified)
     if table.tenant_column or table.tenant_sql:
@@ -82,7 +97,13 @@ def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantK
     if column is not None:
         return TenantKey(column)
     owner = owner_column(rel)
-    return TenantKey(owner, per_user=True) if owner is not None else None
+    if owner is not None:
+        return TenantKey(owner, per_user=True)
+    expression = policy_expression(rel, user=True)
+    if expression is not None:
+        return TenantKey(expression=expression, per_user=True)
+    expression = policy_expression(rel, user=False)
+    return TenantKey(expression=expression) if expression is not None else None
 
 
 def _tenant_names(config: SweepConfig) -> list[str]:

@@ -40,6 +40,11 @@ class SweepContext:
     def tables(self) -> Iterator[Relation]:
         return (r for r in self.catalog.relations if r.kind in ("r", "p") and r.schema in self.schemas)
 
+    def platform_tables(self) -> Iterator[Relation]:
+        """The platform's tables with the project's policies (storage.objects, storage.buckets),
+        outside the swept schemas: for the isolation checks only."""
+        return (r for r in self.catalog.relations if r.kind in ("r", "p") and r.schema not in self.schemas and r.policies)
+
     def views(self) -> Iterator[Relation]:
         return (r for r in self.catalog.relations if r.kind in ("v", "m") and r.schema in self.schemas)
 

@@ -33,7 +33,7 @@ def _applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
     return kind != "function" or (obj.returns_set and not obj.argument_types)
 
 
-@dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows", also=("view", "function"),
+@dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows", also=("view", "function", "platform-table"),
               applies=_applies, table_columns=lambda facts: {"isolation": facts.get("isolation")})
 def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
     principals = list(m.principals)
