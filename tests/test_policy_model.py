@@ -192,3 +192,23 @@ def test_the_fix_wraps_exactly_the_calls_that_run_per_row() -> None:
     assert unwrapped_spans("f(\"auth\".uid(), 'auth.uid()')", "auth.uid") == [(2, 14)]
     assert unwrapped_spans("other.uid()", "auth.uid") == []
     assert unwrapped_spans("(user_id = current_uid())", "public.current_uid") == [(11, 24)]  # search_path: no schema
+
+
+def test_an_expression_over_one_column_compared_with_the_caller_is_a_key(rls) -> None:
+    # storage's convention: the first folder of the path is the user's id (or their tenant's)
+    rls.execute("create function public.first_folder(p text) returns text[] language sql immutable "
+                "as $$ select string_to_array(p, '/') $$")
+    by_user = facts(rls, "(public.first_folder(status))[1] = (select auth.uid())::text").using_facts
+    assert by_user.expressions_compared_with_user() == {'("public"."first_folder"("status"))[1]'}
+    assert not by_user.caller_columns
+    rls.execute("drop policy p on public.pm")
+    rls.execute("create policy p on public.pm for select to authenticated using "
+                "(split_part(status, '/', 1) in (select m.org_id::text from public.pm_members m where m.user_id = auth.uid()))")
+    (policy,) = rls.relation("public.pm").policies
+    assert policy.using_facts.set_expressions == {"\"pg_catalog\".\"split_part\"(\"status\", '/', 1)"}
+    # an expression over two columns, or over a subquery, is no key
+    rls.execute("drop policy p on public.pm")
+    rls.execute("create policy p on public.pm for select to authenticated using "
+                "(concat(status, org_id) = (select auth.uid())::text)")
+    (policy,) = rls.relation("public.pm").policies
+    assert not policy.using_facts.caller_expressions
