@@ -25,6 +25,7 @@ create table public.projects (
   kind public.project_kind not null,
   slug text not null unique,
   budget integer not null check (budget > 100),
+  code varchar(6) not null check (code ~ '^[a-z0-9_]+$'),
   settings jsonb not null check (settings ? 'color' and settings ->> 'color' in ('red', 'blue'))
 );
 alter table public.projects enable row level security;

@@ -57,6 +57,8 @@ CREATE_BUCKET_SQL = "insert into storage.buckets (id, name, public) values ('rls
 PRIVILEGED = ("owner", "admin", "administrator", "manager", "editor", "member", "user")
 ORDINARY = ("member", "user", "viewer", "editor")
 MAX_ATTEMPTS = 40
+_TEXT = ("text", "character varying", "character", "citext", "name", "varchar", "bpchar")
+_WIDTH = re.compile(r"\((\d+)\)$")  # character varying(40)
 _INDEX = re.compile(r"\)\[(\d+)\]$")  # the folder of ``(storage.foldername(name))[k]`` (as the policy model writes it)
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
@@ -270,7 +272,7 @@ def _value(base: str, category: str, labels: Sequence[str], column: str, tag: st
         return "\\x00"
     if base in ("inet", "cidr"):
         return f"10.0.{n // 250}.{n % 250 + 1}"
-    if base in ("text", "character varying", "character", "citext", "name", "varchar", "bpchar"):
+    if base in _TEXT:
         short = tag.rsplit("/", 1)[-1]
         if "email" in name:
             return f"{short}-{n}@rlscheck.test"
@@ -373,6 +375,10 @@ class _Maker:
                 continue
             ranked = _preferred([v for v in literals if isinstance(v, str)], membership) + [v for v in literals if not isinstance(v, str)]
             out += [{**row, name: value} for value in ranked]
+            if base in _TEXT:  # shapes a format check accepts more often than a sentence
+                self.counter += 1
+                out += [{**row, name: value} for value in (f"rlscheck_{self.counter}", f"rlscheck{self.counter}",
+                                                           f"Rlscheck {self.counter}", str(self.counter), "a")]
             out.append({k: v for k, v in row.items() if k != name} if not column.not_null else row)
         # several columns in one CHECK: their literals together
         if len(check.columns) > 1 and literals:
@@ -392,7 +398,11 @@ class _Maker:
 
     def _default_value(self, rel: Relation, column: Column, tag: str, membership: bool) -> Any:
         base, category, labels = self.types.of(rel, column)
-        return _value(base, category, labels, column.name, tag, self.counter, membership)
+        value = _value(base, category, labels, column.name, tag, self.counter, membership)
+        width = _WIDTH.search(column.type)
+        if isinstance(value, str) and base in _TEXT and width:  # varchar(8): the end, where the counter is
+            value = value[-int(width.group(1)):]
+        return value
 
 
 def _chain(first: Iterable[Any], rest: Iterable[Any]) -> Any:
