@@ -145,3 +145,93 @@ def test_a_leak_is_found_without_seed_or_config_also_under_xdist(pytester: pytes
     data = json.loads((pytester.path / "out.json").read_text())
     errors = {(f["rule"], f["object"]) for f in data["findings"] if f["severity"] == "error"}
     assert errors == set(variant.expected), (errors, result.stdout.str())
+
+
+def _tenant_schema(rls, schema: str, root_key: str, member_role: str, extra: str = "") -> None:
+    """A root (``orgs``), memberships, and a tenant table, in a schema of their own."""
+    rls.execute(f"""
+        create schema {schema};
+        create table {schema}.orgs (id {root_key} primary key, name text not null, owner_id uuid references auth.users);
+        create table {schema}.members (
+          org_id {root_key.split()[0]} not null references {schema}.orgs (id),
+          user_id uuid not null references auth.users (id),
+          role {member_role},
+          primary key (org_id, user_id));
+        create table {schema}.items (id bigint generated always as identity primary key,
+          org_id {root_key.split()[0]} not null references {schema}.orgs (id), title text not null);
+        alter table {schema}.orgs enable row level security;
+        alter table {schema}.members enable row level security;
+        alter table {schema}.items enable row level security;
+        grant usage on schema {schema} to authenticated;
+        grant select, insert, update, delete on all tables in schema {schema} to authenticated;
+        create policy orgs_owner on {schema}.orgs for all to authenticated using (owner_id = (select auth.uid()));
+        create policy members_own on {schema}.members for select to authenticated using (user_id = (select auth.uid()));
+        create policy items_members on {schema}.items for all to authenticated using (
+          org_id in (select m.org_id from {schema}.members m where m.user_id = (select auth.uid()))) {extra};
+    """)
+
+
+def _synthesized(rls, schema: str):
+    conn = rls.connection
+    catalog = Catalog.load(conn, schemas=[schema])
+    made = synthesize(conn, catalog, SweepConfig(), [], [])
+    members = rls.fetchall(f"select user_id::text, org_id::text, role::text from {schema}.members order by 1")
+    items = rls.fetchall(f"select org_id::text from {schema}.items order by 1")
+    return made, members, items
+
+
+def test_a_tenant_made_by_sign_up_is_the_principals_tenant(rls) -> None:
+    # a trigger on auth.users gives each new user a personal organization and its membership
+    _tenant_schema(rls, "s_signup", "uuid default gen_random_uuid()", "text not null default 'member'")
+    rls.execute("""
+        create function s_signup.on_signup() returns trigger language plpgsql security definer set search_path = '' as $$
+        begin
+          insert into s_signup.orgs (id, name, owner_id) values (new.id, 'personal', new.id);
+          insert into s_signup.members (org_id, user_id, role) values (new.id, new.id, 'owner');
+          return new;
+        end $$;
+        create trigger on_signup after insert on auth.users for each row execute function s_signup.on_signup();
+    """)
+    made, members, items = _synthesized(rls, "s_signup")
+    alice, bob = made.principals
+    assert (alice.tenant, bob.tenant) == (alice.sub, bob.sub)  # the personal organizations
+    assert "s_signup.orgs" not in made.rows and "s_signup.members" not in made.rows, made.rows
+    assert sorted(members) == sorted([(alice.sub, alice.sub, "owner"), (bob.sub, bob.sub, "owner")])
+    assert sorted(o for (o,) in items) == sorted([alice.sub, bob.sub]) and not made.skipped, made.skipped
+
+
+def test_a_root_keyed_by_identity_takes_the_key_the_database_gave(rls) -> None:
+    _tenant_schema(rls, "s_ident", "bigint generated always as identity", "text not null default 'member'")
+    made, members, items = _synthesized(rls, "s_ident")
+    alice, bob = made.principals
+    ids = {o for (o,) in rls.fetchall("select id::text from s_ident.orgs")}
+    assert {alice.tenant, bob.tenant} == ids and len(ids) == 2
+    assert sorted((u, o) for u, o, _ in members) == sorted([(alice.sub, alice.tenant), (bob.sub, bob.tenant)])
+    assert sorted(o for (o,) in items) == sorted(ids), made.skipped
+
+
+def test_a_membership_gets_the_role_the_policies_ask_for_over_its_default(rls) -> None:
+    _tenant_schema(
+        rls, "s_role", "uuid default gen_random_uuid()", "text not null default 'member' check (role in ('owner', 'admin', 'member'))",
+    )
+    rls.execute("""
+        create table s_role.billing (org_id uuid primary key references s_role.orgs (id), plan text not null);
+        alter table s_role.billing enable row level security;
+        grant select, update on s_role.billing to authenticated;
+        create policy billing_admins on s_role.billing for all to authenticated using (exists (
+          select 1 from s_role.members m where m.org_id = billing.org_id and m.user_id = (select auth.uid())
+          and m.role = 'admin'));
+    """)
+    made, members, _ = _synthesized(rls, "s_role")
+    assert {r for _, _, r in members} == {"admin"}, members
+    assert made.rows["s_role.billing"] == 2
+
+
+def test_a_table_that_needs_an_unmade_parent_is_said_once_with_the_cause() -> None:
+    lines = summary_lines({"skipped": {
+        "public.accounts": "P0001: accounts are made by the backend",
+        "public.goals": "no row of public.accounts for t1 to point account_id at",
+        "public.contributions": "no row of public.goals for t1 to point goal_id at",
+    }})
+    assert lines == ["no rows synthesized for public.accounts: P0001: accounts are made by the backend (nor for 2 table(s) "
+                     "that need its rows: public.contributions, public.goals)"]

@@ -59,6 +59,7 @@ ORDINARY = ("member", "user", "viewer", "editor")
 MAX_ATTEMPTS = 40
 _TEXT = ("text", "character varying", "character", "citext", "name", "varchar", "bpchar")
 _WIDTH = re.compile(r"\((\d+)\)$")  # character varying(40)
+_NEEDS = re.compile(r"no row of (\S+) for ")  # our own words, in _row_for
 _INDEX = re.compile(r"\)\[(\d+)\]$")  # the folder of ``(storage.foldername(name))[k]`` (as the policy model writes it)
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
@@ -130,9 +131,29 @@ def summary_lines(data: Mapping[str, Any]) -> list[str]:
             f"synthesized rows (the seed had none for a principal's tenant): {sum(rows.values())} in {len(rows)} table(s): "
             + ", ".join(f"{t} {n}" for t, n in sorted(rows.items()))
         )
-    for table, why in sorted((data.get("skipped") or {}).items()):
-        lines.append(f"no rows synthesized for {table}: {why}")
+    skipped = dict(data.get("skipped") or {})
+    needing: dict[str, list[str]] = {}  # a table no row was made for -> the tables that needed its rows
+    for table, why in skipped.items():
+        parent = _NEEDS.match(why)
+        if parent and parent.group(1) in skipped:
+            needing.setdefault(_first_cause(parent.group(1), skipped), []).append(table)
+    folded = {t for tables in needing.values() for t in tables}
+    for table, why in sorted(skipped.items()):
+        if table in folded:
+            continue
+        line = f"no rows synthesized for {table}: {why}"
+        if needing.get(table):
+            line += f" (nor for {len(needing[table])} table(s) that need its rows: {', '.join(sorted(needing[table]))})"
+        lines.append(line)
     return lines
+
+
+def _first_cause(table: str, skipped: Mapping[str, str]) -> str:
+    seen = {table}
+    while (found := _NEEDS.match(skipped.get(table, ""))) and found.group(1) in skipped and found.group(1) not in seen:
+        table = found.group(1)
+        seen.add(table)
+    return table
 
 
 # -- the principals ------------------------------------------------------------------------
@@ -237,10 +258,27 @@ def _tenant_root(tables: Iterable[Relation], keys: Mapping[int, TenantKey | None
 # -- values --------------------------------------------------------------------------------
 
 
-def _preferred(labels: Sequence[str], membership: bool) -> list[str]:
+def _preferred(labels: Sequence[str], membership: bool, strings: frozenset[str] = frozenset()) -> list[str]:
+    """A membership's role: a privileged one the policies name (``role = 'admin'``) first, then
+    the most privileged; any other row's: the most ordinary."""
     order = PRIVILEGED if membership else ORDINARY
-    ranked = [v for o in order for v in labels if v.lower() == o]
-    return ranked + [v for v in labels if v not in ranked]
+
+    def rank(value: str) -> tuple[bool, int]:
+        known = value.lower() in order
+        named = membership and known and value in strings
+        return (not named, order.index(value.lower()) if known else len(order))
+
+    return sorted(labels, key=rank)
+
+
+def _strings(catalog: Catalog) -> frozenset[str]:
+    """The string constants of the policies and of the functions' bodies (a ranking hint)."""
+    found: set[str] = set()
+    texts = [t for r in catalog.relations for p in r.policies for t in (p.using, p.with_check) if t]
+    texts += [f.body for f in catalog.functions if f.body]
+    for text in texts:
+        found |= {v for v in _literals(text) if isinstance(v, str)}
+    return frozenset(found)
 
 
 def _value(base: str, category: str, labels: Sequence[str], column: str, tag: str, n: int, membership: bool) -> Any:
@@ -307,10 +345,12 @@ def _literals(definition: str) -> list[Any]:
 
 
 class _Maker:
-    def __init__(self, conn: psycopg.Connection[Any], config: SweepConfig, types: _Types) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], config: SweepConfig, types: _Types,
+                 strings: frozenset[str] = frozenset()) -> None:
         self.conn = conn
         self.config = config
         self.types = types
+        self.strings = strings  # the constants policies and functions compare with (role = 'admin')
         self.counter = 0
 
     def insert(self, rel: Relation, row: dict[str, Any], membership: bool, tag: str) -> tuple[dict[str, Any] | None, str]:
@@ -373,7 +413,8 @@ class _Maker:
             if base in ("json", "jsonb"):
                 out += [{**row, name: value} for value in _json_candidates(check.definition, name)]
                 continue
-            ranked = _preferred([v for v in literals if isinstance(v, str)], membership) + [v for v in literals if not isinstance(v, str)]
+            ranked = _preferred([v for v in literals if isinstance(v, str)], membership, self.strings) + [
+                v for v in literals if not isinstance(v, str)]
             out += [{**row, name: value} for value in ranked]
             if base in _TEXT:  # shapes a format check accepts more often than a sentence
                 self.counter += 1
@@ -472,39 +513,47 @@ def synthesize(
     ]
     if not targets:
         return Synthesis(tuple(principals), named)
-    # the root's key, when the catalog alone tells it: also without rows to make
-
     tables = _closure(conn, catalog, targets)
     keys = {oid: find_tenant_key(rel, config) for oid, rel in tables.items()}
     root = _tenant_root(tables.values(), keys, tables)
     inferred: dict[int, TenantKey] = {}
     if root is not None and keys.get(root[0].oid) is None:
-        inferred[root[0].oid] = keys[root[0].oid] = TenantKey(root[1])  # the root's own key is its tenant
+        inferred[root[0].oid] = TenantKey(root[1])  # the root's own key is its tenant, for the sweep too
+    if root is not None:
+        keys[root[0].oid] = TenantKey(root[1])  # here, whatever its policies compare: a root row per tenant
     ordered = _order(tables)
     type_rows = conn.execute(TYPES_SQL, {"oids": sorted(tables)}).fetchall()
     types = _Types({(oid, name): (base, cat, tuple(labels)) for oid, name, base, cat, labels in type_rows})
-    maker = _Maker(conn, config, types)
-    if made_users:
-        principals = _with_tenants(principals, root, types, tables, keys)
+    maker = _Maker(conn, config, types, _strings(catalog))
     if made_users and have_users:
         for p in principals:
             conn.execute(CREATE_USER_SQL, {"id": p.sub, "email": p.email})
+    rows: Counter[str] = Counter()
+    skipped: dict[str, str] = {}
+    mine: dict[tuple[int, str], dict[str, Any]] = {}  # (table, sub) -> the principal's row there
+    context = _Context(conn, tables, keys, root, maker, named, mine, rows, skipped)
+    if made_users:
+        principals = _tenants(context, principals, types)
     tenant_of = {str(p.sub): str(p.tenant) if p.tenant is not None else None for p in principals}
-    # what exists already: one row per tenant (or user) per table
+    # what exists already (the seed's, and what the users' triggers made): one row per tenant
+    # (or user) per table; read again table by table once this has written anything
     keyed = [(rel, key) for rel in ordered if (key := keys[rel.oid]) is not None]
     wanted = sorted({t for t in tenant_of.values() if t} | set(tenant_of))
     existing: dict[tuple[int, str], dict[str, Any]] = {}
     if keyed:
         for tenant, oid, row in conn.execute(_existing_sql(keyed), {"tenants": wanted}).fetchall():
             existing[(oid, tenant)] = row
-    rows: Counter[str] = Counter()
-    skipped: dict[str, str] = {}
-    mine: dict[tuple[int, str], dict[str, Any]] = {}  # (table, sub) -> the principal's row there
+    dirty = bool(rows)
     for rel in ordered:
         key = keys[rel.oid]
+        if dirty and key is not None:
+            for tenant, oid, row in conn.execute(_existing_sql([(rel, key)]), {"tenants": wanted}).fetchall():
+                existing[(oid, tenant)] = row
         user_columns = _user_columns(rel, tables)
         membership = bool(user_columns) and key is not None and not key.per_user and bool(key.column)
         for p in principals:
+            if (rel.oid, str(p.sub)) in mine:
+                continue  # the tenant's root row, found or made already
             owner = str(p.sub) if key is not None and key.per_user else tenant_of[str(p.sub)]
             found = existing.get((rel.oid, owner)) if owner is not None else None
             if found is None and key is None and rel.estimated_rows >= 1:
@@ -516,27 +565,10 @@ def synthesize(
             if key is None and (rel.oid, "*") in mine:
                 mine[(rel.oid, str(p.sub))] = mine[(rel.oid, "*")]
                 continue
-            row, why = _row_for(rel, p, tenant_of[str(p.sub)], key, root, user_columns, tables, mine, maker, membership)
-            if row is None:
-                skipped.setdefault(rel.qualified, why)
-                continue
-            extras = [{}]
-            if rel.qualified == STORAGE_OBJECTS:
-                extras = _objects(conn, p, owner, key, rows)
-            for extra in extras:
-                conn.execute(CLAIMS_SQL, {"claims": json.dumps({"sub": str(p.sub), "role": p.role, "aud": "authenticated",
-                                                                "email": p.email})})
-                try:
-                    made, why = maker.insert(rel, {**row, **extra}, membership, f"{rel.qualified}/{_label(named, p)}")
-                finally:
-                    conn.execute(CLEAR_CLAIMS_SQL)
-                if made is None:
-                    skipped.setdefault(rel.qualified, why)
-                    continue
-                rows[rel.qualified] += 1
-                mine[(rel.oid, str(p.sub))] = made
-                if key is None:
-                    mine[(rel.oid, "*")] = made
+            made = _make(context, rel, p, tenant_of[str(p.sub)], owner)
+            dirty = dirty or made is not None
+            if made is not None and key is None:
+                mine[(rel.oid, "*")] = made
     return Synthesis(
         tuple(principals),
         named,
@@ -546,6 +578,98 @@ def synthesize(
         skipped,
         inferred,
     )
+
+
+@dataclass
+class _Context:
+    conn: psycopg.Connection[Any]
+    tables: Mapping[int, Relation]
+    keys: Mapping[int, TenantKey | None]
+    root: tuple[Relation, str] | None
+    maker: _Maker
+    named: Mapping[str, str]
+    mine: dict[tuple[int, str], dict[str, Any]]
+    rows: Counter[str]
+    skipped: dict[str, str]
+
+
+def _make(ctx: _Context, rel: Relation, p: Principal, tenant: str | None, owner: str | None) -> dict[str, Any] | None:
+    """Insert the principal's row(s) into ``rel``, as the principal; the (last) row made."""
+    key = ctx.keys[rel.oid]
+    user_columns = _user_columns(rel, ctx.tables)
+    membership = bool(user_columns) and key is not None and not key.per_user and bool(key.column)
+    row, why = _row_for(rel, p, tenant, key, ctx.root, user_columns, ctx.tables, ctx.mine, ctx.maker, membership)
+    if row is None:
+        ctx.skipped.setdefault(rel.qualified, why)
+        return None
+    extras: list[dict[str, Any]] = [{}]
+    if rel.qualified == STORAGE_OBJECTS:
+        extras = _objects(ctx.conn, p, owner, key, ctx.rows)
+    last = None
+    for extra in extras:
+        ctx.conn.execute(CLAIMS_SQL, {"claims": json.dumps({"sub": str(p.sub), "role": p.role, "aud": "authenticated",
+                                                            "email": p.email})})
+        try:
+            made, why = ctx.maker.insert(rel, {**row, **extra}, membership, f"{rel.qualified}/{_label(ctx.named, p)}")
+        finally:
+            ctx.conn.execute(CLEAR_CLAIMS_SQL)
+        if made is None:
+            ctx.skipped.setdefault(rel.qualified, why)
+            continue
+        ctx.rows[rel.qualified] += 1
+        ctx.mine[(rel.oid, str(p.sub))] = last = made
+    return last
+
+
+def _tenants(ctx: _Context, principals: list[Principal], types: _Types) -> list[Principal]:
+    """Each synthesized principal's tenant: the root row their sign-up made (a trigger on
+    auth.users creating a personal account and its membership), else a root row made now
+    (its key as the database gave it: an identity, a default), else — without a root — a
+    fresh value of the tenant columns' type."""
+    if ctx.root is None:
+        return _with_tenants(principals, None, types, ctx.tables, ctx.keys)
+    root, column = ctx.root
+    out = []
+    for i, p in enumerate(principals):
+        found = _signed_up_tenant(ctx, p)
+        if found is None:
+            planned = _with_tenants([p], ctx.root, types, ctx.tables, ctx.keys, offset=i)[0].tenant
+            made = _make(ctx, root, p, planned, planned)
+            found = None if made is None or made.get(column) is None else str(made[column])
+        else:
+            ctx.mine[(root.oid, str(p.sub))] = found[1]
+            found = found[0]
+        out.append(Principal(p.sub, found, p.role, p.claims, p.email))
+    return out
+
+
+def _signed_up_tenant(ctx: _Context, p: Principal) -> tuple[str, dict[str, Any]] | None:
+    """A root row of the user's made by their sign-up: through a membership row (a user
+    column and a foreign key to the root), or the root's own user column."""
+    assert ctx.root is not None
+    root, column = ctx.root
+    sources: list[sql.Composable] = []
+    for rel in ctx.tables.values():
+        users = _user_columns(rel, ctx.tables)
+        if not users:
+            continue
+        if rel.oid == root.oid:
+            for user in sorted(users):
+                sources.append(sql.SQL("select r.{col}::text from {root} r where r.{user}::text = %(sub)s").format(
+                    col=sql.Identifier(column), root=root.ident, user=sql.Identifier(user)))
+            continue
+        for fk in rel.foreign_keys():
+            if fk.referenced_oid == root.oid and column in fk.referenced_columns:
+                local = fk.columns[fk.referenced_columns.index(column)]
+                for user in sorted(users - {local}):
+                    sources.append(sql.SQL("select m.{local}::text from {rel} m where m.{user}::text = %(sub)s").format(
+                        local=sql.Identifier(local), rel=rel.ident, user=sql.Identifier(user)))
+    if not sources:
+        return None
+    query = sql.SQL("select to_jsonb(r), r.{col}::text from {root} r where r.{col}::text in ({sources}) limit 1").format(
+        col=sql.Identifier(column), root=root.ident, sources=sql.SQL(" union ").join(sources))
+    found = ctx.conn.execute(query, {"sub": str(p.sub)}).fetchone()
+    return (found[1], found[0]) if found else None
 
 
 def _objects(conn: psycopg.Connection[Any], p: Principal, owner: str | None, key: TenantKey | None,
@@ -572,7 +696,7 @@ def _label(named: Mapping[str, str], p: Principal) -> str:
 
 
 def _with_tenants(principals: list[Principal], root: tuple[Relation, str] | None, types: _Types,
-                  tables: Mapping[int, Relation], keys: Mapping[int, TenantKey | None]) -> list[Principal]:
+                  tables: Mapping[int, Relation], keys: Mapping[int, TenantKey | None], offset: int = 0) -> list[Principal]:
     """Synthesized principals' tenants: values of the root's key (or of the tenant columns)."""
     column: tuple[Relation, Column] | None = None
     if root is not None:
@@ -590,7 +714,7 @@ def _with_tenants(principals: list[Principal], root: tuple[Relation, str] | None
     rel, col = column
     base, category, labels = types.of(rel, col)
     out = []
-    for i, p in enumerate(principals):
+    for i, p in enumerate(principals, offset):
         value = _value(base, category, labels, col.name, f"tenant/{SYNTHESIZED[i % 2]}", 9000 + i, False)
         out.append(Principal(p.sub, None if value is None else str(value), p.role, p.claims, p.email))
     return out
@@ -643,9 +767,10 @@ def _row_for(
         for c, r in zip(fk.columns, fk.referenced_columns):
             if c not in row or c == (key.column if key else None):
                 row[c] = theirs.get(r)
+    from_parents = set(row)
     for c in user_columns:
         row[c] = sub
-    if key is not None and key.column:
+    if key is not None and key.column and (key.per_user or key.column not in from_parents or row[key.column] is None):
         row[key.column] = sub if key.per_user else tenant
     if root is not None and rel.oid == root[0].oid and tenant is not None:
         row[root[1]] = tenant
@@ -656,7 +781,7 @@ def _row_for(
             _, _, labels = maker.types.of(rel, column)
             allowed = list(labels) or [v for c in rel.checks() if c.columns == (column.name,)
                                        for v in _literals(c.definition) if isinstance(v, str)]
-            ranked = [v for o in PRIVILEGED for v in allowed if v.lower() == o]
+            ranked = [v for v in _preferred(allowed, True, maker.strings) if v.lower() in PRIVILEGED]
             if ranked:
                 row[column.name] = ranked[0]
     for column in rel.columns:
