@@ -204,6 +204,7 @@ from . import (  # noqa: E402,F401 - registration
     rls_disabled,
     rls_no_policy,
     tenant_column_nullable,
+    tenant_escalation,
     tenant_leak,
     unindexed_fk,
     unindexed_policy_column,
