@@ -197,6 +197,7 @@ from . import (  # noqa: E402,F401 - registration
     definer_exposed,
     definer_search_path,
     existence_oracle,
+    immutable_reads_session,
     insert_without_select,
     multiple_permissive,
     no_primary_key,
