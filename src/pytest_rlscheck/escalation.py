@@ -19,7 +19,7 @@ gain: the statement that did it is reported with what it gained. A write Postgre
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -125,32 +125,32 @@ class _Escalation:
                 out.append((d, "delete", sql.SQL("delete from {} t where {}").format(d.ident, self._not_own(d)).as_string(self.conn)))
         return out
 
-    def reach(self, write: str | None, *, writes: bool) -> dict[tuple[str, str], int] | psycopg.Error:
-        """Rows reached per (table, operation), after ``write`` (None: as things are); the
-        error of ``write`` when PostgreSQL refuses it. Writes that fail are left out."""
+    def reach(self, write: str | None, *, reads: bool = True, writes: bool = False) -> tuple[int, dict[tuple[str, str], int]]:
+        """The rows ``write`` changed (None: nothing written) and the rows reached after it, per
+        (table, operation); raises the write's error when PostgreSQL refuses it. The reads and
+        the writes measured that fail are left out."""
         head = [self.identity] + ([write] if write else [])
         reached: dict[tuple[str, str], int] = {}
-        if self.readable:
-            try:
-                row = rolled_back(self.conn, [*head, self._reads()])[-1].rows[0]  # type: ignore[index]
-            except psycopg.Error as exc:
-                if write:
-                    return exc
-                row = None
-            for d, n in zip(self.readable, row or (), strict=False):
-                reached[(d.qualified, "select")] = n
-        elif write:
-            try:
-                rolled_back(self.conn, head)
-            except psycopg.Error as exc:
-                return exc
-        if writes:
+        changed = 0
+        if reads or write:
+            measured = [self._reads()] if reads and self.readable else []
+            if write:  # its error is the refusal; a failing read alone is nothing measured
+                results = rolled_back(self.conn, [*head, *measured])
+                changed = results[1].rowcount
+            else:
+                try:
+                    results = rolled_back(self.conn, [*head, *measured])
+                except psycopg.Error:
+                    results = []
+            if measured and len(results) == len(head) + 1:
+                reached.update(((d.qualified, "select"), n) for d, n in zip(self.readable, results[-1].rows[0], strict=False))  # type: ignore[index]
+        if writes and (changed or write is None):
             for d, op, statement in self._writes():
                 try:
                     reached[(d.qualified, op)] = rolled_back(self.conn, [*head, statement])[-1].rowcount
                 except psycopg.Error:
                     continue  # refused without the write too, or by a constraint: nothing measured
-        return reached
+        return changed, reached
 
     # -- the writes ---------------------------------------------------------------------
 
@@ -209,35 +209,54 @@ class _Escalation:
         return out
 
 
-def escalation_attempts(rls: Rls, table: AuthorizationTable, user: Principal, other: Principal) -> list[Attempt]:
-    """Every write of :mod:`this module <pytest_rlscheck.escalation>`, acting as ``user``
-    (of another tenant than ``other``), with what it gained. Nothing is left behind."""
+def escalation_attempts(
+    rls: Rls,
+    table: AuthorizationTable,
+    user: Principal,
+    other: Principal,
+    *,
+    commands: Collection[str] = ("INSERT", "UPDATE"),
+    exhaustive: bool = False,
+) -> list[Attempt]:
+    """The writes of :mod:`this module <pytest_rlscheck.escalation>` with ``commands``,
+    acting as ``user`` (of another tenant than ``other``), with what each gained; unless
+    ``exhaustive``, a command stops at its first write that gains (one proves the hole, and
+    a promotion's writes are measured by running them). Nothing is left behind."""
     probe = _Escalation(rls, table, user, other)
     if not probe.rel.granted(probe.role, "INSERT") and not probe.rel.granted(probe.role, "UPDATE"):
         return []  # the user cannot write into it at all: no query needed
     roles = probe.role_values()
-    statements = probe.joins(roles) + probe.changes(roles)
+    statements = [s for s in probe.joins(roles) + probe.changes(roles) if s[0] in commands]
     if not statements:
         return []
     baseline: dict[str, dict[tuple[str, str], int]] = {}
     attempts = []
+    done: set[str] = set()
     for command, kind, statement in statements:
-        writes = command == "UPDATE"  # a promotion may grant writes; a join shows in the reads
-        key = "writes" if writes else "reads"
-        if key not in baseline:
-            before = probe.reach(None, writes=writes)
-            assert not isinstance(before, psycopg.Error)
-            baseline[key] = before
-        after = probe.reach(statement, writes=writes)
-        if isinstance(after, psycopg.Error):
-            attempts.append(Attempt(command, kind, statement, f"refused: {after.sqlstate}: {after.diag.message_primary}"))
+        if command in done:
             continue
+        try:  # the write, and the reads after it
+            changed, after = probe.reach(statement)
+        except psycopg.Error as exc:
+            attempts.append(Attempt(command, kind, statement, f"refused: {exc.sqlstate}: {exc.diag.message_primary}"))
+            continue
+        if not changed:
+            attempts.append(Attempt(command, kind, statement, "no row changed"))
+            continue
+        if "reads" not in baseline:
+            baseline["reads"] = probe.reach(None)[1]
+        before = dict(baseline["reads"])
+        if command == "UPDATE":  # a promotion may grant writes, measured by running them (rolled back)
+            if "writes" not in baseline:
+                baseline["writes"] = probe.reach(None, reads=False, writes=True)[1]
+            before.update(baseline["writes"])
+            after.update(probe.reach(statement, reads=False, writes=True)[1])
         gains = tuple(
-            Gain(table_name, op, baseline[key][(table_name, op)], n)
-            for (table_name, op), n in after.items()
-            if (table_name, op) in baseline[key] and n > baseline[key][(table_name, op)]
+            Gain(name, op, before[(name, op)], n) for (name, op), n in after.items() if n > before.get((name, op), n)
         )
         attempts.append(Attempt(command, kind, statement, "done", gains))
+        if gains and not exhaustive:
+            done.add(command)
     return attempts
 
 

@@ -369,8 +369,10 @@ class _Walker:
                 caller = _caller(that, self.names) if column else None
                 if column and caller:
                     self.caller_columns.setdefault(column, []).append(caller)
-                elif caller is not None and caller.user_id and (read := self.relation_column(this, level)):
-                    self.relation_user_columns.add(read)
+                elif not column and (read := self.relation_column(this, level)):
+                    caller = _caller(that, self.names)
+                    if caller is not None and caller.user_id:
+                        self.relation_user_columns.add(read)
         elif kind == "SCALARARRAYOPEXPR" and len(node["args"]) == 2:
             column = self.row_column(node["args"][0], level)
             values = _strip(node["args"][1], self.names)
