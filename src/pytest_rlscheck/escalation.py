@@ -43,8 +43,8 @@ select a.attname, array(select e.enumlabel::text from pg_enum e where e.enumtypi
 from pg_attribute a join pg_type t on t.oid = a.atttypid
 where a.attrelid = %s and a.attnum > 0 and not a.attisdropped and t.typtype = 'e'
 """
-OWN_ROWS_SQL = "select to_jsonb(t) from {rel} t where {user}::text = %(me)s limit 1"
-THEIR_ROW_SQL = "select to_jsonb(t) from {rel} t where {tenant}::text = %(theirs)s limit 1"
+#: One row of the table whose ``column`` holds ``value`` (the user's own, a membership of theirs).
+ROW_SQL = "select to_jsonb(t) from {rel} t where {column}::text = %(value)s limit 1"
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,11 @@ class _Escalation:
 
     # -- the writes ---------------------------------------------------------------------
 
-    def _owner_row(self, query: str, column: str, value: str) -> dict[str, Any] | None:
-        statement = sql.SQL(query).format(rel=self.rel.ident, user=sql.Identifier(column), tenant=sql.Identifier(column))
+    def _owner_row(self, column: str, value: str) -> dict[str, Any] | None:
+        """A row whose ``column`` is ``value``, read with the owner's rights."""
+        statement = sql.SQL(ROW_SQL).format(rel=self.rel.ident, column=sql.Identifier(column))
         with self.rls.as_owner(), self.rls.safely():
-            row = self.conn.execute(statement, {"me": value, "theirs": value}).fetchone()
+            row = self.conn.execute(statement, {"value": value}).fetchone()
         return row[0] if row else None
 
     def role_values(self) -> dict[str, tuple[str, ...]]:
@@ -185,7 +186,7 @@ class _Escalation:
         """INSERT statements: the user's membership in the other tenant, once per role value."""
         if not self.rel.granted(self.role, "INSERT"):
             return []
-        sample = self._owner_row(THEIR_ROW_SQL, self.table.tenant_column, self.theirs) or {}
+        sample = self._owner_row(self.table.tenant_column, self.theirs) or {}
         # the columns that must have a value: from a membership of theirs
         required = {
             c.name: sample.get(c.name) for c in self.rel.columns
@@ -200,7 +201,7 @@ class _Escalation:
         role column to each other value."""
         if not self.rel.granted(self.role, "UPDATE"):
             return []
-        own = self._owner_row(OWN_ROWS_SQL, self.table.user_column, self.me)
+        own = self._owner_row(self.table.user_column, self.me)
         if own is None:
             return []
         out = [("UPDATE", "move", self._update(self.table.tenant_column, self.theirs))]
