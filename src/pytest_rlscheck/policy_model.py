@@ -37,6 +37,7 @@ __all__ = [
     "Names",
     "RESOLVE_FUNCTIONS_SQL",
     "RESOLVE_OPERATORS_SQL",
+    "SESSION_FUNCTIONS",
     "body_facts",
     "expression_facts",
     "oids_in",
@@ -49,6 +50,24 @@ __all__ = [
 CALLER_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email")
 #: The request settings PostgREST sets: ``current_setting('request.jwt.claims', true)``.
 CLAIMS_SETTING = "request.jwt.claim"
+#: Functions whose value depends on the session, the request or the moment, not on their
+#: arguments alone: a function that calls one is not IMMUTABLE, whatever it is declared.
+SESSION_FUNCTIONS = (
+    *CALLER_FUNCTIONS,
+    *(f"pg_catalog.{name}" for name in (
+        "current_setting", "now", "statement_timestamp", "clock_timestamp", "transaction_timestamp", "timeofday",
+        "current_user", "session_user", "current_schema", "current_schemas", "random", "pg_backend_pid",
+        "inet_client_addr",
+    )),
+)
+#: The SQL keywords that read the session (SQLValueFunction): CURRENT_USER, CURRENT_TIMESTAMP...
+_SESSION_KEYWORDS = frozenset({
+    "current_user", "session_user", "current_role", "current_timestamp", "current_date", "current_time",
+    "localtime", "localtimestamp",
+})
+#: SQLValueFunction ops up to this one are the date/time ones (PostgreSQL 16+ has no others).
+_SVF_LAST_TIME_OP = 8
+_RTE_RELATION = 0
 
 RESOLVE_FUNCTIONS_SQL = """
 select p.oid, n.nspname || '.' || p.proname
@@ -165,6 +184,11 @@ class ExprFacts:
     references_row: bool = False
     reads_caller: bool = False
     reads_user_metadata: bool = False
+    #: The relations (OIDs) its subqueries read: the tables a policy consults for authorization.
+    relations: frozenset[int] = frozenset()
+    #: Columns of those relations compared with the caller's user id, as (relation OID, column):
+    #: ``m.user_id = (select auth.uid())`` inside ``exists (select 1 from members m ...)``.
+    relation_user_columns: frozenset[tuple[int, str]] = frozenset()
 
     def unwrapped(self, *names: str) -> list[Call]:
         """The calls of ``names`` that run once per row (not inside ``(select ...)``)."""
@@ -194,6 +218,13 @@ class FunctionFacts:
     calls: frozenset[str] = frozenset()
     reads_caller: bool = False
     from_tree: bool = False  # read from prosqlbody, not from text
+    #: The relations the body names, lower case, as written (``public.members`` or ``members``);
+    #: from a tree, the OIDs in ``relation_oids``. Resolve them with the catalog.
+    relations: frozenset[str] = frozenset()
+    relation_oids: frozenset[int] = frozenset()
+    #: What it reads that is not its arguments: :data:`SESSION_FUNCTIONS` it calls (qualified
+    #: where known), CURRENT_USER / CURRENT_TIMESTAMP keywords.
+    session_reads: frozenset[str] = frozenset()
 
 
 # -- expressions ------------------------------------------------------------------------
@@ -297,6 +328,8 @@ class _Walker:
         self.reads_caller = False
         self.user_metadata = False
         self.rtables: list[list[Any]] = []  # the range tables of the enclosing queries, innermost last
+        self.relations: set[int] = set()
+        self.relation_user_columns: set[tuple[int, str]] = set()
 
     def row_column(self, node: Any, level: int) -> str | None:
         """The name of the policy's table column ``node`` is (under casts), or None."""
@@ -354,6 +387,21 @@ class _Walker:
         attno = node["varattno"]
         return names[attno - 1] if 0 < attno <= len(names) else None
 
+    def relation_column(self, node: Any, level: int) -> tuple[int, str] | None:
+        """(relation OID, column) when ``node`` (under casts) reads a column of a relation in
+        a subquery's range table, not of the policy's row."""
+        node = _strip(node, self.names)
+        if not (isinstance(node, Node) and node.type == "VAR") or node["varlevelsup"] == level:
+            return None
+        depth = len(self.rtables) - 1 - node["varlevelsup"]
+        if not 0 <= depth < len(self.rtables) or not 0 < node["varno"] <= len(self.rtables[depth]):
+            return None
+        rte = self.rtables[depth][node["varno"] - 1]
+        name = self.column_name(node, level)
+        if rte.get("rtekind") != _RTE_RELATION or not rte.get("relid") or name is None:
+            return None
+        return rte["relid"], name
+
     def visit(self, node: Any, level: int, once: bool) -> None:
         if isinstance(node, list):
             for item in node:
@@ -387,6 +435,10 @@ class _Walker:
                     self.caller_columns.setdefault(column, []).append(caller)
                 elif expression and caller:
                     self.caller_expressions.setdefault(expression, []).append(caller)
+                elif not column and (read := self.relation_column(this, level)):
+                    caller = _caller(that, self.names)
+                    if caller is not None and caller.user_id:
+                        self.relation_user_columns.add(read)
         elif kind == "SCALARARRAYOPEXPR" and len(node["args"]) == 2:
             values = _strip(node["args"][1], self.names)
             if not (isinstance(values, Node) and values.type in ("CONST", "ARRAYEXPR")):
@@ -425,6 +477,8 @@ class _Walker:
                 if name != "rtable":
                     self.visit(value, level, once)
             for rte in query.get("rtable") or ():  # subqueries and functions in FROM
+                if rte.get("rtekind") == _RTE_RELATION and rte.get("relid"):
+                    self.relations.add(rte["relid"])
                 self.visit(rte.get("subquery"), level, once)
                 self.visit(rte.get("functions"), level, once)
         finally:
@@ -501,6 +555,8 @@ def expression_facts(tree: Any, names: Names, columns: Mapping[int, str]) -> Exp
         references_row=walker.references_row,
         reads_caller=walker.reads_caller,
         reads_user_metadata=walker.user_metadata,
+        relations=frozenset(walker.relations),
+        relation_user_columns=frozenset(walker.relation_user_columns),
     )
 
 
@@ -520,19 +576,94 @@ def body_facts(body: str, sqlbody: str | None, names: Names) -> FunctionFacts:
         tree = parse(sqlbody)
         calls = set()
         reads = False
+        oids: set[int] = set()
+        session: set[str] = set()
         for node in walk(tree):
             if node.type == "FUNCEXPR":
-                calls.add(names.function(node["funcid"]).rpartition(".")[2].lower())
+                function = names.function(node["funcid"])
+                calls.add(function.rpartition(".")[2].lower())
                 reads = reads or _caller(node, names) is not None
-        return FunctionFacts(frozenset(c for c in calls if c), reads, from_tree=True)
+                if function in SESSION_FUNCTIONS:
+                    session.add(function)
+            elif node.type == "SQLVALUEFUNCTION":
+                session.add("current_timestamp" if (node.get("op") or 0) <= _SVF_LAST_TIME_OP else "current_user")
+            elif node.type == "RANGETBLENTRY" and node.get("rtekind") == _RTE_RELATION and node.get("relid"):
+                oids.add(node["relid"])
+        return FunctionFacts(
+            frozenset(c for c in calls if c), reads, from_tree=True, relation_oids=frozenset(oids),
+            session_reads=frozenset(session),
+        )
     calls_found: set[str] = set()
+    session_found: set[str] = set()
     reads = False
     for qualified in _text_calls(body):
         schema, _, name = qualified.rpartition(".")
         calls_found.add(name)
         reads = reads or f"{schema}.{name}" in CALLER_FUNCTIONS
-    reads = reads or any(CLAIMS_SETTING in body[s:e].lower() for kind, s, e in tokens(body) if kind not in ("comment", "block"))
-    return FunctionFacts(frozenset(calls_found), reads)
+        if qualified in SESSION_FUNCTIONS or (not schema and f"pg_catalog.{name}" in SESSION_FUNCTIONS):
+            session_found.add(qualified if schema else f"pg_catalog.{name}")
+    code = [(k, s, e) for k, s, e in tokens(body) if k not in ("space", "comment", "block")]
+    claims = any(CLAIMS_SETTING in body[s:e].lower() for kind, s, e in code)
+    reads = reads or claims
+    for i, (kind, start, end) in enumerate(code):
+        word = body[start:end].lower() if kind == "word" else None
+        follows_dot = i > 0 and body[code[i - 1][1] : code[i - 1][2]] == "."
+        called = i + 1 < len(code) and body[code[i + 1][1] : code[i + 1][2]] == "("
+        if word in _SESSION_KEYWORDS and not follows_dot and not called:
+            session_found.add(word)
+    if claims:
+        session_found.add("request.jwt.claims")
+    return FunctionFacts(
+        frozenset(calls_found), reads, relations=frozenset(_text_relations(body, code)),
+        session_reads=frozenset(session_found),
+    )
+
+
+#: Words after which SQL names a relation: FROM, JOIN, UPDATE, INSERT INTO, DELETE ... USING,
+#: MERGE INTO, LOCK TABLE. After FROM/JOIN/USING a name followed by ``(`` is a function.
+_RELATION_AFTER = {"from": False, "join": False, "using": False, "update": True, "into": True, "table": True}
+_NOT_AN_ALIAS = frozenset({
+    "where", "join", "inner", "left", "right", "full", "cross", "natural", "on", "using", "group", "order", "limit",
+    "offset", "union", "except", "intersect", "having", "window", "for", "returning", "set", "values", "select",
+    "as", "lateral", "default", "when", "then", "loop", "into", "fetch",
+})
+
+
+def _text_relations(text: str, code: list[tuple[str, int, int]]) -> Iterator[str]:
+    """The relations SQL text names (``from a x, b``, ``join c``, ``update d``, ``insert into
+    e``), lower case, qualified as written; a PL/pgSQL ``select ... into v`` names a variable,
+    which resolving against the catalog leaves out."""
+
+    def at(j: int) -> str:
+        return text[code[j][1] : code[j][2]] if j < len(code) else ""
+
+    def name_at(j: int) -> tuple[str | None, int]:
+        first = _word(text, *code[j]) if j < len(code) else None
+        if first is None:
+            return None, j
+        if at(j + 1) == "." and j + 2 < len(code) and (second := _word(text, *code[j + 2])) is not None:
+            return f"{first}.{second}", j + 3
+        return first, j + 1
+
+    for i, (kind, start, end) in enumerate(code):
+        if kind != "word" or text[start:end].lower() not in _RELATION_AFTER:
+            continue
+        table_first = _RELATION_AFTER[text[start:end].lower()]
+        j = i + 1
+        if at(j).lower() == "only":
+            j += 1
+        while True:
+            name, j = name_at(j)
+            if name is None or (at(j) == "(" and not table_first):
+                break
+            yield name
+            if at(j).lower() == "as":
+                j += 1
+            if j < len(code) and code[j][0] in ("word", "quoted") and at(j).lower() not in _NOT_AN_ALIAS:
+                j += 1
+            if at(j) != ",":
+                break
+            j += 1
 
 
 def _word(text: str, kind: str, start: int, end: int) -> str | None:
