@@ -125,7 +125,7 @@ class Change:
             else ""
         )
         if self.rewritten:
-            what = f"{self.before} row(s) {whose} changed".replace("  ", " ")
+            what = f"row(s) {whose} updated (the count stays {self.before})".replace("  ", " ")
         elif self.added:
             what = f"{self.added} row(s) {whose} added".replace("  ", " ")
         else:
