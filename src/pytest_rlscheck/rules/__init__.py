@@ -196,6 +196,7 @@ from . import (  # noqa: E402,F401 - registration
     constraint_fuzz,
     definer_exposed,
     definer_search_path,
+    definer_trigger,
     insert_without_select,
     multiple_permissive,
     no_primary_key,
