@@ -244,3 +244,22 @@ def test_a_definer_trigger_that_deletes_the_object_at_the_path_given_is_caught(r
     leaked = [a for a in attempts if a.leaked]
     assert leaked and [(c.table, c.owner, c.removed) for c in leaked[0].changes] == [("storage.objects", BOB, 1)]
     assert rls.scalar("select count(*) from storage.objects") == 2
+
+
+def test_triggers_are_read_in_bulk_with_what_their_function_runs_as(rls) -> None:
+    for statement in split(JOIN_REQUESTS + """
+        create function public.noop() returns trigger language plpgsql security definer set search_path = ''
+        as $$ begin return new; end $$;
+        create trigger a_noop before update of organization_id on public.requests
+          for each row execute function public.noop();
+        create trigger b_noop after insert or delete on public.requests execute function public.noop();
+        alter table public.requests disable trigger b_noop;
+    """):
+        rls.execute(statement.text)
+    rel = context(rls).catalog.relation("public.requests")
+    first, second = rel.triggers  # foreign keys' internal triggers are not listed
+    assert (first.name, first.timing, first.events, first.row_level, first.columns) == (
+        "a_noop", "BEFORE", ("UPDATE",), True, ("organization_id",))
+    assert first.security_definer and first.function == "public.noop" and first.fires_on("UPDATE")
+    assert (second.timing, second.events, second.row_level, second.enabled) == ("AFTER", ("INSERT", "DELETE"), False, False)
+    assert not second.fires_on("INSERT")  # disabled
