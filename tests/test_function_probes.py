@@ -151,7 +151,7 @@ def test_leaky_calls_is_one_finding_with_the_calls(rls, alice, bob) -> None:
     ctx = context(rls)
     findings, status = leaky_calls(rls, ctx, function(ctx, "org_rows"), [alice, bob], {}, "tenant-leak")
     assert status == "LEAK" and len(findings) == 1
-    assert set(findings[0].details["callers"]) == {f"user {ALICE}", f"user {BOB}", "anon"}
+    assert set(findings[0].details["callers"]) == {f"user {ALICE}", "anon"}  # one pair shows it
     assert f"""select * from "public"."org_rows"('{GLOBEX}'::uuid)""" in findings[0].message
     rls.execute("revoke execute on function public.org_rows(uuid) from public, anon, authenticated")
     assert id_parameters(context(rls), function(context(rls), "org_rows")) == {}  # the API cannot call it

@@ -77,15 +77,14 @@ _PLAIN = {
     "timestamp with time zone": "now", "timestamp without time zone": "now",
 }
 
-#: What a call returned, judged on the server: rows, rows holding one of the other tenant's ids
-#: (``%(theirs)s``; a bare value that only echoes an argument, ``%(inputs)s``, does not count),
+#: What a call returned, judged on the server: rows, rows holding the other tenant's id in a
+#: column (``%(theirs)s``; a bare value that only echoes an argument, ``%(inputs)s``, does not count),
 #: rows that say anything (not null, false, 0, '', [] or {}, nor an echo), and a checksum.
 RESULT_SQL = """
 select count(*),
-       count(*) filter (where exists (
-           select from jsonb_each_text(case when jsonb_typeof(j) = 'object' then j else jsonb_build_object('v', j) end) e
-           where e.value = any(%(theirs)s::text[]))
-         and not (jsonb_typeof(j) <> 'object' and j #>> '{{}}' = any(%(inputs)s::text[]))),
+       count(*) filter (where case when jsonb_typeof(j) = 'object'
+                                   then jsonb_path_exists(j, '$.* ? (@ == $t)', jsonb_build_object('t', %(theirs)s::text))
+                                   else j #>> '{{}}' = %(theirs)s::text and j #>> '{{}}' <> all(%(inputs)s::text[]) end),
        count(*) filter (where not (j is null or j in ('null', 'false', '0', '""', '[]', '{{}}')
                                    or (jsonb_typeof(j) <> 'object' and j #>> '{{}}' = any(%(inputs)s::text[])))),
        coalesce(sum(hashtext(j::text)::bigint), 0)::bigint
@@ -300,7 +299,7 @@ def call_function(
     expression = call_expression(fn, args)
     shown = (sql.SQL("select {}") if fn.result == "void" else sql.SQL("select * from {}")).format(expression).as_string(conn)
     query = sql.SQL(VOID_SQL if fn.result == "void" else RESULT_SQL).format(call=expression)
-    params = {"theirs": [str(other.tenant)] if other.tenant is not None else [], "inputs": [a.value for a in args if a.value]}
+    params = {"theirs": None if other.tenant is None else str(other.tenant), "inputs": [a.value for a in args if a.value]}
     measured = bind(conn, query, params)
     statements = [identity_sql(conn, identity, rls.settings_in_effect()), measured]
     if scope is not None:
