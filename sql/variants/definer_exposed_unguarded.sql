@@ -2,6 +2,8 @@
 -- current_user, which in a SECURITY DEFINER function is its owner, never the end user.
 -- expect: definer-exposed public.org_member_count(p_org_id uuid)
 -- severity: error definer-exposed public.org_member_count(p_org_id uuid)
+-- Called with the other tenant's id it answers what the owner would: how many members they have.
+-- expect: tenant-leak public.org_member_count(p_org_id uuid)
 create function public.org_member_count(p_org_id uuid) returns bigint
 language plpgsql stable security definer set search_path = ''
 as $$

@@ -25,6 +25,7 @@ __all__ = [
     "Index",
     "Policy",
     "Relation",
+    "Trigger",
     "resolve_relation",
 ]
 
@@ -102,6 +103,50 @@ class Policy:
         return text
 
 
+#: pg_trigger.tgtype bits
+_TRIGGER_ROW, _TRIGGER_BEFORE, _TRIGGER_INSTEAD = 1, 2, 64
+_TRIGGER_EVENTS = ((4, "INSERT"), (8, "DELETE"), (16, "UPDATE"), (32, "TRUNCATE"))
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger on a relation (not an internal one: foreign keys have their own), with what
+    its function runs as."""
+
+    name: str
+    function_oid: int
+    function: str  # schema.name
+    security_definer: bool  # the function runs as its owner
+    function_owner: str
+    owner_bypasses_rls: bool  # the function's owner is a superuser or has BYPASSRLS
+    type_bits: int  # pg_trigger.tgtype
+    enabled: bool  # tgenabled is not 'D'
+    columns: tuple[str, ...] = ()  # UPDATE OF these columns (empty: any)
+
+    @property
+    def timing(self) -> str:
+        if self.type_bits & _TRIGGER_INSTEAD:
+            return "INSTEAD OF"
+        return "BEFORE" if self.type_bits & _TRIGGER_BEFORE else "AFTER"
+
+    @property
+    def row_level(self) -> bool:
+        return bool(self.type_bits & _TRIGGER_ROW)
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return tuple(name for bit, name in _TRIGGER_EVENTS if self.type_bits & bit)
+
+    def fires_on(self, command: str) -> bool:
+        return self.enabled and command in self.events
+
+    def describe(self) -> str:
+        events = " OR ".join(e + (" OF " + ", ".join(self.columns) if e == "UPDATE" and self.columns else "") for e in self.events)
+        level = "ROW" if self.row_level else "STATEMENT"
+        definer = "SECURITY DEFINER, " if self.security_definer else ""
+        return f"{self.name} ({self.timing} {events} FOR EACH {level}: {self.function}, {definer}owner {self.function_owner})"
+
+
 @dataclass(frozen=True)
 class Dependency:
     """A relation a view reads."""
@@ -130,6 +175,7 @@ class Relation:
     policies: tuple[Policy, ...] = ()
     grants: tuple[tuple[str, str], ...] = ()  # (grantee or "public", privilege)
     depends_on: tuple[Dependency, ...] = ()  # for views: the relations they read, in any schema
+    triggers: tuple[Trigger, ...] = ()
 
     def granted(self, role: str, privilege: str) -> bool:
         """Directly granted to ``role`` or to PUBLIC."""
@@ -193,6 +239,7 @@ class Function:
     #: The input arguments whose DEFAULT is the caller's user id (``_viewer uuid DEFAULT auth.uid()``).
     caller_defaults: tuple[str, ...] = ()
     facts: FunctionFacts = field(default_factory=FunctionFacts, compare=False)
+    defaults: int = 0  # how many of the last input arguments have a DEFAULT (pronargdefaults)
 
     def reads_caller(self) -> bool:
         """Whether the body itself asks who is calling: auth.uid(), auth.jwt(), the claims."""

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from . import catalog_sql as q
-from .catalog import Catalog, Column, Constraint, Dependency, Function, Index, Policy, Relation
+from .catalog import Catalog, Column, Constraint, Dependency, Function, Index, Policy, Relation, Trigger
 from .nodetree import parse, without_locations
 from .policy_model import ExprFacts, Names, body_facts, defaults_to_caller, expression_facts
 
@@ -56,6 +56,8 @@ def load(
         add(oid, "grants", (grantee, privilege))
     for oid, referenced, name, rls in tuples(q.VIEW_DEPENDENCIES_SQL):
         add(oid, "depends_on", Dependency(referenced, name, rls))
+    for oid, *rest, columns in tuples(q.TRIGGERS_SQL):
+        add(oid, "triggers", Trigger(*rest, tuple(columns or ())))
 
     function_rows: list[dict[str, Any]] = []
     executable: dict[int, list[str]] = {}
@@ -111,7 +113,7 @@ def _function(r: dict[str, Any], executable: tuple[str, ...], defaults: Any, sql
     return Function(
         r["oid"], r["schema"], r["name"], r["arguments"], r["language"], r["volatility"], r["security_definer"],
         tuple(r["config"] or ()), r["returns_set"], r["result"], r["owner"], r["owner_bypasses_rls"], types, inputs,
-        executable, r["body"] or "", caller_defaults, body_facts(r["body"] or "", sqlbody, names),
+        executable, r["body"] or "", caller_defaults, body_facts(r["body"] or "", sqlbody, names), len(trees),
     )
 
 

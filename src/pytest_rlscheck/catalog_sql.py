@@ -16,6 +16,7 @@ __all__ = [
     "RELATION_GRANTS_SQL",
     "RESOLVE_SQL",
     "SEARCH_PATH_SQL",
+    "TRIGGERS_SQL",
     "VIEW_DEPENDENCIES_SQL",
 ]
 
@@ -174,6 +175,22 @@ join pg_namespace n on n.oid = p.pronamespace
 cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
 left join pg_roles r on r.oid = a.grantee
 where a.privilege_type = 'EXECUTE' and p.prokind in ('f', 'p') and {_USER_FUNCTIONS}
+"""
+
+# Triggers (not the internal ones of foreign keys), with what their function runs as.
+TRIGGERS_SQL = f"""
+select t.tgrelid, t.tgname, t.tgfoid, fn.nspname || '.' || p.proname, p.prosecdef, r.rolname,
+       r.rolsuper or r.rolbypassrls, t.tgtype::int, t.tgenabled <> 'D',
+       array(select a.attname from unnest(t.tgattr::int2[]) with ordinality u(num, i)
+             join pg_attribute a on a.attrelid = t.tgrelid and a.attnum = u.num order by u.i)::text[]
+from pg_trigger t
+join pg_class c on c.oid = t.tgrelid
+join pg_namespace n on n.oid = c.relnamespace
+join pg_proc p on p.oid = t.tgfoid
+join pg_namespace fn on fn.oid = p.pronamespace
+join pg_roles r on r.oid = p.proowner
+where not t.tgisinternal and {_SCOPE}
+order by t.tgrelid, t.tgname
 """
 
 RESOLVE_SQL = "select c.oid, n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = to_regclass(%s)"

@@ -204,6 +204,7 @@ from . import (  # noqa: E402,F401 - registration
     constraint_fuzz,
     definer_exposed,
     definer_search_path,
+    definer_trigger,
     existence_oracle,
     immutable_reads_session,
     insert_without_select,

@@ -21,6 +21,7 @@ from ..findings import Finding, ObjectRef, Severity
 from ..impersonation import Principal
 from ..isolation import ALL_OPS, TENANT_COLUMN_GUESSES, NothingToTest, TenantKey, assert_no_foreign_rows, isolation_outcomes
 from . import API_ROLES, Measurement, SweepContext, dynamic_rule, ref
+from .function_calls import id_parameters, leaky_calls
 
 if TYPE_CHECKING:
     from ..protocol import RlsProtocol as Rls
@@ -29,8 +30,9 @@ RULE = "tenant-leak"
 
 
 def _applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
-    """Views, and the set-returning functions without arguments the API can call."""
-    return kind != "function" or (obj.returns_set and not obj.argument_types)
+    """Views, the set-returning functions without arguments the API can call, and those that
+    take a user or tenant id (called with the other tenant's)."""
+    return kind != "function" or (obj.returns_set and not obj.argument_types) or bool(id_parameters(ctx, obj))
 
 
 @dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows", also=("view", "function", "platform-table"),
@@ -46,7 +48,10 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
         findings, status = check_view(m.rls, m.ctx, m.ctx.catalog.relation(m.check.oid), principals)
     else:
         fn = next(f for f in m.ctx.catalog.functions if f.oid == m.check.oid)
-        findings, status = check_function(m.rls, m.ctx, fn, principals)
+        if fn.argument_types:  # called with the other tenant's ids
+            findings, status = leaky_calls(m.rls, m.ctx, fn, principals, m.memo, RULE)
+        else:
+            findings, status = check_function(m.rls, m.ctx, fn, principals)
     return findings, {"isolation": status}
 
 

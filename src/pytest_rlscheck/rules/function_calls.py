@@ -1,0 +1,128 @@
+"""Functions with parameters through the API, called with the other tenant's ids (for
+tenant-leak): which functions, which of their parameters are ids, and the finding.
+
+A function in an exposed schema that the API roles may execute and that takes a user or
+tenant id (as definer-exposed recognises them) is called as each principal with the other's
+ids and, when anon may execute it, as anon. See :mod:`pytest_rlscheck.function_probes`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..catalog import Function
+from ..effects import Scope
+from ..findings import Finding, ObjectRef, Severity
+from ..function_probes import (
+    ROW_ID,
+    TENANT_ID,
+    USER_ID,
+    Attempt,
+    call_function,
+    function_arguments,
+    id_columns,
+    id_kind,
+    row_table,
+)
+from ..impersonation import Principal, anon_identity
+from . import API_ROLES, SweepContext
+from .definer_exposed import identity_parameters
+
+if TYPE_CHECKING:
+    from ..protocol import RlsProtocol as Rls
+
+__all__ = ["effects_scope", "id_parameters", "leaky_calls"]
+
+_NOT_CALLABLE = ("trigger", "event_trigger")
+_KINDS = {USER_ID: "a user id", TENANT_ID: "a tenant id", ROW_ID: "the id of a tenant's row"}
+_last: list[tuple[SweepContext, tuple[set[str], set[str]]]] = []
+
+
+def _columns(ctx: SweepContext) -> tuple[set[str], set[str]]:
+    """:func:`id_columns` of the sweep's catalog, kept for the last context (one per sweep)."""
+    if not _last or _last[0][0] is not ctx:
+        _last[:] = [(ctx, id_columns(ctx.catalog, ctx.schemas, ctx.config))]
+    return _last[0][1]
+
+
+def id_parameters(ctx: SweepContext, fn: Function) -> dict[str, str]:
+    """The parameters of ``fn`` that take a user or a tenant id: name -> "user" or "tenant"
+    (an API-callable function of an exposed schema only)."""
+    if fn.schema not in ctx.schemas or not fn.argument_types or not fn.result or fn.result in _NOT_CALLABLE:
+        return {}
+    if not set(fn.executable_by) & {*API_ROLES, "public"} or "VARIADIC" in fn.arguments:
+        return {}
+    users, tenants = _columns(ctx)
+    found = {}
+    for name in identity_parameters(fn, users | tenants):
+        if name in fn.caller_defaults:
+            found[name] = USER_ID
+        else:
+            found[name] = id_kind(name, user_columns=users, tenant_columns=tenants) or TENANT_ID
+    # the id of a tenant's row (p_conversation_id: conversations.id), filled from the other tenant's rows
+    required = len(fn.argument_types) - fn.defaults
+    for name in fn.argument_names[:required]:
+        if name and name not in found and row_table(ctx.catalog, ctx.schemas, fn, name, ctx.config) is not None:
+            found[name] = ROW_ID
+    return found
+
+
+def effects_scope(rls: Rls, ctx: SweepContext, memo: dict[str, Any]) -> Scope:
+    """The tables whose changes the probes measure: read once per sweep."""
+    if "effects.scope" not in memo:
+        memo["effects.scope"] = Scope.of(rls, ctx.catalog, ctx.schemas, ctx.config)
+    return memo["effects.scope"]
+
+
+def _pairs(principals: list[Principal]) -> list[tuple[Principal, Principal]]:
+    tenants = [p for p in principals if p.tenant is not None]
+    return [(a, b) for a in tenants for b in tenants if str(a.tenant) != str(b.tenant)]
+
+
+def leaky_calls(
+    rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal], memo: dict[str, Any], rule: str
+) -> tuple[list[Finding], str]:
+    """Call ``fn`` as each principal (and anon) with another tenant's ids; a finding of
+    ``rule`` when a call returned or changed what is theirs."""
+    ids = id_parameters(ctx, fn)
+    if not ids:
+        return [], "not applicable"
+    pairs = _pairs(principals)
+    if not pairs:
+        return [], "no principals"  # the tables' items say so
+    scope = effects_scope(rls, ctx, memo) if fn.volatility == "v" else None  # only VOLATILE ones can write
+    judge = bool({TENANT_ID, ROW_ID} & set(ids.values()))  # a user's public data is often readable by design
+    anon = bool({"anon", "public"} & set(fn.executable_by))
+    attempts: list[Attempt] = []
+    for user, other in pairs:
+        args = function_arguments(rls, ctx.catalog, ctx.schemas, fn, ids, other, ctx.config)
+        identity = rls.identity_for(user)
+        assert identity is not None
+        attempts.append(call_function(rls, fn, args, identity, other, caller=f"user {user.sub}", scope=scope, judge_answer=judge))
+        if anon:
+            attempts.append(call_function(rls, fn, args, anon_identity(), other, caller="anon", scope=scope, judge_answer=judge))
+        if any(a.leaked for a in attempts):
+            break  # shown for one pair: the other directions cost calls and say the same
+    leaks = [a for a in attempts if a.leaked]
+    if not leaks:
+        return [], "verified"
+    return [_finding(fn, ids, leaks, rule)], "LEAK"
+
+
+def _finding(fn: Function, ids: dict[str, str], leaks: list[Attempt], rule: str) -> Finding:
+    params = ", ".join(f"{n} ({_KINDS[k]})" for n, k in ids.items())
+    shown = "\n".join(f"  {a.describe()}" for a in leaks[:4])
+    more = f"\n  (and {len(leaks) - 4} more)" if len(leaks) > 4 else ""
+    runs = "with its owner's rights (SECURITY DEFINER)" if fn.security_definer else "as the caller (SECURITY INVOKER)"
+    return Finding(
+        rule,
+        Severity.ERROR,
+        ObjectRef("function", fn.schema, fn.name, fn.arguments),
+        f"{fn.qualified} runs {runs} and takes {params}: called with another tenant's ids it reached their data:\n"
+        f"{shown}{more}",
+        "Check the caller inside it: compare every id parameter with (select auth.uid()) or the caller's tenants, and "
+        "raise (errcode 42501) or return nothing when they do not match; or derive the user from (select auth.uid()) "
+        "instead of a parameter"
+        + (", or make it SECURITY INVOKER so that RLS applies" if fn.security_definer else "")
+        + f"; or REVOKE EXECUTE ON FUNCTION {fn.shown} FROM public, anon, authenticated;",
+        details={"callers": sorted({a.caller for a in leaks}), "parameters": ids, "calls": [a.statement for a in leaks]},
+    )
