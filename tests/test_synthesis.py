@@ -235,3 +235,40 @@ def test_a_table_that_needs_an_unmade_parent_is_said_once_with_the_cause() -> No
     }})
     assert lines == ["no rows synthesized for public.accounts: P0001: accounts are made by the backend (nor for 2 table(s) "
                      "that need its rows: public.contributions, public.goals)"]
+
+
+SIGN_UP_WITH_RANDOM_TENANT = """
+create function private.on_signup() returns trigger language plpgsql security definer set search_path = '' as $$
+declare org uuid := gen_random_uuid();
+begin
+  insert into public.organizations (id, name) values (org, 'personal');
+  insert into public.organization_members (organization_id, user_id, role) values (org, new.id, 'owner');
+  return new;
+end $$;
+create trigger on_signup after insert on auth.users for each row execute function private.on_signup();
+"""
+
+
+def test_tenants_a_sign_up_trigger_makes_at_random_are_the_ones_measured(pytester: pytest.Pytester) -> None:
+    # the dry run and the sweep's own clone get different organization ids: the clone's count
+    _no_seed_project(pytester, SIGN_UP_WITH_RANDOM_TENANT)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rlscheck", "-m", "rlscheck",
+                                           "--rlscheck-report=out.json", timeout=300)
+    data = json.loads((pytester.path / "out.json").read_text())
+    isolation = {t["table"]: t["isolation"] for t in data["tables"]}
+    assert all(v.startswith("verified") for v in isolation.values()), (isolation, result.stdout.str())
+    made = data["synthesized"]
+    assert "public.organizations" not in made["rows"] and "public.organization_members" not in made["rows"], made
+    assert made["rows"]["public.conversations"] == 2
+
+
+def test_of_several_usual_tenant_names_the_one_the_policies_filter_on_is_the_key(rls) -> None:
+    rls.execute("""
+        create table public.ledger (id uuid primary key, account_id uuid, workspace_id uuid);
+        alter table public.ledger enable row level security;
+        create policy ledger_members on public.ledger for select to authenticated using (
+          workspace_id in (select m.organization_id from public.organization_members m where m.user_id = (select auth.uid())));
+    """)
+    from pytest_rlscheck.tenancy import find_tenant_key
+
+    assert find_tenant_key(rls.relation("public.ledger")).column == "workspace_id"

@@ -102,28 +102,31 @@ class Sweep:
     def _synthesize(self, conn: Any, catalog: Catalog, *, keep: bool) -> None:
         """Principals and rows for the measured checks where the project has none
         (:mod:`.synthesis`). On a connection given (a test's transaction) they are made in
-        it; otherwise, when anything is needed, in the sweep's own clone of the template,
-        committed there, and the measured checks run on that clone."""
+        it. Otherwise a dry run on the shared database (rolled back) tells whether anything
+        is needed; if so they are made in the sweep's own clone of the template, committed,
+        and the measured checks run there, with the principals that clone got (a sign-up
+        trigger's random ids differ from the dry run's)."""
         names = list(self.config.principals)
-        if keep:
-            with conn.transaction():
-                self.synthesis = synthesize(conn, catalog, self.config, self.configured, names)
-        else:
-            with conn.transaction():  # what would be made, undone: the shared database stays the seed's
-                self.synthesis = synthesize(conn, catalog, self.config, self.configured, names)
-                raise psycopg.Rollback()
+        with conn.transaction():
+            self.synthesis = synthesize(conn, catalog, self.config, self.configured, names)
+            if not keep:
+                raise psycopg.Rollback()  # the shared database stays the seed's
+        if not keep and self.synthesis.made_anything:
+            self._own_connection(catalog)
         self.principals = list(self.synthesis.principals)
 
-    def _own_connection(self) -> Any:
-        """The sweep's database with the synthesized rows (made on first use)."""
+    def _own_connection(self, catalog: Catalog | None = None) -> Any:
+        """The sweep's database with the synthesized rows (made again if its connection broke)."""
         if self._own is None or self._own[1].closed or self._own[1].broken:
-            assert self.ctx is not None
+            catalog = catalog if catalog is not None else self.ctx.catalog if self.ctx is not None else None
+            assert catalog is not None
             self.close()
             database = self.session.sweep_database()
             conn = database.connect(autocommit=True)
             with conn.transaction():
-                synthesize(conn, self.ctx.catalog, self.config, self.configured, list(self.config.principals))
+                self.synthesis = synthesize(conn, catalog, self.config, self.configured, list(self.config.principals))
             conn.execute("ANALYZE")
+            self.principals = list(self.synthesis.principals)
             self._own = (database, conn)
         return self._own[1]
 

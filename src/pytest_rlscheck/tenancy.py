@@ -93,9 +93,10 @@ def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantK
     table = config.table(rel.qualified)
     if table.tenant_column or table.tenant_sql:
         return configured_key(rel, table.tenant_column, table.tenant_sql)
-    column = next((n for n in _tenant_names(config) if rel.column(n)), None)
-    if column is not None:
-        return TenantKey(column)
+    present = [n for n in _tenant_names(config) if rel.column(n)]
+    if present:  # several usual names (account_id, workspace_id): the one the policies filter on
+        filtered = {c for policy in rel.policies for _, _, facts in policy.clauses() for c in facts.filter_columns()}
+        return TenantKey(next((n for n in present if n in filtered), present[0]))
     owner = owner_column(rel)
     if owner is not None:
         return TenantKey(owner, per_user=True)
