@@ -12,6 +12,7 @@ from pytest_rlscheck.catalog import Catalog
 from pytest_rlscheck.config import SweepConfig
 from pytest_rlscheck.sweep import Sweep
 from pytest_rlscheck.synthesis import summary_lines, synthesize
+from pytest_rlscheck.tenancy import find_tenant_key
 from sweep_variants import findings_after, variants
 
 PROJECTS_SQL = """
@@ -269,6 +270,4 @@ def test_of_several_usual_tenant_names_the_one_the_policies_filter_on_is_the_key
         create policy ledger_members on public.ledger for select to authenticated using (
           workspace_id in (select m.organization_id from public.organization_members m where m.user_id = (select auth.uid())));
     """)
-    from pytest_rlscheck.tenancy import find_tenant_key
-
     assert find_tenant_key(rls.relation("public.ledger")).column == "workspace_id"
