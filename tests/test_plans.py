@@ -200,8 +200,8 @@ SEQ_SCAN = {"enable_indexscan": "off", "enable_bitmapscan": "off", "enable_index
 NOTES_ROWS, ALICE_EVERY = 20000, 500
 
 
-def _claim_notes(rls, condition: str = f"owner = {CLAIM_SUB}") -> None:
-    """20,000 notes, one in 500 alice's, the owner indexed; a policy with ``condition``."""
+def claim_notes(rls, condition: str = f"owner = {CLAIM_SUB}", rows: int = NOTES_ROWS) -> None:
+    """20,000 notes (or ``rows``), one in 500 alice's, the owner indexed; a policy with ``condition``."""
     rls.execute("create table claim_notes (id int primary key, owner uuid not null, body text)")
     rls.execute("create index claim_notes_owner on claim_notes (owner)")
     rls.execute("alter table claim_notes enable row level security")
@@ -210,7 +210,7 @@ def _claim_notes(rls, condition: str = f"owner = {CLAIM_SUB}") -> None:
     rls.execute(
         "insert into claim_notes select i, case when i %% %s = 0 then %s::uuid else md5(i::text)::uuid end, 'x'"
         " from generate_series(1, %s) i",
-        [ALICE_EVERY, ALICE, NOTES_ROWS],
+        [ALICE_EVERY, ALICE, rows],
     )
     rls.execute("analyze claim_notes")
 
@@ -218,7 +218,7 @@ def _claim_notes(rls, condition: str = f"owner = {CLAIM_SUB}") -> None:
 def test_a_call_in_an_index_cond_runs_once_per_loop(rls) -> None:
     """The call sits in the Index Cond (and, for a bitmap scan, the Recheck Cond of exact
     pages, which is not run): one evaluation for the scan, not one per row it returns."""
-    _claim_notes(rls)
+    claim_notes(rls)
     plan = rls.explain("select * from claim_notes", as_user=ALICE)
     assert "claim_notes_owner" in plan.indexes_used
     sites = plan.call_sites("current_setting")
@@ -231,7 +231,7 @@ def test_a_call_in_an_index_cond_runs_once_per_loop(rls) -> None:
 
 def test_call_sites_hold_the_call(rls) -> None:
     """VERBOSE Output lists the columns: none of them is a call of current_setting()."""
-    _claim_notes(rls)
+    claim_notes(rls)
     plan = rls.explain("select * from claim_notes", as_user=ALICE, settings=SEQ_SCAN)
     (site,) = plan.call_sites("current_setting")
     assert (site.node.node_type, site.field, site.evaluations) == ("Seq Scan", "Filter", NOTES_ROWS)
@@ -251,7 +251,7 @@ def test_learned_patterns_of_functions_with_arguments(rls) -> None:
     rls.execute("create function public.owns(o uuid) returns boolean language sql stable as 'select o = auth.uid()'")
     owns = rls.function_pattern("public.owns")
     assert owns.inlined and owns.count("id") == 0
-    _claim_notes(rls, "public.owns(owner)")
+    claim_notes(rls, "public.owns(owner)")
     # inlined, the comparison is an index condition: once for the scan, once per row without it
     plan = rls.explain("select * from claim_notes", as_user=ALICE)
     assert {s.field for s in plan.call_sites("public.owns")} <= {"Index Cond", "Recheck Cond"}

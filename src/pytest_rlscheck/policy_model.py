@@ -140,6 +140,8 @@ class Call:
     function: str  # schema.name
     once: bool  # inside an uncorrelated ``(select ...)`` without FROM: run once per statement
     row_arguments: bool  # its arguments read columns (of the row or of a subquery's rows)
+    #: the policy's own columns among its arguments: ``("organization_id",)`` for ``is_member(organization_id)``
+    row_columns: tuple[str, ...] = ()
 
     def named(self, name: str) -> bool:
         """``name`` is ``schema.name``, or a bare name for a function of any schema."""
@@ -276,6 +278,11 @@ class _Walker:
             return self.columns.get(node["varattno"])
         return None
 
+    def row_columns(self, args: Any, level: int) -> tuple[str, ...]:
+        """The policy's table columns an expression reads directly (not inside its subqueries)."""
+        found = (self.row_column(n, level) for n in walk(args) if n.type == "VAR")
+        return tuple(dict.fromkeys(c for c in found if c))
+
     def column_name(self, node: Node, level: int) -> str | None:
         """The name of any column a VAR reads: of the policy's table, or of a subquery's relation."""
         up = node["varlevelsup"]
@@ -312,7 +319,7 @@ class _Walker:
             return
         if kind == "FUNCEXPR":
             function = self.names.function(node["funcid"])
-            self.calls.append(Call(function, once, _reads_columns(node["args"])))
+            self.calls.append(Call(function, once, _reads_columns(node["args"]), self.row_columns(node["args"], level)))
             if _caller(node, self.names) is not None:
                 self.reads_caller = True
         elif kind == "OPEXPR" and self.names.operator(node["opno"]) == "=" and len(node["args"]) == 2:
