@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -159,7 +159,7 @@ def measure(
             if any(per_row_capable(rel, p.name) for p in every):
                 forced = _forced(rls, statement, identity, plan, rel, bool(tracked))
                 if forced is not None:
-                    measured["forced"] = {"settings": forced[1], "scan": forced[2]}
+                    measured["forced"] = {"settings": forced.settings, "scan": forced.scan}
         catalog = None
         for pattern in every:
             rls.register_function_pattern(pattern)  # current_setting: minus the auth.* bodies
@@ -168,21 +168,19 @@ def measure(
             if pattern.name == "auth.uid":
                 measured["auth.uid"][kind] = total
             repeated = [s for s in sites if s.evaluations > 1] if total > 1 else []
-            worse = None
+            worse: tuple[int, list[Any]] | None = None  # in the forced plan: the count, the sites per row
             if forced is not None and per_row_capable(rel, pattern.name):
-                forced_sites = forced[0].call_sites(pattern.name)
-                forced_total = _count(forced[0], pattern, forced_sites)
-                worse = (forced_total, [s for s in forced_sites if s.evaluations > 1], forced[2], forced[1])
+                forced_sites = forced.plan.call_sites(pattern.name)
+                worse = (_count(forced.plan, pattern, forced_sites), [s for s in forced_sites if s.evaluations > 1])
             if not repeated and not (worse and worse[0] > 1 and worse[1]):
                 continue
             catalog = catalog or plan_catalog(rls, plan, known)
             statement_text = statement.as_string(rls.connection)
-            blamed = repeated or (worse[1] if worse else [])
+            blamed, blamed_plan = (repeated, plan) if repeated else (worse[1], forced.plan)  # type: ignore[index,union-attr]
             fixes = list(dict.fromkeys(
-                fix
+                _fix(rls, found, tracked)
                 for s in blamed
-                if (found := attribute(catalog, s, pattern.name, statement_text, plan if repeated else forced[0]))  # type: ignore[index]
-                for fix in [_fix(rls, pattern, found, tracked)]
+                if (found := attribute(catalog, s, pattern.name, statement_text, blamed_plan))
             ))
             seed_scan = _scan_kind(plan, rel)
             counted = " (counted by PostgreSQL)" if plan.exact_calls(pattern.name) is not None else ""
@@ -192,23 +190,24 @@ def measure(
                     f"{pattern.name}() ran {_times(total)}{counted} for one `{statement_text}` "
                     f"(measured on {rows:,} rows, as {plan.identity}): {where}. It should run once per statement."
                 )
-                if worse is not None and worse[2] != seed_scan:
+                if worse is not None and forced is not None:
                     message += (
-                        f" In {_article(worse[2])} (forced with {_settings(worse[3])}) it ran {_times(worse[0])}: "
+                        f" In {_article(forced.scan)} (forced with {_settings(forced.settings)}) it ran {_times(worse[0])}: "
                         "the count depends on the plan the table's size picks; wrapped, it is one in every plan."
                     )
                 evaluations = total
             else:
-                assert worse is not None
+                assert worse is not None and forced is not None
                 once = "; ".join(f"{s.node.label} ({s.field})" for s in sites if s.evaluations) or "no call"
                 where = "; ".join(f"{s.node.label} ({s.field}): {_at_most(s, counted)}" for s in worse[1])
-                examined = _rows_examined(forced[0], rel)  # type: ignore[index]
+                examined = _rows_examined(forced.plan, rel)
                 each = "once per row" if worse[0] == examined else "per row"
                 message = (
                     f"{pattern.name}() ran {_times(total)}{counted} per query in the {seed_scan} the seed data gets "
                     f"({once}), and {worse[0]:,} times per query ({each}) when the planner picks "
-                    f"{_article(worse[2])}, e.g. at another table size or with another filter (as {plan.identity}, "
-                    f"on {rows:,} rows read in the seed's plan and {examined:,} in the forced one, {_settings(worse[3])}: "
+                    f"{_article(forced.scan)}, e.g. at another table size or with another filter (as {plan.identity}, "
+                    f"on {rows:,} rows read in the seed's plan and {examined:,} in the forced one, "
+                    f"{_settings(forced.settings)}: "
                     f"{where}). It should run once per statement in every plan."
                 )
                 evaluations = worse[0]
@@ -222,8 +221,8 @@ def measure(
                     details={
                         "statement": kind, "function": pattern.name, "evaluations": evaluations, "rows": rows,
                         "seed_plan": {"scan": seed_scan, "evaluations": total},
-                        **({"forced_plan": {"scan": worse[2], "settings": worse[3], "evaluations": worse[0]}}
-                           if worse is not None else {}),
+                        **({"forced_plan": {"scan": forced.scan, "settings": forced.settings, "evaluations": worse[0]}}
+                           if worse is not None and forced is not None else {}),
                     },
                 )
             )
@@ -252,9 +251,17 @@ def _count(plan: Plan, pattern: FunctionPattern, sites: list[Any]) -> int:
     return exact if exact is not None else sum(s.evaluations for s in sites)
 
 
+class Forced(NamedTuple):
+    """The statement planned with the other kind of scan forced."""
+
+    plan: Plan
+    settings: dict[str, str]
+    scan: str  # "sequential scan", "index scan"...
+
+
 def _forced(
     rls: Rls, statement: sql.Composable, identity: Any, plan: Plan, rel: Relation, count_calls: bool
-) -> tuple[Plan, dict[str, str], str] | None:
+) -> Forced | None:
     """The statement with the other kind of scan forced, its settings and the scan it got;
     None when the planner has no other plan (no index serves the policy) or it fails."""
     seed_scan = _scan_kind(plan, rel)
@@ -264,7 +271,7 @@ def _forced(
     except psycopg.Error:
         return None
     scan = _scan_kind(forced, rel)
-    return (forced, settings, scan) if scan != seed_scan else None
+    return Forced(forced, settings, scan) if scan != seed_scan else None
 
 
 def _scan_kind(plan: Plan, rel: Relation) -> str:
@@ -292,7 +299,7 @@ def _settings(settings: dict[str, str]) -> str:
     return ", ".join(f"{name} = {value}" for name, value in settings.items())
 
 
-def _fix(rls: Rls, pattern: FunctionPattern, found: tuple[Relation, Policy, str], tracked: set[str]) -> str:
+def _fix(rls: Rls, found: tuple[Relation, Policy, str], tracked: set[str]) -> str:
     """The ALTER POLICY that wraps the call; for a user function (``tracked``) that takes the
     row's columns, the rewrite that computes its set once instead; and ALTER FUNCTION ...
     STABLE for a VOLATILE one."""
