@@ -260,3 +260,21 @@ def test_learned_patterns_of_functions_with_arguments(rls) -> None:
     (site,) = plan.call_sites("public.owns")
     assert site.field == "Filter" and site.evaluations == NOTES_ROWS
     assert plan.exact_calls("public.owns") is None  # inlined: PostgreSQL has no call to count
+
+
+def test_an_index_cond_on_the_inner_side_of_a_nested_loop_runs_once_per_rescan(rls) -> None:
+    """Three outer rows, three rescans of the inner index scan: three evaluations of the call in
+    its Index Cond, however many rows each rescan returns."""
+    claim_notes(rls)
+    rls.execute("alter table claim_notes drop constraint claim_notes_pkey")
+    rls.execute("create index claim_notes_owner_id on claim_notes (owner, id)")
+    ids = [ALICE_EVERY, 2 * ALICE_EVERY, 3 * ALICE_EVERY]  # alice's
+    plan = rls.explain(
+        "select * from unnest(%s::int[]) as v(i) join claim_notes n on n.id = v.i",
+        [ids],
+        as_user=ALICE,
+        settings={"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"},
+    )
+    (site,) = plan.call_sites("current_setting")
+    assert site.field == "Index Cond" and site.node.loops == len(ids)
+    assert site.evaluations == len(ids) == plan.evaluations("current_setting")

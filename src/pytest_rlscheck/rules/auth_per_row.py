@@ -1,10 +1,14 @@
-"""auth-per-row: a call of auth.*() or current_setting() that runs once per row.
+"""auth-per-row: a call of auth.*(), current_setting() or a function a policy calls that
+runs once per row.
 
 Measured, not guessed: as an authenticated user, the plain SELECT (and the UPDATE and
 DELETE forms) of the table run under EXPLAIN ANALYZE, and the plan says how many times
-each call ran. A call text matching would flag but the plan runs once — inside an
+each call ran; PostgreSQL counts the calls of functions it does not inline
+(``track_functions``). A call text matching would flag but the plan runs once — inside an
 uncorrelated, hashed SubPlan, or wrapped as ``(select auth.jwt() ->> 'role')`` — is not a
-finding.
+finding. A call that takes nothing of the row runs once in an index condition and once per
+row in a filter: the SELECT is measured again with the other scan forced, and a call per row
+in either plan is a finding.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ def _table_columns(facts: Any) -> dict[str, Any]:
     return {"auth_uid_evaluations": measured.get("auth.uid"), "rows": measured.get("rows")} if measured else {}
 
 
-@dynamic_rule(RULE, Severity.WARN, "table", "a call of auth.*() or current_setting() that runs once per row",
+@dynamic_rule(RULE, Severity.WARN, "table",
+              "a call of auth.*(), current_setting() or a function a policy calls that runs once per row",
               categories=("PERFORMANCE",), table_columns=_table_columns)
 def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
     rel = m.ctx.catalog.relation(m.check.oid)
