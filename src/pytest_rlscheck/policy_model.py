@@ -280,7 +280,7 @@ class _Walker:
 
     def row_columns(self, args: Any, level: int) -> tuple[str, ...]:
         """The policy's table columns an expression reads directly (not inside its subqueries)."""
-        found = (self.row_column(n, level) for n in walk(args) if n.type == "VAR")
+        found = (self.row_column(n, level) for n in _own_vars(args))
         return tuple(dict.fromkeys(c for c in found if c))
 
     def column_name(self, node: Node, level: int) -> str | None:
@@ -369,6 +369,19 @@ class _Walker:
 def _reads_columns(args: Any) -> bool:
     """Whether call arguments read a column (of any level) or a subquery's output."""
     return any(n.type == "VAR" or (n.type == "PARAM" and n["paramkind"] in (1, 2)) for n in walk(args))
+
+
+def _own_vars(tree: Any) -> Iterator[Node]:
+    """The VARs of an expression outside its subqueries (whose VARs count levels from there)."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from _own_vars(item)
+    elif isinstance(tree, Node) and tree.type != "QUERY":
+        if tree.type == "VAR":
+            yield tree
+        for name, value in tree.fields.items():
+            if not (tree.type == "SUBLINK" and name == "subselect"):
+                yield from _own_vars(value)
 
 
 def _correlated(query: Node) -> bool:
