@@ -189,3 +189,92 @@ def test_live_on_postgresql_17(pytester: pytest.Pytester) -> None:
         timeout=300,
     )
     result.assert_outcomes(passed=3)
+
+
+# -- calls of built-ins and inlined functions with arguments, live ---------------------------
+
+#: The sub claim read straight from the request settings, unwrapped, as many policies do.
+CLAIM_SUB = "((current_setting('request.jwt.claims', true)::jsonb ->> 'sub')::uuid)"
+#: Planner settings that leave a sequential scan as the only way to read a table.
+SEQ_SCAN = {"enable_indexscan": "off", "enable_bitmapscan": "off", "enable_indexonlyscan": "off"}
+NOTES_ROWS, ALICE_EVERY = 20000, 500
+
+
+def claim_notes(rls, condition: str = f"owner = {CLAIM_SUB}", rows: int = NOTES_ROWS) -> None:
+    """20,000 notes (or ``rows``), one in 500 alice's, the owner indexed; a policy with ``condition``."""
+    rls.execute("create table claim_notes (id int primary key, owner uuid not null, body text)")
+    rls.execute("create index claim_notes_owner on claim_notes (owner)")
+    rls.execute("alter table claim_notes enable row level security")
+    rls.execute(f"create policy own on claim_notes for select to authenticated using ({condition})")
+    rls.execute("grant select on claim_notes to authenticated")
+    rls.execute(
+        "insert into claim_notes select i, case when i %% %s = 0 then %s::uuid else md5(i::text)::uuid end, 'x'"
+        " from generate_series(1, %s) i",
+        [ALICE_EVERY, ALICE, rows],
+    )
+    rls.execute("analyze claim_notes")
+
+
+def test_a_call_in_an_index_cond_runs_once_per_loop(rls) -> None:
+    """The call sits in the Index Cond (and, for a bitmap scan, the Recheck Cond of exact
+    pages, which is not run): one evaluation for the scan, not one per row it returns."""
+    claim_notes(rls)
+    plan = rls.explain("select * from claim_notes", as_user=ALICE)
+    assert "claim_notes_owner" in plan.indexes_used
+    sites = plan.call_sites("current_setting")
+    assert {s.field for s in sites} <= {"Index Cond", "Recheck Cond"}, [(s.field, s.expression) for s in sites]
+    assert all(s.occurrences == 1 and "current_setting('request.jwt.claims'" in s.expression for s in sites)
+    (cond,) = [s for s in sites if s.field == "Index Cond"]
+    assert cond.evaluations == cond.node.loops == 1
+    assert plan.evaluations(function="current_setting") == 1
+
+
+def test_call_sites_hold_the_call(rls) -> None:
+    """VERBOSE Output lists the columns: none of them is a call of current_setting()."""
+    claim_notes(rls)
+    plan = rls.explain("select * from claim_notes", as_user=ALICE, settings=SEQ_SCAN)
+    (site,) = plan.call_sites("current_setting")
+    assert (site.node.node_type, site.field, site.evaluations) == ("Seq Scan", "Filter", NOTES_ROWS)
+    assert plan.evaluations("current_setting") == NOTES_ROWS
+    assert plan.root.expressions["Output"] and not any(
+        rls.function_pattern("current_setting").count(column) for column in plan.root.expressions["Output"]
+    )
+
+
+def test_learned_patterns_of_functions_with_arguments(rls) -> None:
+    """A strict function probed with NULL arguments is folded to NULL by the planner: the
+    probe passes columns instead, so what is learned is the call (by name, for a built-in),
+    or the inlined body with the arguments left open."""
+    setting = rls.function_pattern("current_setting")
+    assert not setting.inlined and setting.count("id") == setting.count("owner") == 0
+    assert setting.count("((current_setting('request.jwt.claims'::text, true))::jsonb ->> 'sub'::text)") == 1
+    rls.execute("create function public.owns(o uuid) returns boolean language sql stable as 'select o = auth.uid()'")
+    owns = rls.function_pattern("public.owns")
+    assert owns.inlined and owns.count("id") == 0
+    claim_notes(rls, "public.owns(owner)")
+    # inlined, the comparison is an index condition: once for the scan, once per row without it
+    plan = rls.explain("select * from claim_notes", as_user=ALICE)
+    assert {s.field for s in plan.call_sites("public.owns")} <= {"Index Cond", "Recheck Cond"}
+    assert plan.evaluations("public.owns") == 1
+    plan = rls.explain("select * from claim_notes", as_user=ALICE, settings=SEQ_SCAN)
+    (site,) = plan.call_sites("public.owns")
+    assert site.field == "Filter" and site.evaluations == NOTES_ROWS
+    assert plan.exact_calls("public.owns") is None  # inlined: PostgreSQL has no call to count
+
+
+def test_an_index_cond_on_the_inner_side_of_a_nested_loop_runs_once_per_rescan(rls) -> None:
+    """Three outer rows, three rescans of the inner index scan: three evaluations of the call in
+    its Index Cond, however many rows each rescan returns."""
+    claim_notes(rls)
+    rls.execute("alter table claim_notes drop constraint claim_notes_pkey")
+    rls.execute("create index claim_notes_owner_id on claim_notes (owner, id)")
+    ids = [ALICE_EVERY, 2 * ALICE_EVERY, 3 * ALICE_EVERY]  # alice's
+    plan = rls.explain(
+        "select * from unnest(%s::int[]) as v(i) join claim_notes n on n.id = v.i",
+        [ids],
+        as_user=ALICE,
+        settings={"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"},
+    )
+    (site,) = plan.call_sites("current_setting")
+    assert site.field == "Index Cond" and site.node.loops == len(ids)
+    assert site.evaluations == len(ids) == plan.evaluations("current_setting")

@@ -83,6 +83,8 @@ def test_calls_with_the_rows_columns_are_told_apart(rls) -> None:
     policy = facts(rls, "public.pm_member(org_id) and public.pm_member((select auth.uid()))")
     by_arguments = {c.row_arguments for c in policy.using_facts.unwrapped("public.pm_member")}
     assert by_arguments == {True, False}
+    by_columns = {c.row_columns for c in policy.using_facts.unwrapped("public.pm_member")}
+    assert by_columns == {("org_id",), ()}  # the row's own column; auth.uid() is none of the row's
 
 
 def test_columns_compared_with_the_caller_through_casts_and_claims(rls) -> None:

@@ -37,6 +37,12 @@ limit 1
 """
 
 
+PROBE_SQL = "EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT {}({})"
+PROBE_FROM_SQL = " FROM unnest({}) AS {}({})"
+ARGUMENT = "rlscheck_arg"
+#: an argument of the probe as the plan prints it: ``rlscheck_arg1``, ``"rlscheck_arg"."rlscheck_arg1"``
+_ARGUMENT_REF = re.compile(rf'(?:"?{ARGUMENT}"?\.)?"?{ARGUMENT}\d+"?')
+
 _CAST = re.compile(r"^(.*\))::[\w .\"\[\]]+$", re.S)
 
 
@@ -52,14 +58,19 @@ def function_pattern(conn: psycopg.Connection[Any], name: str) -> FunctionPatter
         return FunctionPattern.by_name(name)  # not defined (yet)
     fn_schema, fn_name, arg_types, user_code = row
     by_name = FunctionPattern.by_name(name, tracked=user_code, qualified=f"{fn_schema}.{fn_name}")
-    call = sql.SQL("EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT {}({})").format(
-        sql.Identifier(fn_schema, fn_name),
-        sql.SQL(", ").join(sql.SQL("NULL::{}").format(sql.SQL(t)) for t in arg_types),
-    )
+    # Arguments are columns of a function scan, not NULL constants: a strict function called
+    # with a constant NULL is folded to NULL by the planner and would leave nothing to learn.
+    arguments = [sql.Identifier(f"{ARGUMENT}{i}") for i in range(1, len(arg_types) + 1)]
+    call = sql.SQL(PROBE_SQL).format(sql.Identifier(fn_schema, fn_name), sql.SQL(", ").join(arguments))
+    if arg_types:
+        call += sql.SQL(PROBE_FROM_SQL).format(
+            sql.SQL(", ").join(sql.SQL("NULL::{}[]").format(sql.SQL(t)) for t in arg_types),
+            sql.Identifier(ARGUMENT), sql.SQL(", ").join(arguments),
+        )
     try:
         with conn.transaction():
             row = conn.execute(call).fetchone()
-    except psycopg.Error:
+    except psycopg.Error:  # e.g. a polymorphic argument type
         return by_name
     assert row is not None
     (plan,) = row  # a JSON array of one document (text, where json is not loaded)
@@ -68,7 +79,9 @@ def function_pattern(conn: psycopg.Connection[Any], name: str) -> FunctionPatter
     if not output or by_name.regex.search(output):
         return by_name
     core = _strip(output)
-    pieces = re.split(r"NULL::[\w .\"\[\]]+", core)
+    pieces = _ARGUMENT_REF.split(core)
+    if not any(re.search(r"\w", piece) for piece in pieces):  # nothing of the function is left to match
+        return by_name
     regex = ".+?".join(re.escape(piece) for piece in pieces)
     return FunctionPattern(name, re.compile(regex), True, core, False, f"{fn_schema}.{fn_name}")
 

@@ -162,6 +162,8 @@ class Call:
     function: str  # schema.name
     once: bool  # inside an uncorrelated ``(select ...)`` without FROM: run once per statement
     row_arguments: bool  # its arguments read columns (of the row or of a subquery's rows)
+    #: the policy's own columns among its arguments: ``("organization_id",)`` for ``is_member(organization_id)``
+    row_columns: tuple[str, ...] = ()
 
     def named(self, name: str) -> bool:
         """``name`` is ``schema.name``, or a bare name for a function of any schema."""
@@ -372,6 +374,11 @@ class _Walker:
         schema, _, name = self.names.function(node["funcid"]).rpartition(".")
         return f"{_quoted(schema)}.{_quoted(name)}({', '.join(parts)})" if schema else None
 
+    def row_columns(self, args: Any, level: int) -> tuple[str, ...]:
+        """The policy's table columns an expression reads directly (not inside its subqueries)."""
+        found = (self.row_column(n, level) for n in _own_vars(args))
+        return tuple(dict.fromkeys(c for c in found if c))
+
     def column_name(self, node: Node, level: int) -> str | None:
         """The name of any column a VAR reads: of the policy's table, or of a subquery's relation."""
         up = node["varlevelsup"]
@@ -423,7 +430,7 @@ class _Walker:
             return
         if kind == "FUNCEXPR":
             function = self.names.function(node["funcid"])
-            self.calls.append(Call(function, once, _reads_columns(node["args"])))
+            self.calls.append(Call(function, once, _reads_columns(node["args"]), self.row_columns(node["args"], level)))
             if _caller(node, self.names) is not None:
                 self.reads_caller = True
         elif kind == "OPEXPR" and self.names.operator(node["opno"]) == "=" and len(node["args"]) == 2:
@@ -488,6 +495,19 @@ class _Walker:
 def _reads_columns(args: Any) -> bool:
     """Whether call arguments read a column (of any level) or a subquery's output."""
     return any(n.type == "VAR" or (n.type == "PARAM" and n["paramkind"] in (1, 2)) for n in walk(args))
+
+
+def _own_vars(tree: Any) -> Iterator[Node]:
+    """The VARs of an expression outside its subqueries (whose VARs count levels from there)."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from _own_vars(item)
+    elif isinstance(tree, Node) and tree.type != "QUERY":
+        if tree.type == "VAR":
+            yield tree
+        for name, value in tree.fields.items():
+            if not (tree.type == "SUBLINK" and name == "subselect"):
+                yield from _own_vars(value)
 
 
 def _correlated(query: Node) -> bool:
