@@ -74,7 +74,7 @@ def test_an_operation_that_cannot_be_tried_is_unproven_not_a_leak(rls) -> None:
         rls.assert_isolated("notes", user=rls.user(ALICE, tenant=ACME), other=rls.user(BOB, tenant=GLOBEX),
                             tenant_column="org_id")
     message = str(info.value)
-    assert "could not be proven for 1 of 5 operations" in message
+    assert "could not be proven for 1 of 10 operations" in message
     assert "??   move" in message and "LEAK" not in message
 
 
