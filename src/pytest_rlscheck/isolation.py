@@ -64,6 +64,7 @@ __all__ = [
     "TenantKey",
     "anon_applies",
     "anon_outcomes",
+    "anon_reads",
     "assert_isolated",
     "assert_no_foreign_rows",
     "isolation_outcomes",
@@ -794,6 +795,21 @@ def _visible_tenants(rls: Rls, rel: Relation | str, key: TenantKey, principal: P
         sql.SQL("select {}, count(*) from {} t group by 1 order by 2 desc").format(tenant, rel.ident).as_string(conn),
     ]
     return {str(t): n for t, n in rolled_back(conn, statements)[-1].rows or []}
+
+
+def anon_reads(rls: Rls, relation: str, key: TenantKey) -> int:
+    """How many rows that belong to a tenant (or a user) anon reads from ``relation`` (a
+    quoted name, or a set-returning function call), acting as anon in a savepoint that is
+    rolled back; 0 when PostgreSQL refuses it."""
+    conn = rls.connection
+    query = sql.SQL("select count(*) from {} t where ({})::text is not null").format(sql.SQL(relation), key.sql())
+    statements = [identity_sql(conn, anon_identity(), rls.settings_in_effect()), query.as_string(conn)]
+    try:
+        return rolled_back(conn, statements)[-1].rows[0][0]  # type: ignore[index]
+    except psycopg.Error as exc:
+        if exc.sqlstate == "42501":
+            return 0
+        raise
 
 
 def assert_no_foreign_rows(
