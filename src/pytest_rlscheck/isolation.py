@@ -283,6 +283,7 @@ class _Probe:
         self.identity = rls.identity_for(user)  # looked up once
         self.other_identity = rls.identity_for(other) if other is not None else None
         self.actor = "anon" if isinstance(user, Identity) else "the user"
+        self.whose = "the other tenant's" if theirs is not None else "the tenants'"
         self._baseline: tuple[int, int] | None = None
         self._seen: int | None = None
         self._samples: dict[str, Any] = {}
@@ -378,6 +379,10 @@ class _Probe:
                 self._samples["theirs"] = sample_row(self.conn, self.rel, where, params)
         return self._samples["theirs"]
 
+    def _their_sample_tenant(self) -> str:
+        sample = self._their_sample() or {}
+        return str(sample.get(self.key.column, "?")) if self.key.column else "of the sample row"
+
     def _theirs(self) -> tuple[list[str], sql.Composable, dict[str, Any]]:
         """How a statement run as the user picks every row of the other tenant, none of them
         sent from Python: statements to run first (as the owner), a condition over ``t``, its
@@ -464,10 +469,10 @@ class _Probe:
             return Outcome(
                 op,
                 False,
-                f"{what}: {rowcount} row(s) affected; the other tenant's rows went from {before[0]} to {after[0]}"
+                f"{what}: {rowcount} row(s) affected; {self.whose} rows went from {before[0]} to {after[0]}"
                 + (" and their contents changed" if after[0] == before[0] and changed else ""),
             )
-        return Outcome(op, True, "no row of the other tenant affected")
+        return Outcome(op, True, "no row of the other tenant affected" if self.theirs is not None else "no tenant's row affected")
 
     def _judge_unfiltered(self, op: str, done: _Attempt, what: str, *, constraint_is_leak: bool = False) -> Outcome:
         """A statement without a WHERE also writes the user's own rows: only the other tenant's
@@ -481,9 +486,9 @@ class _Probe:
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
         if done.changed:
-            return Outcome(op, False, f"{what}: the other tenant's rows went from {done.before[0]} to {done.after[0]}"
+            return Outcome(op, False, f"{what}: {self.whose} rows went from {done.before[0]} to {done.after[0]}"
                            + (" and their contents changed" if done.after[0] == done.before[0] else ""))
-        return Outcome(op, True, f"{done.rowcount} own row(s) written, none of the other tenant's")
+        return Outcome(op, True, f"{done.rowcount} row(s) written, none of {self.whose}")
 
     def _no_wider_than_select(self, command: str) -> bool:
         """Whether ``command``'s policies for the acting role admit only rows its SELECT
@@ -686,6 +691,9 @@ class _Probe:
             return Outcome(op, True, f"stopped by a constraint ({done.error_text()}); the row stays in the user's tenant")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
+        if done.changed and self.theirs is None:
+            return Outcome(op, False, f"{what}: {done.rowcount} row(s) of tenants rewritten, into tenant "
+                           f"{self._their_sample_tenant()}")
         if done.changed:
             return Outcome(op, False, f"{what}: {done.rowcount} row(s) now count as theirs by {self.key.describe()} "
                            f"(their rows went from {done.before[0]} to {done.after[0]})")

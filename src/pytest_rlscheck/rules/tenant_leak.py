@@ -222,13 +222,16 @@ def verdict(findings: list[Finding], runs: list[tuple[str, list[Outcome]]], empt
         people = [n for n in dict.fromkeys(names) if n != "anon"]
         return "/".join(people) + (" and anon" if "anon" in names and people else "anon" if "anon" in names else "")
 
-    def grouped(pairs: Sequence[tuple[str, str]]) -> str:  # (what, who) -> "update, move as alice; select as anon"
+    def grouped(pairs: Sequence[tuple[str, str]]) -> str:  # (what, who) -> "update, move as alice/bob; select as anon"
         by_who: dict[str, list[str]] = {}
         for what, name in pairs:
             by_who.setdefault(name, [])
             if what not in by_who[name]:
                 by_who[name].append(what)
-        return "; ".join(f"{', '.join(whats)} as {name}" for name, whats in by_who.items())
+        by_whats: dict[tuple[str, ...], list[str]] = {}
+        for name, whats in by_who.items():
+            by_whats.setdefault(tuple(whats), []).append(name)
+        return "; ".join(f"{', '.join(whats)} as {who(names)}" for whats, names in by_whats.items())
 
     leaks = [(o, name) for name, outcomes in runs for o in outcomes if o.isolated is False]
     if any(f.severity is Severity.ERROR for f in findings):
