@@ -37,7 +37,7 @@ from psycopg import sql
 from .catalog import Policy, Relation
 from .errors import RlsAssertionError
 from .impersonation import Identity, Principal, anon_identity
-from .rows import base_row, insert_statement, sample_row, to_json
+from .rows import base_row, insert_statement, to_json
 from .scratch import OWNER_SQL, bind, identity_sql, rolled_back
 from .tenancy import (  # noqa: F401 - re-exported: the tenant model is public here too
     TENANT_COLUMN_GUESSES,
@@ -288,6 +288,8 @@ class _Probe:
         self._seen: int | None = None
         self._samples: dict[str, Any] = {}
         self.results: dict[str, Outcome] = {}
+        #: the one-row move of each set of columns: whether RLS refused it, and its outcome
+        self._moved: dict[tuple[str, ...], tuple[bool, Outcome]] = {}
         if key.expression:  # the probes send it unparsed with their savepoint: check it parses
             try:  # in a savepoint of its own, so that the test's transaction survives it
                 check = sql.SQL("select {} from {} t limit 0").format(key.sql(), rel.ident).as_string(self.conn)
@@ -304,11 +306,11 @@ class _Probe:
         with self.rls.as_owner(), self.rls.safely():
             return self.conn.execute(query, params).fetchone()
 
-    def _where_tenant(self, tenant: str | None) -> tuple[sql.Composable, dict[str, Any]]:
+    def _where_tenant(self, tenant: str | None, param: str = "tenant") -> tuple[sql.Composable, dict[str, Any]]:
         value = sql.SQL("({})::text").format(self.key.sql())
         if tenant is None:  # any tenant's (any user's) row
             return sql.SQL("{} is not null").format(value), {}
-        return sql.SQL("{} is not distinct from %(tenant)s::text").format(value), {"tenant": tenant}
+        return sql.SQL("{} is not distinct from {}::text").format(value, sql.Placeholder(param)), {param: tenant}
 
     def other_rows(self) -> int:
         """The other tenant's rows, as the owner counts them."""
@@ -316,9 +318,21 @@ class _Probe:
 
     def _before(self) -> tuple[int, int]:
         """The fingerprint before any attempt: taken once, since every attempt is rolled back
-        (one pass over the table instead of one per probe)."""
+        (one pass over the table instead of one per probe), with the rows the attempts copy
+        from in the same query: one of theirs, and one of the user's own with its address."""
         if self._baseline is None:
-            self._baseline = self._fingerprint()
+            fingerprint, params = self._fingerprint_query()
+            theirs, _ = self._where_tenant(self.theirs)
+            mine, own_params = self._where_tenant(self.mine, "mine") if self.mine is not None else (sql.SQL("false"), {})
+            query = sql.SQL(
+                "select f.*, o.address, o.row, s.row from ({fingerprint}) f"
+                " left join lateral (select {address} as address, to_jsonb(t) as row from {rel} t where {mine} limit 1) o on true"
+                " left join lateral (select to_jsonb(t) as row from {rel} t where {theirs} limit 1) s on true"
+            ).format(fingerprint=fingerprint, address=ADDRESS, rel=self.rel.ident, mine=mine, theirs=theirs)
+            count, checksum, address, own, sample = self._owner(query, {**params, **own_params})
+            self._baseline = (count, checksum)
+            self._samples.setdefault("own", (address, own) if address is not None else None)
+            self._samples.setdefault("theirs", sample)
         return self._baseline
 
     def _fingerprint_query(self) -> tuple[sql.Composable, dict[str, Any]]:
@@ -360,24 +374,14 @@ class _Probe:
         return own[0] if own else None
 
     def _own(self) -> tuple[str, dict[str, Any]] | None:
-        """One of the user's own rows: its address and its values (as JSON), read once."""
-        if "own" not in self._samples:
-            row = None
-            if self.mine is not None:
-                where, params = self._where_tenant(self.mine)
-                row = self._owner(
-                    sql.SQL("select {}, to_jsonb(t) from {} t where {} limit 1").format(ADDRESS, self.rel.ident, where), params
-                )
-            self._samples["own"] = (row[0], row[1]) if row else None
-        return self._samples["own"]
+        """One of the user's own rows: its address and its values (as JSON), read with the baseline."""
+        self._before()
+        return self._samples.get("own")
 
     def _their_sample(self) -> dict[str, Any] | None:
-        """One row of the other tenant's (as JSON), read once."""
-        if "theirs" not in self._samples:
-            where, params = self._where_tenant(self.theirs)
-            with self.rls.as_owner(), self.rls.safely():
-                self._samples["theirs"] = sample_row(self.conn, self.rel, where, params)
-        return self._samples["theirs"]
+        """One row of the other tenant's (as JSON), read with the baseline."""
+        self._before()
+        return self._samples.get("theirs")
 
     def _their_sample_tenant(self) -> str:
         sample = self._their_sample() or {}
@@ -404,9 +408,10 @@ class _Probe:
     def _try(self, query: sql.Composable, params: Mapping[str, Any] | None, setup: Sequence[str] = (), *,
              seen: bool = False) -> _Attempt:
         """:meth:`_attempt`, and with ``seen`` also what the other principal sees afterwards
-        (acting as them, in the same savepoint)."""
+        (acting as them, in the same savepoint), and before (counted only when it matters: an
+        attempt that went through and made no row theirs)."""
         before = self._before()
-        seen_before = self._seen_before() if seen else None
+        seen = seen and self.other_identity is not None
         statements = [
             *setup,
             identity_sql(self.conn, self.identity, self.rls.settings_in_effect()),
@@ -414,19 +419,19 @@ class _Probe:
             OWNER_SQL,  # the effect, counted with the owner's rights, before the rollback
             bind(self.conn, *self._fingerprint_query()),
         ]
-        if seen_before is not None:
+        if seen:
             statements += self._seen_statements()
         try:
             results = rolled_back(self.conn, statements)
         except psycopg.Error as exc:  # the statement changed nothing
             if setup and exc.sqlstate == "42501":
                 self._check_setup(setup)  # a refusal must be the user's statement's, not the scaffolding's
-            return _Attempt(exc, 0, before, before, seen_before, seen_before)
-        fingerprint = results[len(setup) + 3]
-        return _Attempt(
-            None, results[len(setup) + 1].rowcount, before, tuple(fingerprint.rows[0]),  # type: ignore[index, arg-type]
-            seen_before, results[-1].rows[0][0] if seen_before is not None else None,  # type: ignore[index]
-        )
+            return _Attempt(exc, 0, before, before)
+        after = tuple(results[len(setup) + 3].rows[0])  # type: ignore[index]
+        if not seen or after != before:
+            return _Attempt(None, results[len(setup) + 1].rowcount, before, after)  # type: ignore[arg-type]
+        return _Attempt(None, results[len(setup) + 1].rowcount, before, after,  # type: ignore[arg-type]
+                        self._seen_before(), results[-1].rows[0][0])  # type: ignore[index]
 
     def _check_setup(self, setup: Sequence[str]) -> None:
         """Raise when the owner cannot create the tenant function or the user cannot call it."""
@@ -663,9 +668,18 @@ class _Probe:
             return Outcome(op, None, "inconclusive: no tenant or foreign key column to move the row with")
         outcomes: list[tuple[tuple[str, ...], Outcome]] = []
         for columns in sets:
+            one = self._moved.get(columns) if address is None else None
+            if one is not None and not one[0]:
+                # The one-row move was not refused by RLS: it went through (judged by its effect) or
+                # a constraint stopped it, which stops the move of every row too (that row among them).
+                # Only a refusal can differ without a WHERE: the SELECT policies no longer check the new row.
+                outcomes.append((columns, Outcome(op, one[1].isolated, f"as the one-row move: {one[1].detail}")))
+                continue
             params = {"row": to_json({c: sample[c] for c in columns}), **({"ctid": address} if address else {})}
             done = self._try(self._move_statement(columns, address), params, seen=True)
             outcome = self._judge_move(op, columns, done, all_rows=address is None)
+            if address is not None:
+                self._moved[columns] = (done.sqlstate == "42501", outcome)
             if outcome.isolated is False and done.error is None:
                 return outcome  # an effect the other tenant has: the strongest verdict
             outcomes.append((columns, outcome))
