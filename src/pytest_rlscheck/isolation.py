@@ -365,7 +365,12 @@ class _Probe:
     def _as_user(self, query: sql.Composable, params: Mapping[str, Any] | None = None, setup: Sequence[str] = ()) -> Any:
         """The first row of ``query`` run as the user (after the owner's ``setup``), in one round trip."""
         identity = identity_sql(self.conn, self.identity, self.rls.settings_in_effect())
-        results = rolled_back(self.conn, [*setup, identity, bind(self.conn, query, params)])
+        try:
+            results = rolled_back(self.conn, [*setup, identity, bind(self.conn, query, params)])
+        except psycopg.Error as exc:
+            if setup and exc.sqlstate == "42501":
+                self._check_setup(setup)  # the scaffolding's refusal is the check's failure, not the user's
+            raise
         return results[-1].rows[0]  # type: ignore[index]
 
     def _one_address(self, tenant: str) -> str | None:
@@ -501,9 +506,7 @@ class _Probe:
         SELECT USING a restrictive one of the command (the same expressions, as PostgreSQL
         prints them) — while the select probe saw none of theirs: then the shape without a
         WHERE (the command's policies alone) reaches none of theirs either."""
-        if "select" not in self.results:
-            self.results["select"] = self.select()  # one count, against a statement over the whole table
-        if self.results["select"].isolated is not True or not self.rel.granted(self.identity.role, "SELECT"):
+        if not self._select_saw_none():
             return False
         role = self.identity.role
         own = [p for p in self.rel.policies if p.covers(command) and _applies_to(p, role)]
@@ -514,6 +517,17 @@ class _Probe:
         return permissive <= {p.using for p in select if p.permissive} and {
             p.using for p in select if not p.permissive
         } <= {p.using for p in own if not p.permissive}
+
+    def _select_saw_none(self) -> bool:
+        """Whether the select probe ran (the role has the SELECT privilege) and saw none of
+        their rows. PostgreSQL adds the SELECT policies to every statement that reads the
+        table — an UPDATE or DELETE with a WHERE, the existing row of an ON CONFLICT DO
+        UPDATE — so those reach none of their rows either."""
+        if not self.rel.granted(self.identity.role, "SELECT"):
+            return False
+        if "select" not in self.results:
+            self.results["select"] = self.select()  # one count, against statements over every row of theirs
+        return self.results["select"].isolated is True
 
     # -- operations -------------------------------------------------------------------
 
@@ -559,6 +573,9 @@ class _Probe:
         refused = self._refused_by_privileges("update", "UPDATE")
         if refused:
             return refused
+        if self._select_saw_none():
+            return Outcome("update", True, f"reaches none of theirs: with a WHERE PostgreSQL adds the SELECT policies, "
+                           f"under which {self.actor} sees none of their rows")
         target = self.key.column or updatable_column(self.rel)
         setup, where, params = self._theirs()
         query = sql.SQL("update {rel} t set {col} = t.{col} where {where}").format(
@@ -607,6 +624,9 @@ class _Probe:
         refused = self._refused_by_privileges("delete", "DELETE")
         if refused:
             return refused
+        if self._select_saw_none():
+            return Outcome("delete", True, f"reaches none of theirs: with a WHERE PostgreSQL adds the SELECT policies, "
+                           f"under which {self.actor} sees none of their rows")
         setup, where, params = self._theirs()
         query = sql.SQL("delete from {} t where {}").format(self.rel.ident, where)
         return self._judge("delete", *self._attempt(query, params, setup), what="their rows were deleted")
@@ -724,6 +744,9 @@ class _Probe:
         refused = self._refused_by_privileges("upsert", "INSERT", "UPDATE")
         if refused:
             return refused
+        if self._select_saw_none():
+            return Outcome("upsert", True, "reaches none of theirs: ON CONFLICT DO UPDATE checks the existing row against "
+                           f"the SELECT policies, under which {self.actor} sees none of their rows")
         theirs = self._their_sample() or {}
         keys = [self.rel.primary_key, *sorted(self.rel.unique_keys, key=len)]  # PostgREST's default: the primary key
         key = next((k for k in keys if k and all(theirs.get(c) is not None for c in k)), None)
