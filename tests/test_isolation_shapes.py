@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import ACME, GLOBEX, SEED
+from conftest import GLOBEX, SEED
 
 from pytest_rlscheck.config import SweepConfig
 from pytest_rlscheck.errors import RlsAssertionError
@@ -220,7 +220,8 @@ def test_a_leak_through_the_api_is_an_error_whatever_else_leaks() -> None:
     rel = Relation(1, "public", "t", "r", True, False, "postgres", True, False, False, 0.0)
     both = [Outcome("update", False, "x"), Outcome("update_unfiltered", False, "y")]
     (finding,) = judged(rel, TenantKey("org_id"), "Acting as a", "the rows of b", both, True, {})
-    assert finding.severity is Severity.ERROR and finding.message == "Acting as a, 2 operation(s) reached the rows of b: update: x; update_unfiltered: y"
+    assert finding.severity is Severity.ERROR
+    assert finding.message == "Acting as a, 2 operation(s) reached the rows of b: update: x; update_unfiltered: y"
 
 
 def test_the_verdict_names_what_was_proven_and_for_whom() -> None:

@@ -181,8 +181,8 @@ def anon_outcomes(
 
 def _lines(outcomes: Sequence[Outcome]) -> list[str]:
     width = max([7, *(len(o.op) for o in outcomes)])
-    return [f"  {o.label} {o.op:<{width}} {o.detail}" + (f" (latent: {SAFEUPDATE_NOTE})" if o.unfiltered and o.isolated is False else "")
-            for o in outcomes]
+    latent = f" (latent: {SAFEUPDATE_NOTE})"
+    return [f"  {o.label} {o.op:<{width}} {o.detail}" + (latent if o.unfiltered and o.isolated is False else "") for o in outcomes]
 
 
 def assert_isolated(
@@ -372,11 +372,6 @@ class _Probe:
                 self._check_setup(setup)  # the scaffolding's refusal is the check's failure, not the user's
             raise
         return results[-1].rows[0]  # type: ignore[index]
-
-    def _one_address(self, tenant: str) -> str | None:
-        """The address of one of the tenant's rows: table and row version (partitions share ctids)."""
-        own = self._own()
-        return own[0] if own else None
 
     def _own(self) -> tuple[str, dict[str, Any]] | None:
         """One of the user's own rows: its address and its values (as JSON), read with the baseline."""
