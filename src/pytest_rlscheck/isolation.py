@@ -710,14 +710,16 @@ class _Probe:
 
     def _judge_move(self, op: str, columns: Sequence[str], done: _Attempt, *, all_rows: bool) -> Outcome:
         what = f"{'rows were' if all_rows else 'an own row was'} moved ({', '.join(columns)})"
-        carries_tenant = not self.key.column or self.key.column in columns
+        # A policy that lets the tenant column itself be set to theirs has failed, whatever
+        # constraint stopped the row after it; a foreign key alone that a constraint stops moved nothing.
+        carries_tenant = bool(self.key.column) and self.key.column in columns
         if done.error is not None and done.sqlstate == "42501" and not done.changed:
             return Outcome(op, True, f"refused: {done.error.diag.message_primary}")
         if done.error is not None and done.sqlstate.startswith("23"):
             if carries_tenant:
                 return Outcome(op, False, f"{what}: got past RLS and was stopped only by a constraint ({done.error_text()}); "
                                "PostgreSQL checks policies before constraints, so no policy refused it")
-            return Outcome(op, True, f"stopped by a constraint ({done.error_text()}); the row stays in the user's tenant")
+            return Outcome(op, True, f"stopped by a constraint ({done.error_text()}); nothing moved")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
         if done.changed and self.theirs is None:
