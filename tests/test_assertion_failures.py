@@ -4,6 +4,8 @@ The breakage is made inside the test's transaction, so it is gone after each tes
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import ACME, ALICE, BOB, GLOBEX, SEED
@@ -62,8 +64,8 @@ def test_using_true_policy_leaks_reads(rls, alice, bob) -> None:
     message = str(info.value)
     assert "public.conversations is not isolated: acting as user 1111" in message
     theirs = SEED.globex.conversations
-    assert f"LEAK select  the user sees {theirs} of the other tenant's {theirs} rows" in message
-    assert "ok   delete" in message
+    assert re.search(rf"LEAK select +the user sees {theirs} of the other tenant's {theirs} rows", message)
+    assert re.search(r"ok   delete +no row of the other tenant affected", message)
 
 
 def test_using_true_update_policy_leaks_updates_and_moves(rls, alice, bob) -> None:

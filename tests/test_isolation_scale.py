@@ -22,7 +22,7 @@ from psycopg import sql
 from conftest import ACME, ALICE, BOB, GLOBEX
 
 from pytest_rlscheck.errors import RlsAssertionError
-from pytest_rlscheck.isolation import TenantKey, _visible_tenants, isolation_outcomes
+from pytest_rlscheck.isolation import ALL_OPS, TenantKey, _visible_tenants, isolation_outcomes
 
 PARENT = "(select c.organization_id from conversations c where c.id = conversation_id)"
 MEMBER = "organization_id in (select private.get_user_organization_ids((select auth.uid())))"
@@ -215,9 +215,7 @@ def test_isolated_tables_pass_every_operation(rls, alice, bob, shape) -> None:
     rls.assert_isolated(shape.table, user=bob, other=alice, **shape.kwargs)
     outcomes, theirs = isolation_outcomes(rls, rls.relation(shape.table), shape.key, alice, bob)
     assert theirs == GLOBEX
-    assert [(o.op, o.isolated) for o in outcomes] == [
-        ("select", True), ("insert", True), ("update", True), ("delete", True), ("move", True)
-    ]
+    assert [(o.op, o.isolated) for o in outcomes] == [(op, True) for op in ALL_OPS]
     assert outcomes[0].detail == "none of the other tenant's 3000 rows visible"
 
 

@@ -155,7 +155,8 @@ def test_reports_json_markdown_and_sarif(pytester: pytest.Pytester) -> None:
     assert finding["object"] == "public.messages" and "SET NOT NULL" in finding["fix"]
     assert finding["file"] == "supabase/migrations/20240101000000_chat_schema.sql" and finding["line"] > 1
     tables = {t["table"]: t for t in data["tables"]}
-    assert tables["public.messages"]["isolation"] == "verified" and tables["public.messages"]["warn"] == 1
+    every = "select, insert, update, delete, move, upsert"
+    assert tables["public.messages"]["isolation"] == f"verified ({every} as alice/bob)" and tables["public.messages"]["warn"] == 1
     assert data["by_rule"] == {"tenant-column-nullable": 1}
     markdown = (pytester.path / "out/report.md").read_text()
     assert "**0 error(s), 1 warning(s), 0 note(s)**" in markdown

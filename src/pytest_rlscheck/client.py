@@ -377,10 +377,11 @@ class Rls:
         tenant_column: str | None = None,
         tenant_sql: str | None = None,
         ops: Sequence[str] = ALL_OPS,
+        anon: bool = True,
     ) -> None:
         assertions.assert_isolated(
             self, table, user=self.principal(user), other=self.principal(other),
-            tenant_column=tenant_column, tenant_sql=tenant_sql, ops=ops,
+            tenant_column=tenant_column, tenant_sql=tenant_sql, ops=ops, anon=anon,
         )
 
     def assert_no_foreign_rows(

@@ -47,6 +47,7 @@ KNOWN_KEYS = frozenset(
         "fail_on",
         "server_settings",
         "stand_ins",
+        "safeupdate",
     }
 )
 
@@ -118,6 +119,9 @@ class SweepConfig:
     tables: Mapping[str, TableConfig] = field(default_factory=_no_entries)
     #: name -> principal, in the order written.
     principals: Mapping[str, PrincipalConfig] = field(default_factory=_no_entries)
+    #: Whether the API roles load pg-safeupdate (Supabase does): UPDATE and DELETE without a
+    #: WHERE are refused through the API, so a leak only they show is latent (a warning).
+    safeupdate: bool = True
 
     def table(self, qualified: str) -> TableConfig:
         """The settings of ``schema.table`` (all unset when it has no entry)."""
@@ -483,6 +487,9 @@ def _sweep_config(table: Mapping[str, Any], pyproject: Path | None) -> SweepConf
         schemas = tuple(_text_list(table["schemas"], f"{where}: [tool.rlscheck] schemas", "schema names", '["public"]'))
     if "tenant_column" in table:
         tenant_column = _text(table["tenant_column"], f"{where}: [tool.rlscheck] tenant_column", "a column name")
+    safeupdate = table.get("safeupdate", True)
+    if not isinstance(safeupdate, bool):
+        raise ConfigError(f"{where}: [tool.rlscheck] safeupdate must be true or false, got {safeupdate!r}")
     if "fail_on" in table and table["fail_on"] not in FAIL_ON:
         raise ConfigError(f"{where}: [tool.rlscheck] fail_on must be \"error\", \"warn\" or \"info\", got {table['fail_on']!r}")
     tables = {
@@ -514,6 +521,7 @@ def _sweep_config(table: Mapping[str, Any], pyproject: Path | None) -> SweepConf
         ignore=MappingProxyType(ignore),
         tables=MappingProxyType(tables),
         principals=MappingProxyType(principals),
+        safeupdate=safeupdate,
     )
 
 

@@ -82,9 +82,10 @@ class SweepReport:
         tables = self.tables()
         if tables:
             width = max(len(t["table"]) for t in tables)
+            verdict = max(14, *(len(t.get("isolation") or "-") for t in tables))  # "verified (select, … as alice/bob)"
             lines.append(
                 f"{'table':<{width}}  {'RLS':<6}  {'S I U D':<7}  {'auth.uid() sel/upd/del':<22}  "
-                f"{'isolation':<14}  err warn info"
+                f"{'isolation':<{verdict}}  err warn info"
             )
             for t in tables:
                 rls = ("forced" if t.get("forced") else "on") if t.get("rls") else "OFF"
@@ -96,7 +97,7 @@ class SweepReport:
                     auth += f" ({t['rows']} rows)"
                 lines.append(
                     f"{t['table']:<{width}}  {rls:<6}  {counts:<7}  {auth if evaluations else '-':<22}  "
-                    f"{t.get('isolation') or '-':<14}  {t['error']:>3} {t['warn']:>4} {t['info']:>4}"
+                    f"{t.get('isolation') or '-':<{verdict}}  {t['error']:>3} {t['warn']:>4} {t['info']:>4}"
                 )
         by_rule = self.by_rule()
         if by_rule:

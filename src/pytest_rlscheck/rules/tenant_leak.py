@@ -8,6 +8,7 @@ are not (other users' rows are often readable by design)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import permutations
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,21 @@ from ..config import SweepConfig
 from ..errors import RlsAssertionError
 from ..findings import Finding, ObjectRef, Severity
 from ..impersonation import Principal
-from ..isolation import ALL_OPS, TENANT_COLUMN_GUESSES, NothingToTest, TenantKey, assert_no_foreign_rows, isolation_outcomes
+from ..isolation import (
+    ALL_OPS,
+    ANON_OPS,
+    FAMILIES,
+    SAFEUPDATE_NOTE,
+    TENANT_COLUMN_GUESSES,
+    NothingToTest,
+    Outcome,
+    TenantKey,
+    anon_applies,
+    anon_outcomes,
+    anon_reads,
+    assert_no_foreign_rows,
+    isolation_outcomes,
+)
 from . import API_ROLES, Measurement, SweepContext, dynamic_rule, ref
 from .function_calls import id_parameters, leaky_calls
 
@@ -92,10 +107,17 @@ def not_verified(obj: ObjectRef, status: str, table: str | None = None) -> list[
     ]
 
 
-def ops_for(key: TenantKey) -> tuple[str, ...]:
+def ops_for(key: TenantKey, *, anon: bool = False) -> tuple[str, ...]:
     """The operations to try. On a per-user table reading other users' rows is often the
-    design (public profiles, a shared catalogue); writing them never is."""
-    return tuple(op for op in ALL_OPS if op != "select") if key.per_user else ALL_OPS
+    design (public profiles, a shared catalogue); writing them never is. Anon has no row of
+    its own to move (its unfiltered move tries every row its policies admit)."""
+    ops = ANON_OPS if anon else ALL_OPS
+    return tuple(op for op in ops if op != "select") if key.per_user else ops
+
+
+def principal_names(config: SweepConfig) -> dict[str, str]:
+    """A principal's name in the config (``alice``) by its sub, for verdicts."""
+    return {str(p.sub): name for name, p in config.principals.items()}
 
 
 def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
@@ -107,58 +129,37 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
         return not_verified(ref(rel), "no principals") if reachable else [], "no principals"
     if key is None:
         return not_verified(ref(rel), "no tenant column") if reachable else [], "no tenant column"
+    names = principal_names(ctx.config)
     findings: list[Finding] = []
-    checked = 0
-    empty = 0
+    runs: list[tuple[str, list[Outcome]]] = []  # who acted, and what came of it
+    empty: list[str] = []
     for user, other in (users, users[::-1]):
         try:
             outcomes, theirs = isolation_outcomes(rls, rel, key, user, other, ops_for(key))
         except NothingToTest:
-            empty += 1
+            empty.append(names.get(str(user.sub), str(user.sub)))
             continue
         except (RlsAssertionError, psycopg.Error) as exc:
             findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Isolation could not be checked: {exc}"))
             continue
-        checked += 1
-        leaks = [o for o in outcomes if o.isolated is False]
-        unproven = [o for o in outcomes if o.isolated is None]
-        if unproven and not leaks:
-            findings.append(
-                Finding(
-                    RULE,
-                    Severity.WARN,
-                    ref(rel),
-                    f"Isolation of {user.sub} from {other.sub} not proven for "
-                    + "; ".join(f"{o.op} ({o.detail})" for o in unproven),
-                    "Seed rows the checks can use for both tenants"
-                    + ("." if key.column else "; the move check needs a tenant column (or a foreign key) to set."),
-                    details={"user": user.sub, "other": other.sub, "ops": [o.op for o in unproven]},
-                )
-            )
-        if leaks:
-            findings.append(
-                Finding(
-                    RULE,
-                    Severity.ERROR,
-                    ref(rel),
-                    f"Acting as {user.sub}"
-                    + ("" if key.per_user else f" (tenant {user.tenant})")
-                    + f", {len(leaks)} operation(s) reached the rows of {other.sub} (tenant {theirs}, by "
-                    f"{key.describe()}): "
-                    + "; ".join(f"{o.op}: {o.detail}" for o in leaks),
-                    f"Give {rel.qualified} a policy per command that limits {key.describe()} to "
-                    + ("the user: (select auth.uid())" if key.per_user else "the user's tenants")
-                    + " (USING, and WITH CHECK for INSERT/UPDATE).",
-                    details={"user": user.sub, "other": other.sub, "ops": [o.op for o in leaks]},
-                )
-            )
-    if any(f.severity is Severity.ERROR for f in findings):
-        return findings, "LEAK"
-    if findings:
-        return findings, "not proven"
-    if checked == 2:
-        return findings, "verified"
-    if not checked and empty:
+        runs.append((names.get(str(user.sub), str(user.sub)), outcomes))
+        actor = f"Acting as {user.sub}" + ("" if key.per_user else f" (tenant {user.tenant})")
+        victim = f"the rows of {other.sub} (tenant {theirs}, by {key.describe()})"
+        findings += judged(rel, key, actor, victim, outcomes, ctx.config.safeupdate,
+                           {"user": user.sub, "other": other.sub})
+    if anon_applies(rel):
+        try:
+            outcomes, _ = anon_outcomes(rls, rel, key, None, ops_for(key, anon=True))
+        except NothingToTest:
+            pass  # the principals' runs say so
+        except (RlsAssertionError, psycopg.Error) as exc:
+            findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Isolation from anon could not be checked: {exc}"))
+        else:
+            runs.append(("anon", outcomes))
+            whose = "users'" if key.per_user else "tenants'"
+            findings += judged(rel, key, "Acting as anon (the anon key)", f"{whose} rows (by {key.describe()})", outcomes,
+                               ctx.config.safeupdate, {"user": "anon"})
+    if not findings and empty and not [name for name, _ in runs if name != "anon"]:
         findings.append(
             Finding(
                 RULE,
@@ -171,14 +172,97 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             )
         )
         return findings, "no data"
-    return findings, "partly verified" if checked else "not checked"
+    return findings, verdict(findings, runs, empty, key)
+
+
+def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: list[Outcome], safeupdate: bool,
+           details: dict[str, Any]) -> list[Finding]:
+    """The findings of one run: a leak (an error; a warning when only the statements without a
+    WHERE reach them and safeupdate refuses those through the API), or what was not proven."""
+    leaks = [o for o in outcomes if o.isolated is False]
+    unproven = [o for o in outcomes if o.isolated is None]
+    if unproven and not leaks:
+        return [
+            Finding(
+                RULE,
+                Severity.WARN,
+                ref(rel),
+                f"{actor}: isolation from {victim} not proven for "
+                + "; ".join(f"{o.op} ({o.detail})" for o in unproven),
+                "Seed rows the checks can use for both tenants"
+                + ("." if key.column else "; the move check needs a tenant column (or a foreign key) to set."),
+                details={**details, "ops": [o.op for o in unproven]},
+            )
+        ]
+    if not leaks:
+        return []
+    latent = safeupdate and all(o.unfiltered for o in leaks)
+    limit = "the user: (select auth.uid())" if key.per_user else "the user's tenants"
+    fix = (f"Give {rel.qualified} a policy per command that limits {key.describe()} to {limit} (USING, and WITH CHECK "
+           "for INSERT/UPDATE)")
+    if any(o.unfiltered for o in leaks):
+        fix += "; UPDATE and DELETE policies no wider than the SELECT policies (without a WHERE, only they apply)"
+    if details.get("user") == "anon":
+        fix += "; no policy for anon or PUBLIC that admits a tenant's rows (auth.uid() is null for anon)"
+    listing = "; ".join(f"{o.op}: {o.detail}" for o in leaks)
+    if latent:
+        message = (f"{actor}, {len(leaks)} statement(s) without a WHERE reached {victim}: {listing}. Latent: "
+                   f"{SAFEUPDATE_NOTE}.")
+    else:
+        message = f"{actor}, {len(leaks)} operation(s) reached {victim}: {listing}" + (
+            " (safeupdate = false: the API runs statements without a WHERE)"
+            if not safeupdate and any(o.unfiltered for o in leaks) else "")
+    return [Finding(RULE, Severity.WARN if latent else Severity.ERROR, ref(rel), message, fix + ".",
+                    details={**details, "ops": [o.op for o in leaks]})]
+
+
+def _families(ops: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(FAMILIES[op] for op in ops))
+
+
+def verdict(findings: list[Finding], runs: list[tuple[str, list[Outcome]]], empty: list[str], key: TenantKey) -> str:
+    """The summary's isolation column: what was proven, for whom — ``verified (select, insert,
+    update, delete, move, upsert as alice/bob and anon)`` — or what leaked, or what was not tried."""
+    def who(names: Sequence[str]) -> str:
+        people = [n for n in dict.fromkeys(names) if n != "anon"]
+        return "/".join(people) + (" and anon" if "anon" in names and people else "anon" if "anon" in names else "")
+
+    def grouped(pairs: Sequence[tuple[str, str]]) -> str:  # (what, who) -> "update, move as alice/bob; select as anon"
+        by_who: dict[str, list[str]] = {}
+        for what, name in pairs:
+            by_who.setdefault(name, [])
+            if what not in by_who[name]:
+                by_who[name].append(what)
+        by_whats: dict[tuple[str, ...], list[str]] = {}
+        for name, whats in by_who.items():
+            by_whats.setdefault(tuple(whats), []).append(name)
+        return "; ".join(f"{', '.join(whats)} as {who(names)}" for whats, names in by_whats.items())
+
+    leaks = [(o, name) for name, outcomes in runs for o in outcomes if o.isolated is False]
+    if any(f.severity is Severity.ERROR for f in findings):
+        return f"LEAK ({grouped([(FAMILIES[o.op], n) for o, n in leaks])})" if leaks else "LEAK"
+    if leaks:  # only statements without a WHERE, refused by safeupdate through the API
+        return f"latent leak ({grouped([(o.op, n) for o, n in leaks])})"
+    unproven = [(o.op, name) for name, outcomes in runs for o in outcomes if o.isolated is None]
+    if unproven:
+        return f"not proven ({grouped(unproven)})"
+    if findings:
+        return "not proven"
+    ran = [name for name, _ in runs]
+    families = ", ".join(_families([o.op for _, outcomes in runs for o in outcomes]))
+    if runs and not empty and len([n for n in ran if n != "anon"]) == 2:
+        return f"verified ({families} as {who(ran)})"
+    if runs and [n for n in ran if n != "anon"]:
+        return f"partly verified ({families} as {who(ran)}; not as {'/'.join(empty)}: no rows of their tenant)"
+    return "no data" if empty else "not checked"
 
 
 def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
     if "SELECT" not in ctx.api_privileges(view):
         return [], "not readable by the API"
     quoted = view.ident.as_string(rls.connection)
-    return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, ref(view))
+    return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, ref(view), anon=view.granted("anon", "SELECT"),
+                         names=principal_names(ctx.config))
 
 
 def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal]) -> tuple[list[Finding], str]:
@@ -188,11 +272,13 @@ def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[P
     rel = next((r for r in ctx.catalog.relations if returned in (r.name, r.qualified)), None)
     key = ctx.tenant_key(rel) if rel is not None else None
     call = sql.SQL("{}()").format(sql.Identifier(fn.schema, fn.name)).as_string(rls.connection)
-    return _foreign_rows(rls, call, key, principals, ref(fn))
+    return _foreign_rows(rls, call, key, principals, ref(fn), anon=bool({"anon", "public"} & set(fn.executable_by)),
+                         names=principal_names(ctx.config))
 
 
 def _foreign_rows(
-    rls: Rls, relation: str, key: TenantKey | None, principals: list[Principal], name: ObjectRef
+    rls: Rls, relation: str, key: TenantKey | None, principals: list[Principal], name: ObjectRef, *, anon: bool = False,
+    names: dict[str, str] | None = None,
 ) -> tuple[list[Finding], str]:
     if not [p for p in principals if p.tenant]:
         return [], "no principals"  # the tables' items say so
@@ -213,13 +299,29 @@ def _foreign_rows(
             leaks.append((user.sub, exc))
         except psycopg.Error as exc:
             errors.append(f"as {user.sub}: {exc.sqlstate}: {exc.diag.message_primary}")
+    read_by_anon = 0
+    if anon:  # the anon key: any tenant's row is foreign to it
+        try:
+            read_by_anon = anon_reads(rls, relation, key)
+        except psycopg.Error as exc:
+            errors.append(f"as anon: {exc.sqlstate}: {exc.diag.message_primary}")
+    by_anon = f"anon (the anon key) reads {read_by_anon} rows of tenants (by {key.describe()}) from {name}"
     if leaks:  # one finding for the relation, whoever it leaked to
         first = leaks[0][1]
-        return [Finding(RULE, Severity.ERROR, name, first.headline + (f" (and for {len(leaks) - 1} more user(s))" if len(leaks) > 1 else ""),
-                        first.fix, details={"users": [u for u, _ in leaks]})], "LEAK"
+        return [Finding(RULE, Severity.ERROR, name, first.headline + (f" (and for {len(leaks) - 1} more user(s))" if len(leaks) > 1 else "")
+                        + (f"; and {by_anon}" if read_by_anon else ""),
+                        first.fix, details={"users": [u for u, _ in leaks] + (["anon"] if read_by_anon else [])})], "LEAK"
+    if read_by_anon:
+        return [Finding(RULE, Severity.ERROR, name, by_anon[0].upper() + by_anon[1:] + ".",
+                        f"Give the tables under {name} no policy for anon or PUBLIC that admits a tenant's rows "
+                        "(auth.uid() is null for anon), or revoke SELECT on it from anon.",
+                        details={"users": ["anon"]})], "LEAK (select as anon)"
     if errors:
         return [Finding(RULE, Severity.WARN, name, "Could not be checked: " + "; ".join(errors))], "not proven"
-    return [], "verified" if checked else "no data"
+    if not checked:
+        return [], "no data"
+    readers = "/".join((names or {}).get(str(p.sub), str(p.sub)) for p in principals if p.tenant)
+    return [], f"verified (select as {readers}" + (" and anon)" if anon else ")")
 
 
 def principals_from(config: SweepConfig) -> list[Principal]:
