@@ -38,4 +38,19 @@ def test_deleting_another_users_object_is_a_leak(pytester: pytest.Pytester) -> N
     leaks = [f for f in data["findings"] if f["object"] == "storage.objects"]
     assert [(f["rule"], f["severity"]) for f in leaks] == [("tenant-leak", "error")] * 2, output
     assert all("delete: their rows were deleted" in f["message"] for f in leaks)
-    assert {t["table"]: t["isolation"] for t in data["tables"]}["storage.objects"] == "LEAK"
+    assert {t["table"]: t["isolation"] for t in data["tables"]}["storage.objects"] == "LEAK (delete as alice/bob)"
+
+
+def test_reading_another_users_file_in_a_private_bucket_is_a_leak(pytester: pytest.Pytester) -> None:
+    # the project's public avatars bucket is readable by anyone on purpose; a private one is not
+    data, output = _run(pytester, """
+        insert into storage.buckets (id, name, public) values ('docs', 'docs', false);
+        create policy "signed-in users read docs" on storage.objects for select to authenticated
+          using (bucket_id = 'docs');
+        create policy "users upload docs" on storage.objects for insert to authenticated
+          with check (bucket_id = 'docs' and (storage.foldername(name))[1] = (select auth.uid())::text);
+    """)
+    assert data["synthesized"]["rows"]["storage.objects"] == 4  # each user's file in each bucket
+    leaks = [f for f in data["findings"] if f["object"] == "storage.objects"]
+    assert [(f["rule"], f["severity"]) for f in leaks] == [("tenant-leak", "error")] * 2, output
+    assert all(f["message"].count("select: the user sees 1 of") == 1 for f in leaks), leaks

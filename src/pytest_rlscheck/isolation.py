@@ -105,6 +105,10 @@ TENANT_FUNCTION = sql.Identifier("pg_temp", "rlscheck_tenant")
 ANON = "anon"
 
 
+#: RAISE EXCEPTION's SQLSTATE: a trigger (or a function) of the schema refused the write, as
+#: it refuses it through the API; nothing was written.
+RAISED = "P0001"
+
 IsolationError = RlsAssertionError  # a tenant isolation check failed (or had nothing to test)
 
 
@@ -468,6 +472,8 @@ class _Probe:
                 f"({error.sqlstate} {error.diag.constraint_name or ''}: {error.diag.message_primary}); "
                 "PostgreSQL checks policies before constraints, so no policy refused it",
             )
+        if error is not None and error.sqlstate == RAISED and not changed:
+            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {error.diag.message_primary})")
         if error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {error.sqlstate}: {error.diag.message_primary}")
         if changed or rowcount:
@@ -488,6 +494,8 @@ class _Probe:
         if done.error is not None and done.sqlstate.startswith("23") and constraint_is_leak:
             return Outcome(op, False, f"{what}: a row of theirs got past RLS and was stopped only by a constraint "
                            f"({done.error_text()}); PostgreSQL checks policies before constraints")
+        if done.error is not None and done.sqlstate == RAISED and not done.changed:
+            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
         if done.changed:
@@ -720,6 +728,8 @@ class _Probe:
                 return Outcome(op, False, f"{what}: got past RLS and was stopped only by a constraint ({done.error_text()}); "
                                "PostgreSQL checks policies before constraints, so no policy refused it")
             return Outcome(op, True, f"stopped by a constraint ({done.error_text()}); nothing moved")
+        if done.error is not None and done.sqlstate == RAISED and not done.changed:
+            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
         if done.changed and self.theirs is None:

@@ -89,7 +89,8 @@ class Sweep:
         platform = [oid for (oid,) in conn.execute(PLATFORM_TABLES_SQL).fetchall()]
         catalog = Catalog.load(conn, schemas=self.schemas, oids=platform, functions=True)
         self._synthesize(conn, catalog, keep=given)
-        self.ctx = SweepContext(catalog, self.schemas, self.config, self.synthesis.keys)
+        self.ctx = SweepContext(catalog, self.schemas, self.config, self.synthesis.keys, self.synthesis.names,
+                                self.synthesis.skipped)
         for rule in RULES.values():
             if rule.check is not None:
                 for finding in rule.check(self.ctx):

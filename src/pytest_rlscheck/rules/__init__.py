@@ -36,6 +36,10 @@ class SweepContext:
     #: tenant keys read from the schema where neither the config nor a column name gives one
     #: (the tenant root's primary key), by relation oid
     inferred_keys: Mapping[int, TenantKey] = field(default_factory=dict)
+    #: the principals' names by sub (the config's keys, or alice/bob when synthesized)
+    names: Mapping[str, str] = field(default_factory=dict)
+    #: tables the sweep could make no rows for, with why (:mod:`..synthesis`)
+    unmade: Mapping[str, str] = field(default_factory=dict)
 
     def tables(self) -> Iterator[Relation]:
         return (r for r in self.catalog.relations if r.kind in ("r", "p") and r.schema in self.schemas)

@@ -100,11 +100,28 @@ def not_verified(obj: ObjectRef, status: str, table: str | None = None) -> list[
             RULE,
             Severity.INFO,
             obj,
-            "Isolation not verified: no tenant column is configured or guessed for it "
-            f"({', '.join(TENANT_COLUMN_GUESSES)}), nor one owner column its policies compare with auth.uid().",
+            "Isolation not verified: no tenant key — no tenant column is configured or guessed for it "
+            f"({', '.join(TENANT_COLUMN_GUESSES)}), its policies compare no one column (or expression over "
+            "one) with auth.uid() or a set of tenants, and it is not the table the tenant columns point at. "
+            "If its rows are shared by every tenant (a catalogue), ignore this.",
             f'{where}\ntenant_column = "<column>"   # or tenant_sql = "(<expression over the row>)"',
         )
     ]
+
+
+#: storage.objects in private buckets: whose they are (in public buckets, anyone's to read by URL)
+PRIVATE_OBJECT = (
+    "case when exists (select 1 from storage.buckets b where b.id = t.bucket_id and b.public) then null else {} end"
+)
+
+
+def private_objects(rls: Rls, rel: Relation, key: TenantKey) -> TenantKey | None:
+    """For storage.objects, owned per user: the key of the objects of private buckets, whose
+    reads by another user are a leak (a per-user table's reads are otherwise not judged)."""
+    if rel.qualified != "storage.objects" or not key.per_user:
+        return None
+    owner = key.sql().as_string(rls.connection)
+    return TenantKey(expression=PRIVATE_OBJECT.format(owner), per_user=True)
 
 
 def ops_for(key: TenantKey, *, anon: bool = False) -> tuple[str, ...]:
@@ -122,14 +139,16 @@ def principal_names(config: SweepConfig) -> dict[str, str]:
 
 def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
     key = ctx.tenant_key(rel)
-    users = pair(principals, per_user=key is not None and key.per_user)
-    # a table the API cannot reach through any policy has nothing to verify
-    reachable = bool(ctx.api_privileges(rel)) and (bool(rel.policies) or not rel.rls_enabled)
-    if users is None:
-        return not_verified(ref(rel), "no principals") if reachable else [], "no principals"
+    if rel.rls_enabled and not rel.policies:  # PostgreSQL refuses the API every row: nothing to measure
+        return [], "deny-all (no policy)"
+    # a table the API is granted nothing on is still measured (refused), but needs no note
+    reachable = bool(ctx.api_privileges(rel))
     if key is None:
         return not_verified(ref(rel), "no tenant column") if reachable else [], "no tenant column"
-    names = principal_names(ctx.config)
+    users = pair(principals, per_user=key.per_user)
+    if users is None:
+        return not_verified(ref(rel), "no principals") if reachable else [], "no principals"
+    names = {**principal_names(ctx.config), **ctx.names}
     findings: list[Finding] = []
     runs: list[tuple[str, list[Outcome]]] = []  # who acted, and what came of it
     empty: list[str] = []
@@ -142,6 +161,13 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
         except (RlsAssertionError, psycopg.Error) as exc:
             findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Isolation could not be checked: {exc}"))
             continue
+        private = private_objects(rls, rel, key)
+        if private is not None:  # another user's files in a private bucket: their reads are judged too
+            try:
+                read, _ = isolation_outcomes(rls, rel, private, user, other, ("select",))
+                outcomes = [*read, *outcomes]
+            except NothingToTest:
+                pass  # no object of theirs in a private bucket
         runs.append((names.get(str(user.sub), str(user.sub)), outcomes))
         actor = f"Acting as {user.sub}" + ("" if key.per_user else f" (tenant {user.tenant})")
         victim = f"the rows of {other.sub} (tenant {theirs}, by {key.describe()})"
@@ -167,8 +193,10 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                 ref(rel),
                 "Isolation not verified: the seed data has no rows of "
                 + " or ".join(str(u.sub if key.per_user else u.tenant) for u in users)
-                + f" (by {key.describe()}) to try it on.",
-                "Seed a few rows for the configured principals' tenants.",
+                + f" (by {key.describe()}) to try it on"
+                + (f", and none could be synthesized: {ctx.unmade[rel.qualified]}." if rel.qualified in ctx.unmade else "."),
+                "Seed a few rows for the principals' tenants"
+                + (" (the summary says why the sweep could make none)." if rel.qualified in ctx.unmade else "."),
             )
         )
         return findings, "no data"
@@ -262,7 +290,7 @@ def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Pri
         return [], "not readable by the API"
     quoted = view.ident.as_string(rls.connection)
     return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, ref(view), anon=view.granted("anon", "SELECT"),
-                         names=principal_names(ctx.config))
+                         names={**principal_names(ctx.config), **ctx.names})
 
 
 def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal]) -> tuple[list[Finding], str]:
@@ -273,7 +301,7 @@ def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[P
     key = ctx.tenant_key(rel) if rel is not None else None
     call = sql.SQL("{}()").format(sql.Identifier(fn.schema, fn.name)).as_string(rls.connection)
     return _foreign_rows(rls, call, key, principals, ref(fn), anon=bool({"anon", "public"} & set(fn.executable_by)),
-                         names=principal_names(ctx.config))
+                         names={**principal_names(ctx.config), **ctx.names})
 
 
 def _foreign_rows(
