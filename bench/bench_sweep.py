@@ -7,8 +7,9 @@
 2. Cost on the example: a pytest run of one test with and without --rlscheck (whole runs,
    server start included, median of --runs), side by side.
 3. Scale: the sweep (catalog, static rules, dynamic rules) over the example plus a generated
-   schema of --tables tables with 4 policies each and rows of both tenants, and the number
-   of catalog queries for 10 tables and for all of them.
+   schema of --tables tables with 4 policies each and rows of both tenants, what synthesizing
+   principals and rows for all of them costs (as for a project without either), and the
+   number of catalog queries for 10 tables and for all of them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pytest_rlscheck.config import load_settings  # noqa: E402
 from pytest_rlscheck.rules import RULES  # noqa: E402
 from pytest_rlscheck.session import RlsSession  # noqa: E402
 from pytest_rlscheck.sweep import Sweep  # noqa: E402
+from pytest_rlscheck.synthesis import synthesize  # noqa: E402
 from sweep_variants import findings_after, variants  # noqa: E402
 
 POLICY = "organization_id in (select private.get_user_organization_ids((select auth.uid())))"
@@ -137,6 +139,12 @@ def scale(tables: int) -> None:
             results = sweep.run_all(rls)
             dynamic = time.perf_counter() - started
             transaction.end()
+            # what a project without principals or seed costs: two users, tenants, a row each everywhere
+            transaction = rls.test_transaction().begin()
+            started = time.perf_counter()
+            made = synthesize(conn, sweep.ctx.catalog, settings.sweep, [], [])
+            synthesis = time.perf_counter() - started
+            transaction.end()
             counts = {n: _catalog_queries(conn, n) for n in (10, tables)}
         finally:
             session.close()
@@ -147,6 +155,7 @@ def scale(tables: int) -> None:
     print(f"{'catalog read + static rules (' + str(len(sweep.checks)) + ' checks)':<52} {static:>8.2f}")
     print(f"{'dynamic rules: auth-per-row + tenant-leak, every table':<52} {dynamic:>8.2f}")
     print(f"{'sweep total':<52} {static + dynamic:>8.2f}")
+    print(f"{'synthesis, no principals nor seed (' + str(sum(made.rows.values())) + ' rows)':<52} {synthesis:>8.2f}")
     print(f"findings: {findings}; catalog queries for 10 tables: {counts[10]}, for {tables}: {counts[tables]}")
 
 

@@ -592,12 +592,9 @@ class _Probe:
         rows, if reached, are taken over: WITH CHECK passes for the user's tenant); otherwise a
         column that no key, constraint or policy filter names is set to its DEFAULT (or NULL)."""
         op = "update_unfiltered"
-        refused = self._refused_by_privileges(op, "UPDATE")
-        if refused:
-            return refused
-        if self._no_wider_than_select("UPDATE"):
-            return Outcome(op, True, "reaches none of theirs: the UPDATE policies admit no more than the SELECT policies "
-                           "(the same expressions), which admit none of their rows")
+        settled = self._settled_without_where(op, "UPDATE")
+        if settled:
+            return settled
         if self.key.column and self.mine is not None:
             query = sql.SQL("update {rel} t set ({col}) = (select {col} from jsonb_populate_record(null::{rel}, %(row)s::jsonb))"
                             ).format(rel=self.rel.ident, col=sql.Identifier(self.key.column))
@@ -609,6 +606,17 @@ class _Probe:
                            "constraint)")
         query = sql.SQL("update {} t set {} = {}").format(self.rel.ident, sql.Identifier(column), sql.SQL(value))
         return self._judge_unfiltered(op, self._try(query, None), "their rows were updated")
+
+    def _settled_without_where(self, op: str, command: str) -> Outcome | None:
+        """A statement without a WHERE the privileges refuse, or whose policies admit no more
+        than the SELECT policies (which admit none of their rows): no need to run it."""
+        refused = self._refused_by_privileges(op, command)
+        if refused:
+            return refused
+        if self._no_wider_than_select(command):
+            return Outcome(op, True, f"reaches none of theirs: the {command} policies admit no more than the SELECT "
+                           "policies (the same expressions), which admit none of their rows")
+        return None
 
     def _free_column(self) -> tuple[str | None, str]:
         """A column to set without reading anything: in no key, constraint or policy filter;
@@ -637,12 +645,9 @@ class _Probe:
     def delete_unfiltered(self) -> Outcome:
         """``DELETE FROM t`` without a WHERE: only the DELETE policies apply."""
         op = "delete_unfiltered"
-        refused = self._refused_by_privileges(op, "DELETE")
-        if refused:
-            return refused
-        if self._no_wider_than_select("DELETE"):
-            return Outcome(op, True, "reaches none of theirs: the DELETE policies admit no more than the SELECT policies "
-                           "(the same expressions), which admit none of their rows")
+        settled = self._settled_without_where(op, "DELETE")
+        if settled:
+            return settled
         done = self._try(sql.SQL("delete from {}").format(self.rel.ident), None)
         return self._judge_unfiltered(op, done, "their rows were deleted")
 

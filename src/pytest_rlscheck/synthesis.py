@@ -7,8 +7,10 @@ database the project's own tests share):
 - two users in ``auth.users`` (``alice@rlscheck.test``, ``bob@rlscheck.test``), unless two
   principals of different tenants are configured;
 - two tenants, found from the schema: the table the tenant columns' foreign keys point at
-  (the tenant root, ``organizations``) gets a row per tenant; without one, each tenant is a
-  fresh value of the tenant column's type;
+  (the tenant root, ``organizations``). A user's tenant is the root row their sign-up made
+  (a trigger on ``auth.users`` creating a personal account and its membership), else a root
+  row made for them (its key as the database gives it: a default, an identity); without a
+  root, each tenant is a fresh value of the tenant column's type;
 - for every table the API reaches with RLS on, and every table their foreign keys need, one
   row per tenant that has none yet, in foreign-key order: the tenant column holds the tenant,
   a column pointing at ``auth.users`` (or one the policies compare with ``auth.uid()``) the
@@ -19,10 +21,12 @@ database the project's own tests share):
   write them, so defaults and triggers that read ``auth.uid()`` see them.
 
 A row a CHECK constraint refuses is tried again with the values the constraint names (its
-literals; for JSONB, objects built from the keys and values it tests, then Hypothesis'
-``find`` over the fuzzing strategies). A table no row can be made for is left out with the
-reason, which the summary shows. Everything is deterministic (ids by ``uuid5``), so every
-xdist worker synthesizes the same rows.
+literals; for JSONB, objects built from the keys and values it tests, read by the fuzzing
+strategies' constraint analysis), a duplicate with fresh values. A table no row can be made
+for is left out with the reason, which the summary shows. The ids made here are ``uuid5``
+values, the same in every run and every xdist worker; ids the schema makes (a sign-up
+trigger's ``gen_random_uuid()``) are whatever it makes, which is why the sweep measures with
+the principals of the database it synthesized into.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +61,8 @@ CREATE_BUCKET_SQL = "insert into storage.buckets (id, name, public) values ('rls
 PRIVILEGED = ("owner", "admin", "administrator", "manager", "editor", "member", "user")
 ORDINARY = ("member", "user", "viewer", "editor")
 MAX_ATTEMPTS = 40
+#: What another value may cure: a CHECK, a duplicate, a NOT NULL, a value the type refuses
+VALUE_ERRORS = ("23514", "23505", "23502", "22P02", "22001", "22003", "22007", "22008")
 _TEXT = ("text", "character varying", "character", "citext", "name", "varchar", "bpchar")
 _WIDTH = re.compile(r"\((\d+)\)$")  # character varying(40)
 _NEEDS = re.compile(r"no row of (\S+) for ")  # our own words, in _row_for
@@ -119,7 +125,7 @@ def summary_lines(data: Mapping[str, Any]) -> list[str]:
     lines = []
     made = [p for p in data.get("principals", ()) if p.get("synthesized")]
     if made:
-        root = f" in new tenants of {data['tenant_root']}" if data.get("tenant_root") else ""
+        root = f" in tenants of {data['tenant_root']}" if data.get("tenant_root") else ""
         lines.append(
             "synthesized principals (none configured): "
             + ", ".join(f"{p['name']} (sub {p['sub']}" + (f", tenant {p['tenant']})" if p.get("tenant") else ")") for p in made)
@@ -345,10 +351,8 @@ def _literals(definition: str) -> list[Any]:
 
 
 class _Maker:
-    def __init__(self, conn: psycopg.Connection[Any], config: SweepConfig, types: _Types,
-                 strings: frozenset[str] = frozenset()) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], types: _Types, strings: frozenset[str] = frozenset()) -> None:
         self.conn = conn
-        self.config = config
         self.types = types
         self.strings = strings  # the constants policies and functions compare with (role = 'admin')
         self.counter = 0
@@ -357,8 +361,8 @@ class _Maker:
         """Insert ``row`` (adjusted until the constraints take it); the row made, or why not."""
         last = ""
         tried: set[str] = set()
-        candidates = self._variants(rel, row, membership, tag)
-        for attempt in range(MAX_ATTEMPTS):
+        candidates: Iterator[dict[str, Any]] = iter([row])
+        for _ in range(MAX_ATTEMPTS):
             current = next(candidates, None)
             if current is None:
                 break
@@ -372,16 +376,13 @@ class _Maker:
                 return (made[0] if made else current), ""
             except psycopg.Error as exc:
                 last = f"{exc.sqlstate}: {(exc.diag.message_primary or str(exc)).strip()}"
-                if exc.sqlstate not in ("23514", "23505", "22P02", "23502", "22001", "22003", "22007", "22008"):
+                if exc.sqlstate not in VALUE_ERRORS:
                     break  # a trigger, a foreign key, a privilege: another value does not help
                 candidates = self._repair(rel, current, exc, membership, tag, candidates)
         return None, last or "no values found that its constraints accept"
 
-    def _variants(self, rel: Relation, row: dict[str, Any], membership: bool, tag: str) -> Iterable[dict[str, Any]]:
-        yield row
-
     def _repair(self, rel: Relation, row: dict[str, Any], exc: psycopg.Error, membership: bool, tag: str,
-                rest: Iterable[dict[str, Any]]) -> Any:
+                rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """More rows to try after ``exc``: for a CHECK, the columns it names set to the values it
         names; for a duplicate, fresh values; then whatever was left to try."""
         name = exc.diag.constraint_name
@@ -395,7 +396,7 @@ class _Maker:
         elif exc.sqlstate == "23502" and column_name:
             column = rel.column(column_name)
             if column is not None:
-                variants.append({**row, column_name: self._default_value(rel, column, tag, membership)})
+                variants.append({**row, column_name: self.value_for(rel, column, tag, membership)})
         elif constraint is not None and constraint.type == "c":
             variants += self._satisfying(rel, row, constraint, membership, tag)
         else:  # a bad value of some column: leave the nullable ones out
@@ -437,7 +438,7 @@ class _Maker:
         base, category, labels = self.types.of(rel, column)
         return _value(base, category, labels, name, tag, 100 + self.counter, False)
 
-    def _default_value(self, rel: Relation, column: Column, tag: str, membership: bool) -> Any:
+    def value_for(self, rel: Relation, column: Column, tag: str, membership: bool) -> Any:
         base, category, labels = self.types.of(rel, column)
         value = _value(base, category, labels, column.name, tag, self.counter, membership)
         width = _WIDTH.search(column.type)
@@ -446,7 +447,7 @@ class _Maker:
         return value
 
 
-def _chain(first: Iterable[Any], rest: Iterable[Any]) -> Any:
+def _chain(first: Iterable[Any], rest: Iterator[Any]) -> Iterator[Any]:
     yield from first
     yield from rest
 
@@ -524,7 +525,7 @@ def synthesize(
     ordered = _order(tables)
     type_rows = conn.execute(TYPES_SQL, {"oids": sorted(tables)}).fetchall()
     types = _Types({(oid, name): (base, cat, tuple(labels)) for oid, name, base, cat, labels in type_rows})
-    maker = _Maker(conn, config, types, _strings(catalog))
+    maker = _Maker(conn, types, _strings(catalog))
     if made_users and have_users:
         for p in principals:
             conn.execute(CREATE_USER_SQL, {"id": p.sub, "email": p.email})
@@ -549,8 +550,6 @@ def synthesize(
         if dirty and key is not None:
             for tenant, oid, row in conn.execute(_existing_sql([(rel, key)]), {"tenants": wanted}).fetchall():
                 existing[(oid, tenant)] = row
-        user_columns = _user_columns(rel, tables)
-        membership = bool(user_columns) and key is not None and not key.per_user and bool(key.column)
         for p in principals:
             if (rel.oid, str(p.sub)) in mine:
                 continue  # the tenant's root row, found or made already
@@ -788,7 +787,7 @@ def _row_for(
         if column.name in row or column.generated or column.identity or column.has_default or not column.not_null:
             continue
         maker.counter += 1
-        value = maker._default_value(rel, column, f"{rel.qualified}/{sub[:8]}", membership)
+        value = maker.value_for(rel, column, f"{rel.qualified}/{sub[:8]}", membership)
         if value is None:
             return None, f"no value of type {column.type} for {column.name}"
         row[column.name] = value
