@@ -428,7 +428,11 @@ class _Probe:
         try:
             results = rolled_back(self.conn, statements)
         except psycopg.Error as exc:  # the statement changed nothing
-            if setup and exc.sqlstate == "42501":
+            if seen:  # the other principal's count may be what failed: then judge without it
+                alone = self._try(query, params, setup)
+                if alone.error is None:
+                    return alone
+            if setup and exc.sqlstate == "42501" and self.key.expression:
                 self._check_setup(setup)  # a refusal must be the user's statement's, not the scaffolding's
             return _Attempt(exc, 0, before, before)
         after = tuple(results[len(setup) + 3].rows[0])  # type: ignore[index]
@@ -555,8 +559,34 @@ class _Probe:
         refused = self._refused_by_privileges("insert", "INSERT")
         if refused:
             return refused
-        query, values = self._copy_of_theirs(returning=False)
-        return self._judge("insert", *self._attempt(query, values), what="a copy of one of their rows was inserted")
+        return self._insert("insert", returning=False)
+
+    def _insert(self, op: str, *, returning: bool) -> Outcome:
+        what = "a copy of one of their rows was inserted" + (" and read back (RETURNING *)" if returning else "")
+        query, values = self._copy_of_theirs(returning=returning)
+        attempt = self._attempt(query, values)
+        error = attempt[0]
+        if error is not None and error.sqlstate == "23505" and self._one_row_per_tenant(error.diag.constraint_name):
+            if not any(self.key.column in k.columns for k in self.rel.foreign_keys()):
+                return Outcome(op, True, "their row is their tenant itself (the tenant key is this table's own "
+                               "key): a row of their tenant can only collide with it")
+            # one row per tenant (billing per organization): with theirs set aside, could the user write it?
+            where, params = self._where_tenant(str(self.theirs))
+            setup = [OWNER_SQL, bind(self.conn, sql.SQL("delete from {} t where {}").format(self.rel.ident, where), params)]
+            retry = self._attempt(query, values, setup)
+            if retry[0] is not None and (retry[0].sqlstate or "").startswith("23"):
+                return Outcome(op, None, "inconclusive: their row (one per tenant) stopped the copy, and it could not "
+                               f"be set aside to try without it ({retry[0].sqlstate}: {retry[0].diag.message_primary})")
+            return self._judge(op, *retry, what=f"{what} (one row per tenant: theirs set aside)")
+        return self._judge(op, *attempt, what=what)
+
+    def _one_row_per_tenant(self, constraint: str | None) -> bool:
+        """Whether ``constraint`` is a unique key of the tenant column alone (one row per tenant)."""
+        if not self.key.column or constraint is None or self.theirs is None:
+            return False
+        keys = [k.columns for k in self.rel.constraints if k.name == constraint and k.type in ("p", "u")]
+        keys += [tuple(c for c in i.columns if c) for i in self.rel.indexes if i.name == constraint and i.unique]
+        return any(k == (self.key.column,) for k in keys)
 
     def insert_returning(self) -> Outcome:
         """``INSERT … RETURNING *`` (PostgREST's ``return=representation``): RETURNING only adds
@@ -568,9 +598,7 @@ class _Probe:
         if plain is not None and plain.isolated is True:
             return Outcome("insert_returning", True, "refused with the plain insert: RETURNING only adds the SELECT "
                            "policies' check of the new row")
-        query, values = self._copy_of_theirs(returning=True)
-        return self._judge("insert_returning", *self._attempt(query, values),
-                           what="a copy of one of their rows was inserted and read back (RETURNING *)")
+        return self._insert("insert_returning", returning=True)
 
     def update(self) -> Outcome:
         refused = self._refused_by_privileges("update", "UPDATE")
@@ -598,14 +626,14 @@ class _Probe:
         if self.key.column and self.mine is not None:
             query = sql.SQL("update {rel} t set ({col}) = (select {col} from jsonb_populate_record(null::{rel}, %(row)s::jsonb))"
                             ).format(rel=self.rel.ident, col=sql.Identifier(self.key.column))
-            done = self._try(query, {"row": to_json({self.key.column: self.mine})})
+            done = self._try(query, {"row": to_json({self.key.column: self.mine})}, self._without_triggers())
             return self._judge_unfiltered(op, done, "their rows were taken into the user's tenant", constraint_is_leak=True)
         column, value = self._free_column()
         if column is None:
             return Outcome(op, None, "inconclusive: no column to set without reading it (every one is in a key or a "
                            "constraint)")
         query = sql.SQL("update {} t set {} = {}").format(self.rel.ident, sql.Identifier(column), sql.SQL(value))
-        return self._judge_unfiltered(op, self._try(query, None), "their rows were updated")
+        return self._judge_unfiltered(op, self._try(query, None, self._without_triggers()), "their rows were updated")
 
     def _settled_without_where(self, op: str, command: str) -> Outcome | None:
         """A statement without a WHERE the privileges refuse, or whose policies admit no more
@@ -648,16 +676,31 @@ class _Probe:
         settled = self._settled_without_where(op, "DELETE")
         if settled:
             return settled
-        done = self._try(sql.SQL("delete from {}").format(self.rel.ident), None)
+        done = self._try(sql.SQL("delete from {}").format(self.rel.ident), None, self._without_triggers())
         return self._judge_unfiltered(op, done, "their rows were deleted")
+
+    def _without_triggers(self) -> list[str]:
+        """For a statement without a WHERE, which also writes the user's own rows: the owner
+        turns triggers off for it (foreign keys among them), so that rows of the user's that
+        others reference do not stop it before it shows whether it reached theirs. Only a
+        superuser may (the throw-away server's connection is one); elsewhere nothing."""
+        if self.conn.info.parameter_status("is_superuser") != "on":
+            return []
+        return [OWNER_SQL, "select set_config('session_replication_role', 'replica', true)"]
 
     def _move_sets(self, sample: Mapping[str, Any]) -> list[tuple[str, ...]]:
         """The columns a move sets: all of them together (the tenant column and every foreign
         key's, so that the moved row is consistent), the tenant column alone, each foreign key
         alone (primary key columns stay)."""
         keys = set(self.rel.primary_key)
+        # a column that names a user (a foreign key to auth.users, or compared with auth.uid())
+        # moves the row to no other tenant: who it is credited to is not whose tenant it is in
+        users = {c for k in self.rel.foreign_keys() if (k.references or "").replace('"', "") == "auth.users"
+                 for c in k.columns}
+        users |= {c for p in self.rel.policies for _, _, facts in p.clauses() for c in facts.compared_with_user()}
+        users.discard(self.key.column)
         foreign = [tuple(sorted(c for c in k.columns if c not in keys)) for k in self.rel.constraints if k.type == "f"]
-        foreign = [s for s in foreign if s and all(c in sample for c in s)]
+        foreign = [s for s in foreign if s and all(c in sample for c in s) and not set(s) & users]
         tenant = (self.key.column,) if self.key.column and self.key.column in sample else ()
         together = tuple(sorted({*tenant, *(c for s in foreign for c in s)}))
         return [s for s in dict.fromkeys([together, tenant, *foreign]) if s]

@@ -166,15 +166,22 @@ class SweepPlugin:
         self.fuzz_examples = fuzz_examples
         self.report = SweepReport(fail_on)
         self.unknown_ignores: set[str] = set()  # reported at collection already
+        self.sweep: Sweep | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         """Before -m/-k/--deselect choose among them."""
-        sweep = Sweep(self.session, fuzz_examples=self.fuzz_examples)
+        sweep = self.sweep = Sweep(self.session, fuzz_examples=self.fuzz_examples)
         generated, notes = collect_sweep(session, sweep, self.report.fail_on)
         items.extend(generated)
         self.report.notes += [f"rlscheck config: {note}" for note in notes.values()]
         self.unknown_ignores |= set(notes)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        """The sweep's own connection goes before the session drops its databases."""
+        if self.sweep is not None:
+            self.sweep.close()
 
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> str | None:
         """Under the "collected … / N deselected" line: what of the sweep will run, so that

@@ -23,7 +23,7 @@ from .migrations import load_files
 from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, ref, registered
 from .rules.tenant_leak import principals_from
 from .session import Database, RlsSession
-from .synthesis import Synthesis, synthesize
+from .synthesis import Synthesis, plan, synthesize
 
 __all__ = ["Check", "CheckResult", "Sweep"]
 
@@ -103,17 +103,19 @@ class Sweep:
     def _synthesize(self, conn: Any, catalog: Catalog, *, keep: bool) -> None:
         """Principals and rows for the measured checks where the project has none
         (:mod:`.synthesis`). On a connection given (a test's transaction) they are made in
-        it. Otherwise a dry run on the shared database (rolled back) tells whether anything
-        is needed; if so they are made in the sweep's own clone of the template, committed,
-        and the measured checks run there, with the principals that clone got (a sign-up
-        trigger's random ids differ from the dry run's)."""
+        it. Otherwise a read-only plan tells whether anything is needed (the shared database
+        is left as the seed made it, sequences too); if so they are made in the sweep's own
+        clone of the template, committed, and the measured checks run there, with the
+        principals that clone got (a sign-up trigger's random ids are the clone's)."""
+        self.close()
         names = list(self.config.principals)
-        with conn.transaction():
+        if keep:
             self.synthesis = synthesize(conn, catalog, self.config, self.configured, names)
-            if not keep:
-                raise psycopg.Rollback()  # the shared database stays the seed's
-        if not keep and self.synthesis.made_anything:
-            self._own_connection(catalog)
+        else:
+            with conn.transaction():
+                self.synthesis, needed = plan(conn, catalog, self.config, self.configured, names)
+            if needed:
+                self._own_connection(catalog)
         self.principals = list(self.synthesis.principals)
 
     def _own_connection(self, catalog: Catalog | None = None) -> Any:
@@ -124,9 +126,12 @@ class Sweep:
             self.close()
             database = self.session.sweep_database()
             conn = database.connect(autocommit=True)
-            with conn.transaction():
+            try:
                 self.synthesis = synthesize(conn, catalog, self.config, self.configured, list(self.config.principals))
-            conn.execute("ANALYZE")
+                conn.execute("ANALYZE")
+            except BaseException:
+                conn.close()
+                raise
             self.principals = list(self.synthesis.principals)
             self._own = (database, conn)
         return self._own[1]
@@ -218,7 +223,7 @@ class Sweep:
             measured = Measurement(rls, self.ctx, check, tuple(self.principals), self.memo, self.options)
             findings, found = rule.measure(measured)
             facts.update(found)
-            if self.synthesis.made_anything:
+            if self.synthesis.worth_saying:
                 facts["synthesis"] = self.synthesis.to_dict()
         else:
             findings = list(self.static.get((check.rule, check.object), ()))

@@ -48,7 +48,7 @@ from .impersonation import Principal
 from .sqlsplit import tokens
 from .tenancy import TenantKey, find_tenant_key
 
-__all__ = ["NAMESPACE", "SYNTHESIZED", "Synthesis", "plan_principals", "summary_lines", "synthesize"]
+__all__ = ["NAMESPACE", "SYNTHESIZED", "Synthesis", "plan", "plan_principals", "summary_lines", "synthesize"]
 
 NAMESPACE = uuid.UUID("5b0c8a52-2f7e-4f7e-9c55-7c1f3a0e6a11")  # of every id made here
 SYNTHESIZED = ("alice", "bob")
@@ -100,10 +100,15 @@ class Synthesis:
     #: tenant keys read from the schema where neither config nor column names give one: the
     #: tenant root's own key (``organizations.id``), by table oid
     keys: Mapping[int, TenantKey] = field(default_factory=dict, compare=False)
+    failed: str | None = None  # why nothing could be synthesized
 
     @property
     def made_anything(self) -> bool:
         return bool(self.synthesized_users or self.rows)
+
+    @property
+    def worth_saying(self) -> bool:
+        return self.made_anything or self.failed is not None
 
     def name(self, principal: Principal) -> str:
         return self.names.get(str(principal.sub), str(principal.sub))
@@ -117,12 +122,15 @@ class Synthesis:
             "tenant_root": self.tenant_root,
             "rows": dict(self.rows),
             "skipped": dict(self.skipped),
+            "failed": self.failed,
         }
 
 
 def summary_lines(data: Mapping[str, Any]) -> list[str]:
     """For the terminal summary and the Markdown report (from :meth:`Synthesis.to_dict`)."""
     lines = []
+    if data.get("failed"):
+        lines.append(f"could not synthesize principals and rows: {data['failed']}")
     made = [p for p in data.get("principals", ()) if p.get("synthesized")]
     if made:
         root = f" in tenants of {data['tenant_root']}" if data.get("tenant_root") else ""
@@ -250,7 +258,8 @@ def _tenant_root(tables: Iterable[Relation], keys: Mapping[int, TenantKey | None
         key = keys.get(rel.oid)
         if key is None or not key.column or key.per_user:
             continue
-        if rel.primary_key == (key.column,):
+        references = any(key.column in fk.columns for fk in rel.foreign_keys())
+        if rel.primary_key == (key.column,) and not references:
             votes[(rel.oid, key.column)] += 2  # configured as the root itself (organizations.id)
         for fk in rel.foreign_keys():
             if key.column in fk.columns and fk.referenced_oid in all_tables:
@@ -493,6 +502,71 @@ def _existing_sql(tables: Sequence[tuple[Relation, TenantKey]]) -> sql.Composabl
     return sql.SQL(" union all ").join(parts)
 
 
+@dataclass(frozen=True)
+class _Model:
+    """The tables to fill, their keys for it, the tenant root, and the root's key where the
+    sweep should use it."""
+
+    tables: Mapping[int, Relation]
+    keys: dict[int, TenantKey | None]
+    root: tuple[Relation, str] | None
+    inferred: Mapping[int, TenantKey]
+
+
+def _model(conn: psycopg.Connection[Any], catalog: Catalog, config: SweepConfig, api_roles: Sequence[str]) -> _Model | None:
+    targets = [
+        r for r in catalog.relations
+        if r.kind in ("r", "p") and r.rls_enabled and r.policies
+        and (r.schema not in ("auth", "storage") or r.qualified == STORAGE_OBJECTS)
+        and any(g in (*api_roles, "public") for g, _ in r.grants)
+    ]
+    if not targets:
+        return None
+    tables = _closure(conn, catalog, targets)
+    keys = {oid: find_tenant_key(rel, config) for oid, rel in tables.items()}
+    root = _tenant_root(tables.values(), keys, tables)
+    inferred: dict[int, TenantKey] = {}
+    if root is not None:
+        found = keys.get(root[0].oid)
+        table = config.table(root[0].qualified)
+        if found is None or (found.per_user and not (table.tenant_column or table.tenant_sql)):
+            # the root's own key is its tenant, for the sweep too: not the user who created it
+            inferred[root[0].oid] = TenantKey(root[1])
+        keys[root[0].oid] = TenantKey(root[1])  # here, whatever its policies compare: a root row per tenant
+    return _Model(tables, keys, root, inferred)
+
+
+def plan(
+    conn: psycopg.Connection[Any],
+    catalog: Catalog,
+    config: SweepConfig,
+    configured: Sequence[Principal],
+    names: Sequence[str],
+    *,
+    api_roles: Sequence[str] = ("anon", "authenticated"),
+) -> tuple[Synthesis, bool]:
+    """Without writing anything: the principals and keys the sweep would use, and whether
+    anything must be made (no two configured principals, or a table without rows of one of
+    their tenants)."""
+    principals, named, made_users = plan_principals(configured, names)
+    model = _model(conn, catalog, config, api_roles)
+    if model is None:
+        return Synthesis(tuple(principals), named), False
+    nothing = Synthesis(tuple(principals), named, (), model.root[0].qualified if model.root else None,
+                        keys=model.inferred)
+    if made_users:
+        return nothing, True
+    keyed = [(rel, key) for oid, rel in model.tables.items() if (key := model.keys[oid]) is not None]
+    owners = {str(p.sub) for p in principals} | {str(p.tenant) for p in principals if p.tenant is not None}
+    found = {(oid, tenant) for tenant, oid, _ in conn.execute(_existing_sql(keyed), {"tenants": sorted(owners)}).fetchall()}
+    for oid, key in ((rel.oid, key) for rel, key in keyed):
+        for p in principals:
+            owner = str(p.sub) if key.per_user else (str(p.tenant) if p.tenant is not None else None)
+            if owner is not None and (oid, owner) not in found:
+                return nothing, True
+    return nothing, False
+
+
 def synthesize(
     conn: psycopg.Connection[Any],
     catalog: Catalog,
@@ -503,32 +577,41 @@ def synthesize(
     api_roles: Sequence[str] = ("anon", "authenticated"),
 ) -> Synthesis:
     """Make what the measured checks need on ``conn`` (as the owner, in the current
-    transaction: the caller commits or rolls back) and say what was made."""
+    transaction: the caller commits or rolls back) and say what was made. A statement the
+    schema refuses (a sign-up trigger that needs what no test user has) is said, not raised."""
+    try:
+        with conn.transaction():
+            return _synthesize(conn, catalog, config, configured, names, api_roles)
+    except psycopg.Error as exc:
+        why = f"{exc.sqlstate}: {(exc.diag.message_primary or str(exc)).strip()}"
+        return Synthesis(tuple(configured), {str(p.sub): n for p, n in zip(configured, names)}, failed=why)
+
+
+def _synthesize(
+    conn: psycopg.Connection[Any],
+    catalog: Catalog,
+    config: SweepConfig,
+    configured: Sequence[Principal],
+    names: Sequence[str],
+    api_roles: Sequence[str],
+) -> Synthesis:
     principals, named, made_users = plan_principals(configured, names)
     have_users = conn.execute("select to_regclass('auth.users') is not null").fetchone() == (True,)
-    targets = [
-        r for r in catalog.relations
-        if r.kind in ("r", "p") and r.rls_enabled and r.policies
-        and (r.schema not in ("auth", "storage") or r.qualified == STORAGE_OBJECTS)
-        and any(g in (*api_roles, "public") for g, _ in r.grants)
-    ]
-    if not targets:
+    model = _model(conn, catalog, config, api_roles)
+    if model is None:
         return Synthesis(tuple(principals), named)
-    tables = _closure(conn, catalog, targets)
-    keys = {oid: find_tenant_key(rel, config) for oid, rel in tables.items()}
-    root = _tenant_root(tables.values(), keys, tables)
-    inferred: dict[int, TenantKey] = {}
-    if root is not None and keys.get(root[0].oid) is None:
-        inferred[root[0].oid] = TenantKey(root[1])  # the root's own key is its tenant, for the sweep too
-    if root is not None:
-        keys[root[0].oid] = TenantKey(root[1])  # here, whatever its policies compare: a root row per tenant
+    tables, keys, root, inferred = model.tables, model.keys, model.root, model.inferred
     ordered = _order(tables)
     type_rows = conn.execute(TYPES_SQL, {"oids": sorted(tables)}).fetchall()
     types = _Types({(oid, name): (base, cat, tuple(labels)) for oid, name, base, cat, labels in type_rows})
     maker = _Maker(conn, types, _strings(catalog))
     if made_users and have_users:
         for p in principals:
-            conn.execute(CREATE_USER_SQL, {"id": p.sub, "email": p.email})
+            try:
+                conn.execute(CREATE_USER_SQL, {"id": p.sub, "email": p.email})
+            except psycopg.Error as exc:
+                raise type(exc)(f"creating the user {p.email} in auth.users failed (a trigger on auth.users?): "
+                                f"{(exc.diag.message_primary or str(exc)).strip()}") from exc
     rows: Counter[str] = Counter()
     skipped: dict[str, str] = {}
     mine: dict[tuple[int, str], dict[str, Any]] = {}  # (table, sub) -> the principal's row there
@@ -596,7 +679,10 @@ def _make(ctx: _Context, rel: Relation, p: Principal, tenant: str | None, owner:
     """Insert the principal's row(s) into ``rel``, as the principal; the (last) row made."""
     key = ctx.keys[rel.oid]
     user_columns = _user_columns(rel, ctx.tables)
-    membership = bool(user_columns) and key is not None and not key.per_user and bool(key.column)
+    # a membership: a user, and a tenant (by the tenant column, or a foreign key to the root)
+    links_root = ctx.root is not None and any(fk.referenced_oid == ctx.root[0].oid for fk in rel.foreign_keys())
+    membership = bool(user_columns) and rel.oid != (ctx.root[0].oid if ctx.root else None) and (
+        links_root or (key is not None and not key.per_user and bool(key.column)))
     row, why = _row_for(rel, p, tenant, key, ctx.root, user_columns, ctx.tables, ctx.mine, ctx.maker, membership)
     if row is None:
         ctx.skipped.setdefault(rel.qualified, why)

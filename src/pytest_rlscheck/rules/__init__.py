@@ -66,7 +66,9 @@ class SweepContext:
         return self.config.table(rel.qualified)
 
     def tenant_key(self, rel: Relation) -> TenantKey | None:
-        return find_tenant_key(rel, self.config) or self.inferred_keys.get(rel.oid)
+        """The configured or guessed key; for the tenant root, its own key (not the user who
+        created it), unless configured."""
+        return self.inferred_keys.get(rel.oid) or find_tenant_key(rel, self.config)
 
     def expected_commands(self, rel: Relation) -> set[str] | None:
         commands = self.table_config(rel).commands

@@ -168,6 +168,8 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                 outcomes = [*read, *outcomes]
             except NothingToTest:
                 pass  # no object of theirs in a private bucket
+            except (RlsAssertionError, psycopg.Error) as exc:
+                findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Reads of private objects could not be checked: {exc}"))
         runs.append((names.get(str(user.sub), str(user.sub)), outcomes))
         actor = f"Acting as {user.sub}" + ("" if key.per_user else f" (tenant {user.tenant})")
         victim = f"the rows of {other.sub} (tenant {theirs}, by {key.describe()})"
