@@ -263,3 +263,102 @@ def test_triggers_are_read_in_bulk_with_what_their_function_runs_as(rls) -> None
     assert first.security_definer and first.function == "public.noop" and first.fires_on("UPDATE")
     assert (second.timing, second.events, second.row_level, second.enabled) == ("AFTER", ("INSERT", "DELETE"), False, False)
     assert not second.fires_on("INSERT")  # disabled
+
+
+def test_a_call_that_errors_is_not_proven_and_one_the_schema_refuses_is_verified(rls, alice, bob) -> None:
+    rls.execute("""
+        create function public.org_rows_by_kind(p_org_id uuid, p_kind text) returns setof public.conversations
+        language sql stable security definer set search_path = ''
+        as $$ select * from public.conversations where organization_id = p_org_id and p_kind::int > 0 $$;
+        create function public.org_rows_raising(p_org_id uuid) returns setof public.conversations
+        language plpgsql stable security definer set search_path = ''
+        as $$ begin raise exception 'not yours'; end $$;
+    """)
+    ctx = context(rls)
+    findings, status = leaky_calls(rls, ctx, function(ctx, "org_rows_by_kind"), [alice, bob], {}, "tenant-leak")
+    assert status == "not proven" and [f.severity.name for f in findings] == ["WARN"]
+    assert "22P02" in findings[0].message and "not proven" in findings[0].message
+    broken = call(rls, ctx, "org_rows_by_kind", alice, bob)  # 'rlscheck'::int: the plain value, not a refusal
+    assert broken.error.startswith("22P02") and broken.failed and not broken.refused and not broken.leaked
+    raising = call(rls, ctx, "org_rows_raising", alice, bob)
+    assert raising.error.startswith("P0001") and raising.refused and not raising.failed
+    assert leaky_calls(rls, ctx, function(ctx, "org_rows_raising"), [alice, bob], {}, "tenant-leak") == ([], "verified")
+
+
+def test_an_answer_that_does_not_depend_on_the_id_is_not_the_owners(rls, alice, bob) -> None:
+    rls.execute("""
+        create function public.org_months(p_org_id uuid) returns table (month int, total bigint)
+        language sql stable security definer set search_path = ''
+        as $$ select g.m, (select count(*) from public.messages x where x.organization_id = p_org_id
+                             and x.organization_id in (select m.organization_id from public.organization_members m
+                                                       where m.user_id = (select auth.uid())))
+              from generate_series(1, 12) g(m) $$;
+        create function public.org_months_open(p_org_id uuid) returns table (month int, total bigint)
+        language sql stable security definer set search_path = ''
+        as $$ select g.m, (select count(*) from public.messages x where x.organization_id = p_org_id)
+              from generate_series(1, 12) g(m) $$;
+        create function public.org_zero(p_org_id uuid) returns table (total bigint, flag boolean)
+        language sql stable security definer set search_path = '' as $$ select 0::bigint, false $$;
+    """)
+    ctx = context(rls)
+    guarded = call(rls, ctx, "org_months", alice, bob)  # 12 zero months for any id, the owner's too
+    assert guarded.rows == 12 and not guarded.same_as_owner and not guarded.leaked
+    assert leaky_calls(rls, ctx, function(ctx, "org_months"), [alice, bob], {}, "tenant-leak") == ([], "verified")
+    open_ = call(rls, ctx, "org_months_open", alice, bob)  # their count in every month: it depends on their id
+    assert open_.rows == 12 and open_.same_as_owner and open_.leaked
+    zero = call(rls, ctx, "org_zero", alice, bob)  # a row of 0 and false says nothing
+    assert zero.rows == 1 and not zero.leaked
+
+
+def test_a_count_or_a_flag_equal_to_the_owners_is_a_warning_rows_stay_errors(rls, alice, bob) -> None:
+    rls.execute("""
+        create function public.org_size(p_org_id uuid) returns bigint
+        language sql stable security definer set search_path = ''
+        as $$ select count(*) from public.messages where organization_id = p_org_id $$;
+        create function public.has_org_role(p_org_id uuid, p_user_id uuid, p_role text) returns boolean
+        language sql stable security definer set search_path = ''
+        as $$ select exists (select 1 from public.organization_members m
+                             where m.organization_id = p_org_id and m.user_id = p_user_id) $$;
+        create function public.org_rows(p_org_id uuid) returns setof public.conversations
+        language sql stable security definer set search_path = ''
+        as $$ select * from public.conversations where organization_id = p_org_id $$;
+    """)
+    ctx = context(rls)
+    for name, kind in (("org_size", "how many"), ("has_org_role", "whether")):
+        findings, status = leaky_calls(rls, ctx, function(ctx, name), [alice, bob], {}, "tenant-leak")
+        assert status == "LEAK" and [f.severity.name for f in findings] == ["WARN"], name
+        assert f"tells the caller {kind}" in findings[0].message
+    findings, _ = leaky_calls(rls, ctx, function(ctx, "org_rows"), [alice, bob], {}, "tenant-leak")
+    assert [f.severity.name for f in findings] == ["ERROR"]
+
+
+def test_a_definer_trigger_whose_writes_fail_is_not_proven_and_a_raise_is_a_refusal(rls, alice, bob) -> None:
+    from pytest_rlscheck.rules import Check, Measurement, ref
+    from pytest_rlscheck.rules import definer_trigger
+
+    for statement in split(JOIN_REQUESTS + """
+        create function public.check_request() returns trigger language plpgsql security definer set search_path = '' as $$
+        begin
+          perform (coalesce(new.file_path, '') || 'x')::int;  -- 22P02: a failure, not the schema refusing
+          return new;
+        end $$;
+        create trigger check_request before insert or update on public.requests
+          for each row execute function public.check_request();
+    """):
+        rls.execute(statement.text)
+
+    def measure():
+        ctx = context(rls)
+        rel = ctx.catalog.relation("public.requests")
+        return definer_trigger.run(Measurement(rls, ctx, Check(definer_trigger.RULE, ref(rel), rel.oid), (alice, bob), {}))
+
+    findings, status = measure()
+    assert status == {"definer triggers": "not proven"} and [f.severity.name for f in findings] == ["WARN"]
+    assert "22P02" in findings[0].message
+    _, attempts = _writes(rls, alice, bob)
+    assert attempts and all(a.failed and a.error.startswith("22P02") for a in attempts)
+    rls.execute("""
+        create or replace function public.check_request() returns trigger language plpgsql security definer
+        set search_path = '' as $$ begin raise exception 'requests are closed'; end $$
+    """)
+    assert measure() == ([], {"definer triggers": "verified"})  # P0001: the trigger refuses

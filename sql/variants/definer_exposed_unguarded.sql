@@ -4,6 +4,7 @@
 -- severity: error definer-exposed public.org_member_count(p_org_id uuid)
 -- Called with the other tenant's id it answers what the owner would: how many members they have.
 -- expect: tenant-leak public.org_member_count(p_org_id uuid)
+-- severity: warn tenant-leak public.org_member_count(p_org_id uuid)
 create function public.org_member_count(p_org_id uuid) returns bigint
 language plpgsql stable security definer set search_path = ''
 as $$

@@ -22,6 +22,7 @@ Every attempt runs in a savepoint that is rolled back, in one round trip.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,14 @@ _BUCKET_NAMES = re.compile(r"(^|_)bucket(_?id)?$", re.IGNORECASE)
 _PREFIX = re.compile(r"^(p|in|arg|param|v|i)_+|^_+", re.IGNORECASE)
 _ID_OF = re.compile(r"^(\w+?)_?id$", re.IGNORECASE)
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
+#: SQLSTATEs that are the schema refusing: insufficient privilege / RLS, and RAISE EXCEPTION.
+REFUSED = ("42501", "P0001")
+#: A value for an id parameter that belongs to nobody, by type (uuid: a fresh one).
+_NOBODY = {
+    "text": "rlscheck-nobody", "character varying": "rlscheck-nobody", "citext": "rlscheck-nobody",
+    "name": "rlscheck-nobody", "integer": "-2147483647", "bigint": "-9223372036854775807", "smallint": "-32767",
+    "numeric": "-9223372036854775807",
+}
 #: A value for a parameter nothing else fills, by type (as text, cast to the type).
 _PLAIN = {
     "text": "rlscheck", "character varying": "rlscheck", "citext": "rlscheck", "name": "rlscheck", "character": "r",
@@ -79,14 +88,18 @@ _PLAIN = {
 
 #: What a call returned, judged on the server: rows, rows holding the other tenant's id in a
 #: column (``%(theirs)s``; a bare value that only echoes an argument, ``%(inputs)s``, does not count),
-#: rows that say anything (not null, false, 0, '', [] or {}, nor an echo), and a checksum.
+#: rows that say anything (not null, false, 0, '', [] or {}, nor an echo, nor a row whose values
+#: are all of those), and a checksum.
 RESULT_SQL = """
 select count(*),
        count(*) filter (where case when jsonb_typeof(j) = 'object'
                                    then jsonb_path_exists(j, '$.* ? (@ == $t)', jsonb_build_object('t', %(theirs)s::text))
                                    else j #>> '{{}}' = %(theirs)s::text and j #>> '{{}}' <> all(%(inputs)s::text[]) end),
        count(*) filter (where not (j is null or j in ('null', 'false', '0', '""', '[]', '{{}}')
-                                   or (jsonb_typeof(j) <> 'object' and j #>> '{{}}' = any(%(inputs)s::text[])))),
+                                   or (jsonb_typeof(j) <> 'object' and j #>> '{{}}' = any(%(inputs)s::text[]))
+                                   or (jsonb_typeof(j) = 'object' and not exists (
+                                         select from jsonb_each(j) e
+                                         where e.value not in ('null', 'false', '0', '""', '[]', '{{}}'))))),
        coalesce(sum(hashtext(j::text)::bigint), 0)::bigint
 from (select to_jsonb(r) as j from {call} as r) s
 """
@@ -130,6 +143,22 @@ class Attempt:
     @property
     def leaked(self) -> bool:
         return self.error is None and bool(self.theirs or self.same_as_owner or self.changes)
+
+    @property
+    def refused(self) -> bool:
+        """The schema refused it: privileges or RLS (42501), or a RAISE of the function or trigger (P0001)."""
+        return self.error is not None and self.error.startswith(REFUSED)
+
+    @property
+    def failed(self) -> bool:
+        """It errored for another reason (a plain value rejected, a constraint, the effects query):
+        it proves nothing either way."""
+        return self.error is not None and not self.refused
+
+    @property
+    def answer_only(self) -> bool:
+        """Its only leak is an answer equal to the owner's (no row of theirs, nothing changed)."""
+        return self.leaked and not self.theirs and not self.changes
 
     def describe(self) -> str:
         found = []
@@ -276,6 +305,32 @@ def _sample_for(
     return None
 
 
+def _from_them(argument: Argument) -> bool:
+    return argument.source in ("their user id", "their tenant") or argument.source.endswith(" of theirs")
+
+
+def _nobody_value(type_: str) -> str | None:
+    base = type_.split("(")[0].removesuffix("[]")
+    value = str(uuid.uuid4()) if base == "uuid" else _NOBODY.get(base)
+    return None if value is None else _as_type(value, type_)
+
+
+def _nobody_arguments(args: Sequence[Argument]) -> list[Argument] | None:
+    """``args`` with each value taken from the other tenant (their ids, their rows' values)
+    replaced by one that belongs to nobody (a fresh uuid, a negative number); None when some
+    type has no such value or nothing came from them."""
+    out = []
+    for a in args:
+        if not _from_them(a):
+            out.append(a)
+            continue
+        value = _nobody_value(a.type)
+        if value is None:
+            return None
+        out.append(Argument(a.name, a.type, value, "nobody's", a.named))
+    return out if any(_from_them(a) for a in args) else None
+
+
 def call_expression(fn: Function, args: Sequence[Argument]) -> sql.Composable:
     return sql.SQL("{}({})").format(sql.Identifier(fn.schema, fn.name), sql.SQL(", ").join(a.sql() for a in args))
 
@@ -307,7 +362,13 @@ def call_function(
     try:
         results = rolled_back(conn, statements)
     except psycopg.Error as exc:
-        return Attempt(caller, shown, error=f"{exc.sqlstate}: {exc.diag.message_primary}")
+        error = f"{exc.sqlstate}: {exc.diag.message_primary}"
+        if scope is not None and not error.startswith(REFUSED):
+            try:  # was it the call, or measuring what it changed?
+                rolled_back(conn, [OWNER_SQL, scope.query(conn)])
+            except psycopg.Error as effects:
+                error = f"{effects.sqlstate}: measuring its effects failed: {effects.diag.message_primary}"
+        return Attempt(caller, shown, error=error)
     rows, theirs, meaningful, checksum = results[3 if scope is not None else 1].rows[0]  # type: ignore[index]
     changes: tuple[Change, ...] = ()
     if scope is not None:
@@ -317,11 +378,24 @@ def call_function(
         )
     same = False
     if not theirs and meaningful and judge_answer and fn.result != "void":
+        as_owner = identity_sql(conn, OWNER, rls.settings_in_effect() | set(identity.settings))
+        answer = (rows, theirs, meaningful, checksum)
         try:
-            owner = rolled_back(conn, [identity_sql(conn, OWNER, rls.settings_in_effect() | set(identity.settings)), measured])
-            same = tuple(owner[-1].rows[0]) == (rows, theirs, meaningful, checksum)  # type: ignore[index]
+            owner = rolled_back(conn, [as_owner, measured])
+            same = tuple(owner[-1].rows[0]) == answer  # type: ignore[index]
         except psycopg.Error:
             same = False  # the owner is refused too (the function asks who calls)
+        nobody = _nobody_arguments(args) if same else None
+        if nobody is not None:
+            # the owner's answer for ids that belong to nobody: when it is the same, the answer
+            # does not depend on the other tenant's ids (it carries nothing of theirs)
+            params_nobody = {**params, "inputs": [a.value for a in nobody if a.value]}
+            query_nobody = sql.SQL(RESULT_SQL).format(call=call_expression(fn, nobody))
+            try:
+                owner = rolled_back(conn, [as_owner, bind(conn, query_nobody, params_nobody)])
+                same = tuple(owner[-1].rows[0]) != answer  # type: ignore[index]
+            except psycopg.Error:
+                pass  # raises for an id of nobody's, answers for theirs: the answer depends on it
     return Attempt(caller, shown, rows=rows, theirs=theirs, same_as_owner=same, changes=changes)
 
 

@@ -51,6 +51,7 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
     storage = scope.kind("storage.objects") is not None
     columns = write_columns(rel, m.ctx.tenant_key(rel), users, tenant_columns, m.ctx.config, m.ctx.catalog, storage=storage)
     leaks: list[tuple[str, Attempt]] = []
+    failed: list[tuple[str, Attempt]] = []
     for command in COMMANDS:
         triggers = definer_triggers(rel, command)
         if not triggers or not writable(m.ctx, rel, command):
@@ -59,11 +60,31 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
         for user, other in pairs:
             attempts = write_attempts(m.rls, rel, command, columns, user, other, scope, m.ctx.config, fires=fires)
             leaks += [(command, a) for a in attempts if a.leaked]
+            failed += [(command, a) for a in attempts if a.failed]
             if leaks:
                 break  # shown for one pair: the other direction says the same
-    if not leaks:
-        return [], {"definer triggers": "verified"}
-    return [_finding(rel, leaks)], {"definer triggers": "LEAK"}
+    if leaks:
+        return [_finding(rel, leaks)], {"definer triggers": "LEAK"}
+    if failed:  # neither a write nor a refusal: what the trigger would do was not seen
+        return [_unproven(rel, failed)], {"definer triggers": "not proven"}
+    return [], {"definer triggers": "verified"}
+
+
+def _unproven(rel: Relation, failed: list[tuple[str, Attempt]]) -> Finding:
+    shown = "\n".join(f"  {command}: as {a.caller}: {a.statement}\n    -> {a.error}" for command, a in failed[:3])
+    more = f"\n  (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+    return Finding(
+        RULE,
+        Severity.WARN,
+        ref(rel),
+        f"A SECURITY DEFINER trigger on {rel.qualified}: not proven, writing another tenant's ids failed with an error "
+        f"that is not a refusal (42501, or a RAISE of the trigger), so what the trigger would do was not seen:\n"
+        f"{shown}{more}",
+        "Refuse such a write with an error of the schema's own (a policy's WITH CHECK, or raise in the trigger), or "
+        "give the columns the check cannot fill a DEFAULT.",
+        details={"commands": sorted({c for c, _ in failed}), "statements": [a.statement for _, a in failed],
+                 "errors": [a.error for _, a in failed]},
+    )
 
 
 def _finding(rel: Relation, leaks: list[tuple[str, Attempt]]) -> Finding:

@@ -103,9 +103,38 @@ def leaky_calls(
         if any(a.leaked for a in attempts):
             break  # shown for one pair: the other directions cost calls and say the same
     leaks = [a for a in attempts if a.leaked]
-    if not leaks:
-        return [], "verified"
-    return [_finding(fn, ids, leaks, rule)], "LEAK"
+    if leaks:
+        return [_finding(fn, ids, leaks, rule)], "LEAK"
+    failed = [a for a in attempts if a.failed]
+    if failed:  # neither an answer nor a refusal: nothing was shown either way
+        return [_unproven(fn, ids, failed, rule)], "not proven"
+    return [], "verified"
+
+
+#: Result types whose single value is a count or a flag: what they tell is whether, or how many.
+_SCALARS = ("boolean", "integer", "bigint", "smallint", "numeric", "real", "double precision")
+
+
+def _oracle(fn: Function, leaks: list[Attempt]) -> bool:
+    """Its only leak is a flag or a number equal to the owner's answer (one bit, a count)."""
+    return fn.result in _SCALARS and all(a.answer_only for a in leaks)
+
+
+def _unproven(fn: Function, ids: dict[str, str], failed: list[Attempt], rule: str) -> Finding:
+    params = ", ".join(f"{n} ({_KINDS[k]})" for n, k in ids.items())
+    shown = "\n".join(f"  as {a.caller}: {a.statement} -> {a.error}" for a in failed[:4])
+    more = f"\n  (and {len(failed) - 4} more)" if len(failed) > 4 else ""
+    return Finding(
+        rule,
+        Severity.WARN,
+        ObjectRef("function", fn.schema, fn.name, fn.arguments),
+        f"{fn.qualified} takes {params}: isolation not proven, the call with another tenant's ids failed with an error "
+        f"that is not a refusal (42501, or a RAISE of the function):\n{shown}{more}",
+        "Make the function refuse a caller it does not serve with an error of its own (raise ... using errcode = "
+        "'42501'), or configure values for its other parameters, so that the check can tell a refusal from a failure.",
+        details={"callers": sorted({a.caller for a in failed}), "parameters": ids, "calls": [a.statement for a in failed],
+                 "errors": [a.error for a in failed]},
+    )
 
 
 def _finding(fn: Function, ids: dict[str, str], leaks: list[Attempt], rule: str) -> Finding:
@@ -113,12 +142,18 @@ def _finding(fn: Function, ids: dict[str, str], leaks: list[Attempt], rule: str)
     shown = "\n".join(f"  {a.describe()}" for a in leaks[:4])
     more = f"\n  (and {len(leaks) - 4} more)" if len(leaks) > 4 else ""
     runs = "with its owner's rights (SECURITY DEFINER)" if fn.security_definer else "as the caller (SECURITY INVOKER)"
+    oracle = _oracle(fn, leaks)
+    if oracle:
+        what = "whether" if fn.result == "boolean" else "how many (or how much)"
+        reached = (f"called with another tenant's ids it answers what the owner would: it tells the caller {what} "
+                   "something holds for that tenant (none of their rows is returned or changed)")
+    else:
+        reached = "called with another tenant's ids it reached their data"
     return Finding(
         rule,
-        Severity.ERROR,
+        Severity.WARN if oracle else Severity.ERROR,
         ObjectRef("function", fn.schema, fn.name, fn.arguments),
-        f"{fn.qualified} runs {runs} and takes {params}: called with another tenant's ids it reached their data:\n"
-        f"{shown}{more}",
+        f"{fn.qualified} runs {runs} and takes {params}: {reached}:\n{shown}{more}",
         "Check the caller inside it: compare every id parameter with (select auth.uid()) or the caller's tenants, and "
         "raise (errcode 42501) or return nothing when they do not match; or derive the user from (select auth.uid()) "
         "instead of a parameter"
