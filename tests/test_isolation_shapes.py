@@ -20,6 +20,8 @@ from pytest_rlscheck.catalog import Catalog
 from pytest_rlscheck.rules.tenant_leak import check_table, judged, verdict
 
 DOMAIN_POLICY = "domain_id in (select private.get_user_domain_ids((select auth.uid())))"
+from pytest_rlscheck.sweep import Sweep
+from sweep_variants import findings_after
 
 
 def outcomes(rls, table, user, other, ops=ALL_OPS):
@@ -250,3 +252,19 @@ def test_safeupdate_is_a_validated_setting(tmp_path) -> None:
     pyproject.write_text('[tool.rlscheck]\nsafeupdate = "no"\n')
     with pytest.raises(ConfigError, match=r"\[tool.rlscheck\] safeupdate must be true or false, got 'no'"):
         load_settings(rootdir=tmp_path, invocation_dir=tmp_path, pyproject=pyproject)
+
+
+def test_a_row_moved_into_a_tenant_column_no_policy_reads_is_no_leak(rls, rlscheck_session) -> None:
+    # the policies decide by the user alone: naming another organization changes nobody's access
+    found = findings_after(rls, Sweep(rlscheck_session), """
+        create table public.notifications (
+          id uuid primary key default gen_random_uuid(),
+          organization_id uuid not null references public.organizations (id),
+          user_id uuid not null references auth.users (id) default auth.uid(),
+          body text not null);
+        alter table public.notifications enable row level security;
+        grant select, insert, update, delete on public.notifications to authenticated;
+        create policy own on public.notifications for all to authenticated
+          using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+    """)
+    assert ("tenant-leak", "public.notifications") not in found, found

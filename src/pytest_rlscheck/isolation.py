@@ -436,7 +436,7 @@ class _Probe:
                 self._check_setup(setup)  # a refusal must be the user's statement's, not the scaffolding's
             return _Attempt(exc, 0, before, before)
         after = tuple(results[len(setup) + 3].rows[0])  # type: ignore[index]
-        if not seen or after != before:
+        if not seen or (after != before and self._policies_read_key()):
             return _Attempt(None, results[len(setup) + 1].rowcount, before, after)  # type: ignore[arg-type]
         return _Attempt(None, results[len(setup) + 1].rowcount, before, after,  # type: ignore[arg-type]
                         self._seen_before(), results[-1].rows[0][0])  # type: ignore[index]
@@ -579,6 +579,16 @@ class _Probe:
                                f"be set aside to try without it ({retry[0].sqlstate}: {retry[0].diag.message_primary})")
             return self._judge(op, *retry, what=f"{what} (one row per tenant: theirs set aside)")
         return self._judge(op, *attempt, what=what)
+
+    def _policies_read_key(self) -> bool:
+        """Whether the table's policies read its tenant column (compare it, test it against a
+        set, or pass it to a function they call): then a row naming their tenant is theirs."""
+        column = self.key.column
+        return column is None or any(
+            column in facts.filter_columns() or any(column in call.row_columns for call in facts.calls)
+            for policy in self.rel.policies
+            for _, _, facts in policy.clauses()
+        )
 
     def _one_row_per_tenant(self, constraint: str | None) -> bool:
         """Whether ``constraint`` is a unique key of the tenant column alone (one row per tenant)."""
@@ -783,6 +793,11 @@ class _Probe:
         if done.changed and self.theirs is None:
             return Outcome(op, False, f"{what}: {done.rowcount} row(s) of tenants rewritten, into tenant "
                            f"{self._their_sample_tenant()}")
+        if done.changed and done.seen_after is not None and done.seen_before is not None and (
+                done.seen_after <= done.seen_before):
+            # no policy reads the tenant column: the row names their tenant, and they cannot see it
+            return Outcome(op, True, f"{what}: the row now names their tenant in {self.key.column}, which no policy of "
+                           f"{self.rel.qualified} reads; they do not see it ({done.seen_after} rows, as before)")
         if done.changed:
             return Outcome(op, False, f"{what}: {done.rowcount} row(s) now count as theirs by {self.key.describe()} "
                            f"(their rows went from {done.before[0]} to {done.after[0]})")

@@ -94,8 +94,6 @@ def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantK
     if table.tenant_column or table.tenant_sql:
         return configured_key(rel, table.tenant_column, table.tenant_sql)
     present = [n for n in _tenant_names(config) if rel.column(n)]
-    if present and config.tenant_column:  # the project's tenant column, configured
-        return TenantKey(present[0])
     owner = owner_column(rel)
     if present:  # several usual names (account_id, workspace_id): the one the policies filter on
         filtered = {
@@ -104,12 +102,8 @@ def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantK
             for _, _, facts in policy.clauses()
             for c in (*facts.filter_columns(), *(col for call in facts.calls for col in call.row_columns))
         }
-        chosen = next((n for n in present if n in filtered), None)
-        if chosen is not None:
-            return TenantKey(chosen)
-        if owner is None:  # the policies say nothing of any: the usual name, as configured or guessed
-            return TenantKey(present[0])
-    if owner is not None:  # a per-user table, whatever other id it holds (a bank account_id)
+        return TenantKey(next((n for n in present if n in filtered), present[0]))
+    if owner is not None:
         return TenantKey(owner, per_user=True)
     expression = policy_expression(rel, user=True)
     if expression is not None:
