@@ -199,3 +199,31 @@ def test_the_first_write_that_gains_ends_its_command(rls, alice, bob) -> None:
     attempts = escalation_attempts(rls, table, alice, bob)
     assert [a.kind for a in attempts] == ["join"] and attempts[0].gains
     assert escalation_attempts(rls, table, alice, bob, commands=["UPDATE"]) == []  # no UPDATE privilege
+
+
+def test_a_read_that_fails_after_the_write_is_not_blamed_on_the_write(rls, alice, bob) -> None:
+    """A policy function of one dependent table raises: that read is left out, the write is
+    accepted and the gain on the other tables is still reported."""
+    apply(rls, "tenant_escalation_join")
+    rls.execute("create function public.boom() returns boolean language plpgsql volatile"
+                " as 'begin raise exception ''boom''; end'")
+    rls.execute("create policy boom on public.domains as restrictive for select to authenticated using (public.boom())")
+    _, tables = members(rls)
+    (table,) = tables.values()
+    attempts = escalation_attempts(rls, table, alice, bob, exhaustive=True)
+    joins = [a for a in attempts if a.kind == "join"]
+    assert [a.outcome for a in joins] == ["done"] * 3, [a.outcome for a in joins]
+    gains = {(g.table, g.operation): (g.before, g.after) for g in joins[0].gains}
+    assert gains["public.conversations", "select"] == (1200, 2132)
+    assert ("public.domains", "select") not in gains  # it failed: nothing measured
+    assert rls.scalar(f"select count(*) from {MEMBERS} where user_id = %s and organization_id = %s", [ALICE, GLOBEX]) == 0
+
+
+def test_a_refused_write_is_still_refused_when_a_read_fails(rls, alice, bob) -> None:
+    apply(rls, "trap_membership_invitation")
+    rls.execute("create function public.boom() returns boolean language plpgsql volatile"
+                " as 'begin raise exception ''boom''; end'")
+    rls.execute("create policy boom on public.domains as restrictive for select to authenticated using (public.boom())")
+    _, tables = members(rls)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob)
+    assert attempts and all(a.outcome.startswith("refused: 42501") and not a.gains for a in attempts)
