@@ -227,3 +227,46 @@ def test_a_refused_write_is_still_refused_when_a_read_fails(rls, alice, bob) -> 
     _, tables = members(rls)
     attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob)
     assert attempts and all(a.outcome.startswith("refused: 42501") and not a.gains for a in attempts)
+
+
+SUPABASE_UPDATE = """
+alter table public.organization_members add column nickname text;
+update public.organization_members set role = 'member' where user_id = '11111111-1111-1111-1111-111111111111';
+grant update on public.organization_members to authenticated;
+create policy members_update_own on public.organization_members for update to authenticated
+  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+alter policy conversations_delete on public.conversations using (organization_id in (
+  select m.organization_id from public.organization_members m
+  where m.user_id = (select auth.uid()) and m.role in ('owner', 'admin')));
+"""
+
+
+def test_the_promotion_fix_refuses_the_promotion_under_a_table_level_grant(rls, rlscheck_session, alice, bob) -> None:
+    """Supabase grants table-level UPDATE to authenticated, which a column-level REVOKE leaves
+    in place: the fix shown takes the table-level grant back and grants the other columns."""
+    from pytest_rlscheck.rules.tenant_escalation import RULE
+    from pytest_rlscheck.sweep import Sweep
+
+    for statement in split(SUPABASE_UPDATE):
+        rls.execute(statement.text)
+    sweep = Sweep(rlscheck_session)
+    sweep.prepare(rls.connection)
+    (finding,) = [f for c in sweep.checks if c.rule == RULE for f in sweep.run(c, rls).findings]
+    assert finding.details["command"] == "UPDATE"
+    runnable = [s.text for s in split(finding.fix) if s.text.strip() and not s.text.lstrip().startswith("--")]
+    assert runnable[:2] == [
+        'REVOKE UPDATE ON "public"."organization_members" FROM "anon", "authenticated"',
+        'GRANT UPDATE ("created_at", "nickname") ON "public"."organization_members" TO "authenticated"',
+    ], runnable
+    # the column-level REVOKE the rule used to suggest leaves the promotion in place
+    rls.execute("revoke update (organization_id, role) on public.organization_members from anon, authenticated")
+    _, tables = members(rls)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob)
+    assert any(a.gains for a in attempts if a.kind == "promote")
+    for statement in split(finding.fix):
+        rls.execute(statement.text)
+    _, tables = members(rls)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob, exhaustive=True)
+    assert attempts and all(a.outcome.startswith("refused: 42501") and not a.gains for a in attempts), attempts
+    with rls.as_user(ALICE):  # what users may change is still theirs
+        assert rls.execute(f"update {MEMBERS} set nickname = 'al' where user_id = %s", [ALICE]).rowcount == 1
