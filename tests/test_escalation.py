@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from conftest import ACME, ALICE, BOB, GLOBEX
@@ -270,3 +271,60 @@ def test_the_promotion_fix_refuses_the_promotion_under_a_table_level_grant(rls, 
     assert attempts and all(a.outcome.startswith("refused: 42501") and not a.gains for a in attempts), attempts
     with rls.as_user(ALICE):  # what users may change is still theirs
         assert rls.execute(f"update {MEMBERS} set nickname = 'al' where user_id = %s", [ALICE]).rowcount == 1
+
+
+def _oracle_findings(rls, session):
+    from pytest_rlscheck.rules.existence_oracle import RULE
+    from pytest_rlscheck.sweep import Sweep
+
+    sweep = Sweep(session)
+    sweep.prepare(rls.connection)
+    return [f for c in sweep.checks if c.rule == RULE for f in sweep.run(c, rls).findings]
+
+
+@pytest.mark.parametrize("column", ["invite_token", "api_key", "password_hash"])
+def test_a_unique_secret_is_no_oracle(rls, rlscheck_session, alice, bob, column) -> None:
+    """Nobody guesses a token: its duplicate key tells nothing. The hostname still is one."""
+    apply(rls, "existence_oracle")
+    rls.execute(f"alter table public.domains add column {column} text unique")
+    rls.execute(f"update public.domains set {column} = md5(id::text)")
+    key = rls.scalar("select conname from pg_constraint where conrelid = 'public.domains'::regclass"
+                     " and contype = 'u' and conname like %s", [f"%{column}%"])
+    domains = rls.relation("public.domains")
+    from pytest_rlscheck.existence import UniqueKey
+    # measured, the secret's key answers like an oracle ...
+    assert existence_oracle(rls, domains, "organization_id", UniqueKey(key, (column,), True), alice, bob) is not None
+    # ... but it is not reported: only the hostname is
+    found = _oracle_findings(rls, rlscheck_session)
+    assert [f.details["constraint"] for f in found] == ["domains_hostname_key"]
+
+
+SLUGS = """
+create table public.org_slugs (slug text primary key, organization_id uuid not null references public.organizations (id));
+create table public.slug_visits (id bigint generated always as identity primary key, slug text not null references public.org_slugs (slug));
+alter table public.org_slugs enable row level security;
+grant select, insert on public.org_slugs to authenticated;
+create policy slugs_insert on public.org_slugs for insert to authenticated
+  with check (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
+create policy slugs_select on public.org_slugs for select to authenticated
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
+insert into public.org_slugs values ('acme', 'aaaaaaaa-0000-0000-0000-000000000001'), ('globex', 'bbbbbbbb-0000-0000-0000-000000000002');
+"""
+
+
+def test_a_user_chosen_primary_key_gets_steps_not_a_drop_of_the_primary_key(rls, rlscheck_session) -> None:
+    for statement in split(SLUGS):
+        rls.execute(statement.text)
+    (finding,) = [f for f in _oracle_findings(rls, rlscheck_session) if f.object.display == "public.org_slugs"]
+    assert finding.details["constraint"] == "org_slugs_pkey"
+    drops = [line for line in finding.fix.splitlines() if "DROP CONSTRAINT" in line]
+    assert drops and all(line.startswith("--") for line in drops), drops  # steps to read, not to paste
+    assert '"public"."slug_visits" ("slug_visits_slug_fkey")' in finding.fix
+    assert 'UNIQUE ("organization_id", "slug")' in finding.fix
+    # what the old fix did: refused, the foreign key depends on the primary key
+    from pytest_rlscheck.savepoints import rolled_back
+
+    with pytest.raises(psycopg.Error) as refused:
+        rolled_back(rls.connection, ['alter table "public"."org_slugs" drop constraint "org_slugs_pkey", '
+                                     'add constraint x unique ("organization_id", "slug")'])
+    assert refused.value.sqlstate == "2BP01"  # dependent objects still exist
