@@ -106,3 +106,35 @@ def test_a_set_function_called_once_is_no_finding(rls) -> None:
         plan = rls.explain("select * from claim_notes", as_user=ALICE, settings=settings)
         assert plan.exact_calls("public.my_owners") == 1
     assert _measure(rls)[0] == []
+
+
+def test_the_set_rewrite_keeps_the_policys_other_conditions(rls) -> None:
+    """Only the call is rewritten: ``AND NOT archived`` stays, so the fix cannot widen access."""
+    rls.execute(VOLATILE_MEMBER)
+    claim_notes(rls, "public.is_mine(owner)")
+    rls.execute("alter table claim_notes add column archived boolean not null default false")
+    rls.execute("update claim_notes set archived = (id % 1000 = 0)")
+    rls.execute("alter policy own on claim_notes using (public.is_mine(owner) and not archived)")
+    (finding,) = _measure(rls)[0]
+    (alter,) = [line for line in finding.fix.splitlines() if line.startswith("ALTER POLICY")]
+    assert alter == (
+        'ALTER POLICY "own" ON "public"."claim_notes" USING ((("owner" IN (SELECT "public"."is_mine_set"()))'
+        " AND (NOT archived)));"
+    ), alter
+    # with the helper it names, the runnable fix hides the archived rows as before
+    rls.execute(
+        "create function public.is_mine_set() returns setof uuid language sql stable as 'select auth.uid()'"
+    )
+    for statement in split(finding.fix):
+        rls.execute(statement.text)
+    with rls.as_user(ALICE):
+        visible = rls.scalar("select count(*) from claim_notes")
+    assert visible == ALICE_NOTES // 2  # every other of alice's is archived
+
+
+def test_a_call_whose_argument_is_not_a_column_gets_no_runnable_rewrite(rls) -> None:
+    rls.execute(VOLATILE_MEMBER)
+    claim_notes(rls, "public.is_mine(coalesce(owner, gen_random_uuid()))")
+    (finding,) = _measure(rls)[0]
+    runnable = [s.text for s in split(finding.fix) if "ALTER POLICY" in s.text.upper()]
+    assert runnable == [] and "replace each call" in finding.fix

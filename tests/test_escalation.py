@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from conftest import ACME, ALICE, BOB, GLOBEX
@@ -199,3 +200,131 @@ def test_the_first_write_that_gains_ends_its_command(rls, alice, bob) -> None:
     attempts = escalation_attempts(rls, table, alice, bob)
     assert [a.kind for a in attempts] == ["join"] and attempts[0].gains
     assert escalation_attempts(rls, table, alice, bob, commands=["UPDATE"]) == []  # no UPDATE privilege
+
+
+def test_a_read_that_fails_after_the_write_is_not_blamed_on_the_write(rls, alice, bob) -> None:
+    """A policy function of one dependent table raises: that read is left out, the write is
+    accepted and the gain on the other tables is still reported."""
+    apply(rls, "tenant_escalation_join")
+    rls.execute("create function public.boom() returns boolean language plpgsql volatile"
+                " as 'begin raise exception ''boom''; end'")
+    rls.execute("create policy boom on public.domains as restrictive for select to authenticated using (public.boom())")
+    _, tables = members(rls)
+    (table,) = tables.values()
+    attempts = escalation_attempts(rls, table, alice, bob, exhaustive=True)
+    joins = [a for a in attempts if a.kind == "join"]
+    assert [a.outcome for a in joins] == ["done"] * 3, [a.outcome for a in joins]
+    gains = {(g.table, g.operation): (g.before, g.after) for g in joins[0].gains}
+    assert gains["public.conversations", "select"] == (1200, 2132)
+    assert ("public.domains", "select") not in gains  # it failed: nothing measured
+    assert rls.scalar(f"select count(*) from {MEMBERS} where user_id = %s and organization_id = %s", [ALICE, GLOBEX]) == 0
+
+
+def test_a_refused_write_is_still_refused_when_a_read_fails(rls, alice, bob) -> None:
+    apply(rls, "trap_membership_invitation")
+    rls.execute("create function public.boom() returns boolean language plpgsql volatile"
+                " as 'begin raise exception ''boom''; end'")
+    rls.execute("create policy boom on public.domains as restrictive for select to authenticated using (public.boom())")
+    _, tables = members(rls)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob)
+    assert attempts and all(a.outcome.startswith("refused: 42501") and not a.gains for a in attempts)
+
+
+SUPABASE_UPDATE = """
+alter table public.organization_members add column nickname text;
+update public.organization_members set role = 'member' where user_id = '11111111-1111-1111-1111-111111111111';
+grant update on public.organization_members to authenticated;
+create policy members_update_own on public.organization_members for update to authenticated
+  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+alter policy conversations_delete on public.conversations using (organization_id in (
+  select m.organization_id from public.organization_members m
+  where m.user_id = (select auth.uid()) and m.role in ('owner', 'admin')));
+"""
+
+
+def test_the_promotion_fix_refuses_the_promotion_under_a_table_level_grant(rls, rlscheck_session, alice, bob) -> None:
+    """Supabase grants table-level UPDATE to authenticated, which a column-level REVOKE leaves
+    in place: the fix shown takes the table-level grant back and grants the other columns."""
+    from pytest_rlscheck.rules.tenant_escalation import RULE
+    from pytest_rlscheck.sweep import Sweep
+
+    for statement in split(SUPABASE_UPDATE):
+        rls.execute(statement.text)
+    sweep = Sweep(rlscheck_session)
+    sweep.prepare(rls.connection)
+    (finding,) = [f for c in sweep.checks if c.rule == RULE for f in sweep.run(c, rls).findings]
+    assert finding.details["command"] == "UPDATE"
+    runnable = [s.text for s in split(finding.fix) if s.text.strip() and not s.text.lstrip().startswith("--")]
+    assert runnable[:2] == [
+        'REVOKE UPDATE ON "public"."organization_members" FROM "anon", "authenticated"',
+        'GRANT UPDATE ("created_at", "nickname") ON "public"."organization_members" TO "authenticated"',
+    ], runnable
+    # the column-level REVOKE the rule used to suggest leaves the promotion in place
+    rls.execute("revoke update (organization_id, role) on public.organization_members from anon, authenticated")
+    _, tables = members(rls)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob)
+    assert any(a.gains for a in attempts if a.kind == "promote")
+    for statement in split(finding.fix):
+        rls.execute(statement.text)
+    _, tables = members(rls)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob, exhaustive=True)
+    assert attempts and all(a.outcome.startswith("refused: 42501") and not a.gains for a in attempts), attempts
+    with rls.as_user(ALICE):  # what users may change is still theirs
+        assert rls.execute(f"update {MEMBERS} set nickname = 'al' where user_id = %s", [ALICE]).rowcount == 1
+
+
+def _oracle_findings(rls, session):
+    from pytest_rlscheck.rules.existence_oracle import RULE
+    from pytest_rlscheck.sweep import Sweep
+
+    sweep = Sweep(session)
+    sweep.prepare(rls.connection)
+    return [f for c in sweep.checks if c.rule == RULE for f in sweep.run(c, rls).findings]
+
+
+@pytest.mark.parametrize("column", ["invite_token", "api_key", "password_hash"])
+def test_a_unique_secret_is_no_oracle(rls, rlscheck_session, alice, bob, column) -> None:
+    """Nobody guesses a token: its duplicate key tells nothing. The hostname still is one."""
+    apply(rls, "existence_oracle")
+    rls.execute(f"alter table public.domains add column {column} text unique")
+    rls.execute(f"update public.domains set {column} = md5(id::text)")
+    key = rls.scalar("select conname from pg_constraint where conrelid = 'public.domains'::regclass"
+                     " and contype = 'u' and conname like %s", [f"%{column}%"])
+    domains = rls.relation("public.domains")
+    from pytest_rlscheck.existence import UniqueKey
+    # measured, the secret's key answers like an oracle ...
+    assert existence_oracle(rls, domains, "organization_id", UniqueKey(key, (column,), True), alice, bob) is not None
+    # ... but it is not reported: only the hostname is
+    found = _oracle_findings(rls, rlscheck_session)
+    assert [f.details["constraint"] for f in found] == ["domains_hostname_key"]
+
+
+SLUGS = """
+create table public.org_slugs (slug text primary key, organization_id uuid not null references public.organizations (id));
+create table public.slug_visits (id bigint generated always as identity primary key, slug text not null references public.org_slugs (slug));
+alter table public.org_slugs enable row level security;
+grant select, insert on public.org_slugs to authenticated;
+create policy slugs_insert on public.org_slugs for insert to authenticated
+  with check (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
+create policy slugs_select on public.org_slugs for select to authenticated
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
+insert into public.org_slugs values ('acme', 'aaaaaaaa-0000-0000-0000-000000000001'), ('globex', 'bbbbbbbb-0000-0000-0000-000000000002');
+"""
+
+
+def test_a_user_chosen_primary_key_gets_steps_not_a_drop_of_the_primary_key(rls, rlscheck_session) -> None:
+    for statement in split(SLUGS):
+        rls.execute(statement.text)
+    (finding,) = [f for f in _oracle_findings(rls, rlscheck_session) if f.object.display == "public.org_slugs"]
+    assert finding.details["constraint"] == "org_slugs_pkey"
+    drops = [line for line in finding.fix.splitlines() if "DROP CONSTRAINT" in line]
+    assert drops and all(line.startswith("--") for line in drops), drops  # steps to read, not to paste
+    assert '"public"."slug_visits" ("slug_visits_slug_fkey")' in finding.fix
+    assert 'UNIQUE ("organization_id", "slug")' in finding.fix
+    # what the old fix did: refused, the foreign key depends on the primary key
+    from pytest_rlscheck.savepoints import rolled_back
+
+    with pytest.raises(psycopg.Error) as refused:
+        rolled_back(rls.connection, ['alter table "public"."org_slugs" drop constraint "org_slugs_pkey", '
+                                     'add constraint x unique ("organization_id", "slug")'])
+    assert refused.value.sqlstate == "2BP01"  # dependent objects still exist

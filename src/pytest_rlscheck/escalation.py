@@ -125,6 +125,19 @@ class _Escalation:
                 out.append((d, "delete", sql.SQL("delete from {} t where {}").format(d.ident, self._not_own(d)).as_string(self.conn)))
         return out
 
+    def _read_each(self, head: list[str]) -> dict[tuple[str, str], int]:
+        """The rows of each readable table after ``head``, one table per round trip: a read
+        that fails (a policy function raising) is left out, not blamed on the write."""
+        out = {}
+        for d in self.readable:
+            statement = sql.SQL("select count(*) from {} t where {}").format(d.ident, self._not_own(d)).as_string(self.conn)
+            try:
+                rows = rolled_back(self.conn, [*head, statement])[-1].rows
+            except psycopg.Error:
+                continue
+            out[(d.qualified, "select")] = rows[0][0]  # type: ignore[index]
+        return out
+
     def reach(self, write: str | None, *, reads: bool = True, writes: bool = False) -> tuple[int, dict[tuple[str, str], int]]:
         """The rows ``write`` changed (None: nothing written) and the rows reached after it, per
         (table, operation); raises the write's error when PostgreSQL refuses it. The reads and
@@ -134,16 +147,21 @@ class _Escalation:
         changed = 0
         if reads or write:
             measured = [self._reads()] if reads and self.readable else []
-            if write:  # its error is the refusal; a failing read alone is nothing measured
+            try:  # one round trip: the write and every read after it
                 results = rolled_back(self.conn, [*head, *measured])
-                changed = results[1].rowcount
+            except psycopg.Error:
+                if write and not measured:
+                    raise  # the write alone failed: PostgreSQL refused it
+                # the write, or one of the reads: the write alone says which (its error is
+                # the refusal); then each read on its own, a failing one left out
+                if write:
+                    changed = rolled_back(self.conn, head)[1].rowcount
+                reached.update(self._read_each(head))
             else:
-                try:
-                    results = rolled_back(self.conn, [*head, *measured])
-                except psycopg.Error:
-                    results = []
-            if measured and len(results) == len(head) + 1:
-                reached.update(((d.qualified, "select"), n) for d, n in zip(self.readable, results[-1].rows[0], strict=False))  # type: ignore[index]
+                if write:
+                    changed = results[1].rowcount
+                if measured:
+                    reached.update(((d.qualified, "select"), n) for d, n in zip(self.readable, results[-1].rows[0], strict=False))  # type: ignore[index]
         if writes and (changed or write is None):
             for d, op, statement in self._writes():
                 try:

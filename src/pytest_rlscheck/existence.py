@@ -11,6 +11,7 @@ tells nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,9 +28,14 @@ from .sqlsplit import tokens
 if TYPE_CHECKING:
     from .protocol import RlsProtocol as Rls
 
-__all__ = ["Oracle", "UniqueKey", "chosen_by_user", "existence_oracle", "shown_values", "unique_keys"]
+__all__ = ["Oracle", "UniqueKey", "chosen_by_user", "existence_oracle", "secret_column", "shown_values", "unique_keys"]
 
 UNIQUE_VIOLATION = "23505"
+#: Words of a column name that say its values are unguessable secrets (a token, a hash): a
+#: duplicate tells nothing to a user who would have to guess the value first.
+SECRET_WORDS = frozenset({
+    "token", "secret", "hash", "hashed", "digest", "nonce", "signature", "apikey", "salt", "otp",
+})
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class UniqueKey:
     name: str  # the constraint's, or the unique index's
     columns: tuple[str, ...]
     constraint: bool  # a UNIQUE / PRIMARY KEY constraint (else a unique index alone)
+    primary: bool = False  # the PRIMARY KEY
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,18 @@ def chosen_by_user(column: Column) -> bool:
     )
 
 
+def secret_column(name: str) -> bool:
+    """Whether the column's name says it holds a secret: ``token``, ``invite_token``,
+    ``api_key``, ``password_hash``, ``signature``... (a word of the name, split at ``_``,
+    ``-``, spaces and case changes)."""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)]
+    return any(w in SECRET_WORDS for w in words) or any(a + b in ("apikey", "secretkey", "privatekey")
+                                                        for a, b in zip(words, words[1:]))
+
+
 def unique_keys(rel: Relation) -> list[UniqueKey]:
     """Its unique constraints and (not partial, on columns only) unique indexes."""
-    keys = [UniqueKey(c.name, c.columns, True) for c in rel.constraints if c.type in ("u", "p")]
+    keys = [UniqueKey(c.name, c.columns, True, c.type == "p") for c in rel.constraints if c.type in ("u", "p")]
     named = {k.name for k in keys}
     keys += [
         UniqueKey(i.name, tuple(c for c in i.columns if c), False)

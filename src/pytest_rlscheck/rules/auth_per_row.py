@@ -24,6 +24,7 @@ from ..catalog import Catalog, Policy, Relation, quote
 from ..findings import Finding, Severity
 from ..attribution import attribute, plan_catalog, wrap_fix
 from ..plans import FunctionPattern, Plan
+from ..policy_model import unwrapped_spans
 from ..tenancy import updatable_column
 from . import Measurement, dynamic_rule, ref
 
@@ -326,9 +327,14 @@ def _fix(rls: Rls, found: tuple[Relation, Policy, str], tracked: set[str]) -> st
             f"say {helper}(), SECURITY DEFINER with SET search_path = '' where it reads tables under RLS) "
             "and compare the column with that set, which PostgreSQL computes once per statement:"
         )
-        lines.append(
-            f"ALTER POLICY {quote(policy.name)} ON {rel.shown} USING ({column} IN (SELECT {helper}()));"
-        )
+        rewritten = _set_rewrite(policy, function, helper, set(columns))
+        if rewritten is not None:
+            lines.append(f"ALTER POLICY {quote(policy.name)} ON {rel.shown} {rewritten};")
+        else:  # an argument that is not one of the row's columns: say what to replace, run nothing
+            lines.append(
+                f"-- in policy {quote(policy.name)} on {rel.shown}, replace each call {shown.split('(')[0]}(<column>) "
+                f"with (<column> IN (SELECT {helper}())) and keep the rest of the expression as it is."
+            )
     else:
         lines.append(wrap_fix(rel, policy, function))
     if volatility == "v":
@@ -338,6 +344,27 @@ def _fix(rls: Rls, found: tuple[Relation, Policy, str], tracked: set[str]) -> st
         )
         lines.append(f"ALTER FUNCTION {shown} STABLE;")
     return "\n".join(lines)
+
+
+def _set_rewrite(policy: Policy, function: str, helper: str, columns: set[str]) -> str | None:
+    """``USING (...)`` / ``WITH CHECK (...)`` with each per-row call ``f(column)`` replaced by
+    ``(column IN (SELECT helper()))`` and nothing else changed; None when a call's argument is
+    not exactly one of the row's ``columns`` (the rewrite would not mean the same)."""
+    clauses = []
+    for label, text, _ in policy.clauses():
+        out, last = [], 0
+        for start, end in unwrapped_spans(text, function):
+            call = text[start:end]
+            argument = call[call.index("(") + 1 : call.rindex(")")].strip()
+            column = next((c for c in columns if argument in (c, quote(c))), None)
+            if column is None:
+                return None
+            whole = text[:start].strip() == "" and text[end:].strip() == ""
+            rewrite = f"{quote(column)} IN (SELECT {helper}())"
+            out.append(text[last:start] + (rewrite if whole else f"({rewrite})"))
+            last = end
+        clauses.append(f"{label} ({''.join(out) + text[last:]})")
+    return " ".join(clauses)
 
 
 def _rows_examined(plan: Any, rel: Relation) -> int:

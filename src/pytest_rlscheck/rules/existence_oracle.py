@@ -11,7 +11,7 @@ from typing import Any
 from psycopg import sql
 
 from ..catalog import Relation, quote
-from ..existence import UniqueKey, chosen_by_user, existence_oracle, shown_values, unique_keys
+from ..existence import UniqueKey, chosen_by_user, existence_oracle, secret_column, shown_values, unique_keys
 from ..findings import Finding, Severity
 from . import Measurement, SweepContext, dynamic_rule, ref
 from .tenant_leak import pair
@@ -21,13 +21,16 @@ RULE = "existence-oracle"
 
 def oracle_keys(ctx: SweepContext, rel: Relation) -> tuple[str, list[UniqueKey]] | None:
     """The tenant column and the unique keys that could be oracles: without the tenant
-    column, on columns whose values the user chooses."""
+    column, on columns whose values the user chooses, none of them a secret (a token or a
+    hash nobody finds by guessing: its duplicate tells nothing)."""
     key = ctx.tenant_key(rel)
     if key is None or key.per_user or not key.column or not rel.rls_enabled:
         return None
     keys = [
         k for k in unique_keys(rel)
-        if key.column not in k.columns and all((c := rel.column(n)) is not None and chosen_by_user(c) for n in k.columns)
+        if key.column not in k.columns
+        and all((c := rel.column(n)) is not None and chosen_by_user(c) for n in k.columns)
+        and not any(secret_column(n) for n in k.columns)
     ]
     return (key.column, keys) if keys else None
 
@@ -50,17 +53,42 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
         for user, other in (users, users[::-1]):
             oracle = existence_oracle(m.rls, rel, tenant, key, user, other)
             if oracle is not None:
-                findings.append(_finding(rel, tenant, oracle))
+                findings.append(_finding(rel, tenant, oracle, _referencing(m.ctx, rel, key)))
                 break
     return findings, {}
 
 
-def _finding(rel: Relation, tenant: str, oracle: Any) -> Finding:
+def _referencing(ctx: SweepContext, rel: Relation, key: UniqueKey) -> list[str]:
+    """The foreign keys that reference ``key``'s columns, as ``"schema"."table" ("name")``."""
+    return [
+        f"{other.shown} ({quote(c.name)})"
+        for other in ctx.catalog.relations for c in other.constraints
+        if c.type == "f" and c.referenced_oid == rel.oid and set(c.referenced_columns) == set(key.columns)
+    ]
+
+
+def _finding(rel: Relation, tenant: str, oracle: Any, referencing: list[str] | None = None) -> Finding:
     key: UniqueKey = oracle.key
     columns = ", ".join(key.columns)
     scoped = sql.SQL(", ").join(map(sql.Identifier, (tenant, *key.columns))).as_string(None)
     new_name = quote(f"{rel.name}_{tenant}_{'_'.join(key.columns)}_key")
-    if key.constraint:
+    referencing = referencing or []
+    if key.primary or referencing:  # dropping it drops the table's identity, or fails (2BP01)
+        what = "the primary key" if key.primary else "a unique key"
+        cols = ", ".join(quote(c) for c in key.columns)
+        fks = "".join(f"\n--   {f}" for f in referencing)
+        fix = (
+            f"-- {quote(key.name)} is {what} of {rel.shown}"
+            + (f", and foreign keys reference it:{fks}" if referencing else "")
+            + "\n-- Replacing it with a per-tenant key in one ALTER TABLE would "
+            + ("drop the table's primary key and " if key.primary else "")
+            + "fail while foreign keys depend on it (2BP01). Make the key composite, step by step:"
+            f"\n--   ALTER TABLE {rel.shown} ADD CONSTRAINT {new_name} UNIQUE ({scoped});"
+            + (f"\n--   point each foreign key above at ({quote(tenant)}, {cols}) REFERENCES {rel.shown} ({scoped})" if referencing else "")
+            + f"\n--   ALTER TABLE {rel.shown} DROP CONSTRAINT {quote(key.name)}"
+            + (f", ADD PRIMARY KEY ({scoped});" if key.primary else ";")
+        )
+    elif key.constraint:
         fix = (f"ALTER TABLE {rel.shown} DROP CONSTRAINT {quote(key.name)}, ADD CONSTRAINT {new_name} "
                f"UNIQUE ({scoped});")
     else:

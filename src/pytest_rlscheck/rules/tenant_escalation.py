@@ -22,6 +22,13 @@ from . import Measurement, SweepContext, dynamic_rule, ref
 from .tenant_leak import pair
 
 RULE = "tenant-escalation"
+#: The columns ``role`` may update (table-level UPDATE covers them all), in table order.
+UPDATABLE_SQL = """
+select a.attname from pg_attribute a
+where a.attrelid = %s and a.attnum > 0 and not a.attisdropped and a.attgenerated = '' and a.attidentity = ''
+  and has_column_privilege(%s, a.attrelid, a.attnum, 'UPDATE')
+order by a.attnum
+"""
 _CACHE: dict[int, tuple[Catalog, dict[int, AuthorizationTable]]] = {}  # the last catalog's tables
 
 
@@ -58,11 +65,24 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
             gained = [a for a in attempts if a.command == command and a.gains]
             if gained and command not in found:
                 found[command] = (user, gained)
-    findings = [_finding(table, command, user, gained) for command, (user, gained) in found.items()]
+    findings = [_finding(table, command, user, gained, _updatable(m, table, user) if command == "UPDATE" else ())
+                for command, (user, gained) in found.items()]
     return findings, {"escalation": "LEAK" if findings else "verified"}
 
 
-def _finding(table: AuthorizationTable, command: str, user: Any, gained: list[Attempt]) -> Finding:
+def _updatable(m: Measurement, table: AuthorizationTable, user: Any) -> tuple[str, tuple[str, ...]]:
+    """The role the user acts as, and the columns it may update."""
+    identity = m.rls.identity_for(user)
+    role = identity.role if identity is not None else "authenticated"
+    try:
+        rows = m.rls.owner_fetchall(UPDATABLE_SQL, [table.relation.oid, role])
+    except psycopg.Error:
+        rows = [(c.name,) for c in table.relation.columns if not c.generated and not c.identity]
+    return role, tuple(r[0] for r in rows)
+
+
+def _finding(table: AuthorizationTable, command: str, user: Any, gained: list[Attempt],
+             updatable: tuple[str, tuple[str, ...]] | tuple[()] = ()) -> Finding:
     rel = table.relation
     first = gained[0]
     what = {"join": "joined another tenant", "move": "moved their membership into another tenant",
@@ -85,11 +105,23 @@ def _finding(table: AuthorizationTable, command: str, user: Any, gained: list[At
             f"or leave memberships to the backend: REVOKE INSERT ON {quoted} FROM anon, authenticated;"
         )
     else:
-        columns = ", ".join(sql.Identifier(c).as_string(None) for c in (table.tenant_column, *table.role_columns))
+        role, columns = updatable or ("authenticated", tuple(c.name for c in rel.columns))
+        pinned = (table.tenant_column, table.user_column, *table.role_columns)
+        others = [c for c in columns if c not in pinned]
+        pinned_shown = ", ".join(sql.Identifier(c).as_string(None) for c in pinned)
+        grantees = ", ".join(dict.fromkeys(sql.Identifier(r).as_string(None) for r in ("anon", "authenticated", role)))
+        grant = (
+            f"GRANT UPDATE ({', '.join(sql.Identifier(c).as_string(None) for c in others)}) ON {quoted} TO "
+            f"{sql.Identifier(role).as_string(None)};" if others
+            else f"-- no other column is left for users to update: {quoted} is changed by the backend (or an admin function) only"
+        )
         fix = (
-            f"Do not let users change their own role or tenant: REVOKE UPDATE ({columns}) ON {quoted} FROM anon, "
-            f"authenticated; (grant UPDATE on the columns they may change), or pin them in the UPDATE policy's WITH "
-            "CHECK (an admin of the tenant changes roles, not the member themselves)."
+            f"-- Do not let users change their own tenant or role ({pinned_shown}): take UPDATE back and grant it on "
+            f"the other columns only:\nREVOKE UPDATE ON {quoted} FROM {grantees};\n{grant}\n"
+            f"-- A column-level REVOKE UPDATE ({pinned_shown}) does nothing while the table-level UPDATE privilege is "
+            "held (Supabase grants it to authenticated). Or keep the grant and pin them in the UPDATE policy's "
+            f"WITH CHECK: the row after the update keeps its {sql.Identifier(table.tenant_column).as_string(None)} "
+            "and role (an admin of the tenant changes roles, not the member themselves)."
         )
     return Finding(RULE, Severity.ERROR, ref(rel), message, fix,
                    details={"command": command, "user": user.sub, "statements": [shown(a.statement) for a in gained]})
