@@ -271,3 +271,19 @@ def test_of_several_usual_tenant_names_the_one_the_policies_filter_on_is_the_key
           workspace_id in (select m.organization_id from public.organization_members m where m.user_id = (select auth.uid())));
     """)
     assert find_tenant_key(rls.relation("public.ledger")).column == "workspace_id"
+
+
+def test_a_sign_up_the_schema_refuses_is_said_not_raised(rls) -> None:
+    rls.execute("""
+        create function private.need_a_name() returns trigger language plpgsql as $$
+        begin
+          if new.raw_user_meta_data ->> 'full_name' is null then raise exception 'a full name is required'; end if;
+          return new;
+        end $$;
+        create trigger need_a_name before insert on auth.users for each row execute function private.need_a_name();
+    """)
+    made = synthesize(rls.connection, Catalog.load(rls.connection, schemas=["public"]), SweepConfig(), [], [])
+    assert made.failed is not None and "a full name is required" in made.failed, made
+    assert "creating the user alice@rlscheck.test in auth.users failed" in made.failed
+    assert summary_lines(made.to_dict())[0].startswith("could not synthesize principals and rows: P0001: creating the user")
+    assert rls.scalar("select count(*) from auth.users where email like '%%@rlscheck.test'") == 0  # nothing half made
