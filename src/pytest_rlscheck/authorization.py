@@ -21,8 +21,6 @@ from .tenancy import find_tenant_key
 
 __all__ = ["AuthorizationTable", "authorization_tables", "check_values", "policy_reads"]
 
-AUTH_USERS = "auth.users"
-
 
 @dataclass(frozen=True)
 class AuthorizationTable:
@@ -103,7 +101,7 @@ def check_values(rel: Relation, column: str) -> tuple[str, ...]:
 def _user_column(rel: Relation, catalog_reads: Iterable[tuple[int, str]], compared: set[str]) -> str | None:
     """The column holding a user id: a foreign key to auth.users, or one the policies compare
     with auth.uid() (its own, or other tables' subqueries over it); a compared one first."""
-    referencing = [k.columns[0] for k in rel.constraints if k.type == "f" and k.references == AUTH_USERS and len(k.columns) == 1]
+    referencing = [k.columns[0] for k in rel.constraints if k.to_auth_users and len(k.columns) == 1]
     compared = compared | {column for oid, column in catalog_reads if oid == rel.oid}
     ranked = [c for c in referencing if c in compared] + referencing + sorted(compared)
     return ranked[0] if ranked else None

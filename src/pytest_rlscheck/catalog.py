@@ -16,6 +16,7 @@ from psycopg import sql
 from .policy_model import ExprFacts, FunctionFacts
 
 __all__ = [
+    "AUTH_USERS",
     "quote",
     "Catalog",
     "Dependency",
@@ -28,6 +29,9 @@ __all__ = [
     "Trigger",
     "resolve_relation",
 ]
+
+AUTH_USERS = "auth.users"
+
 
 def quote(*parts: str) -> str:
     """An identifier as SQL shown to people writes it (a fix to run): quoted by psycopg."""
@@ -57,6 +61,12 @@ class Constraint:
     #: a foreign key's referenced columns (in the order of ``columns``) and table
     referenced_columns: tuple[str, ...] = ()
     referenced_oid: int | None = None
+
+    @property
+    def to_auth_users(self) -> bool:
+        """A foreign key to Supabase Auth's users: a user id (``references`` is as ``regclass``
+        prints it, qualified since ``auth`` is never on the search path, maybe quoted)."""
+        return self.type == "f" and (self.references or "").replace('"', "") == AUTH_USERS
 
 
 @dataclass(frozen=True)

@@ -415,7 +415,7 @@ def write_columns(
     for fk in (c for c in rel.constraints if c.type == "f" and len(c.columns) == 1):
         ref = (fk.references or "").replace('"', "")
         ref = ref if "." in ref else f"public.{ref}"
-        if ref == "auth.users":
+        if fk.to_auth_users:
             found[fk.columns[0]] = USER_ID
         elif ref in roots:
             found[fk.columns[0]] = TENANT_ID

@@ -705,8 +705,7 @@ class _Probe:
         keys = set(self.rel.primary_key)
         # a column that names a user (a foreign key to auth.users, or compared with auth.uid())
         # moves the row to no other tenant: who it is credited to is not whose tenant it is in
-        users = {c for k in self.rel.foreign_keys() if (k.references or "").replace('"', "") == "auth.users"
-                 for c in k.columns}
+        users = {c for k in self.rel.foreign_keys() if k.to_auth_users for c in k.columns}
         users |= {c for p in self.rel.policies for _, _, facts in p.clauses() for c in facts.compared_with_user()}
         users.discard(self.key.column)
         foreign = [tuple(sorted(c for c in k.columns if c not in keys)) for k in self.rel.constraints if k.type == "f"]

@@ -42,7 +42,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .catalog import Catalog, Column, Constraint, Relation
+from .catalog import AUTH_USERS, Catalog, Column, Constraint, Relation
 from .config import SweepConfig
 from .impersonation import Principal
 from .sqlsplit import tokens
@@ -52,7 +52,6 @@ __all__ = ["NAMESPACE", "SYNTHESIZED", "Synthesis", "plan", "plan_principals", "
 
 NAMESPACE = uuid.UUID("5b0c8a52-2f7e-4f7e-9c55-7c1f3a0e6a11")  # of every id made here
 SYNTHESIZED = ("alice", "bob")
-AUTH_USERS = "auth.users"
 STORAGE_OBJECTS = "storage.objects"
 BUCKETS_SQL = "select id from storage.buckets order by id"
 #: Where no bucket exists: one of our own, private, for the objects the checks need.
@@ -808,7 +807,7 @@ def _with_tenants(principals: list[Principal], root: tuple[Relation, str] | None
 def _user_columns(rel: Relation, tables: Mapping[int, Relation]) -> set[str]:
     """Columns that hold a user: a foreign key to auth.users, or compared with auth.uid()."""
     found = {
-        c for fk in rel.foreign_keys() if (fk.references or "").endswith("users") and _is_auth_users(fk, tables)
+        c for fk in rel.foreign_keys() if _is_auth_users(fk, tables)
         for c in fk.columns
     }
     for policy in rel.policies:
@@ -818,7 +817,7 @@ def _user_columns(rel: Relation, tables: Mapping[int, Relation]) -> set[str]:
 
 
 def _is_auth_users(fk: Constraint, tables: Mapping[int, Relation]) -> bool:
-    return fk.referenced_oid not in tables and (fk.references or "") in (AUTH_USERS, '"auth".users', "auth.users")
+    return fk.referenced_oid not in tables and fk.to_auth_users
 
 
 def _row_for(
