@@ -4,14 +4,16 @@ sweep's own database, with the schema's constraints satisfied, and said in the s
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from conftest import example_project
 from pytest_rlscheck.catalog import Catalog
-from pytest_rlscheck.config import SweepConfig
+from pytest_rlscheck.config import SweepConfig, TableConfig
+from pytest_rlscheck.impersonation import Principal
 from pytest_rlscheck.sweep import Sweep
-from pytest_rlscheck.synthesis import summary_lines, synthesize
+from pytest_rlscheck.synthesis import plan, summary_lines, synthesize
 from pytest_rlscheck.tenancy import find_tenant_key
 from sweep_variants import findings_after, variants
 
@@ -287,3 +289,12 @@ def test_a_sign_up_the_schema_refuses_is_said_not_raised(rls) -> None:
     assert "creating the user alice@rlscheck.test in auth.users failed" in made.failed
     assert summary_lines(made.to_dict())[0].startswith("could not synthesize principals and rows: P0001: creating the user")
     assert rls.scalar("select count(*) from auth.users where email like '%%@rlscheck.test'") == 0  # nothing half made
+
+
+def test_a_tenant_sql_that_does_not_run_is_said_by_the_plan(rls) -> None:
+    config = replace(SweepConfig(), tables={"public.messages": TableConfig(tenant_sql="(select nope from nowhere)")})
+    configured = [Principal("11111111-1111-1111-1111-111111111111", "aaaaaaaa-0000-0000-0000-000000000001"),
+                  Principal("22222222-2222-2222-2222-222222222222", "bbbbbbbb-0000-0000-0000-000000000002")]
+    made, needed = plan(rls.connection, Catalog.load(rls.connection, schemas=["public"]), config, configured, ["alice", "bob"])
+    assert not needed and made.failed is not None and "nowhere" in made.failed, made
+    assert rls.scalar("select 1") == 1  # the test's transaction goes on

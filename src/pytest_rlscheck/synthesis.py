@@ -36,7 +36,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -557,7 +557,12 @@ def plan(
         return nothing, True
     keyed = [(rel, key) for oid, rel in model.tables.items() if (key := model.keys[oid]) is not None]
     owners = {str(p.sub) for p in principals} | {str(p.tenant) for p in principals if p.tenant is not None}
-    found = {(oid, tenant) for tenant, oid, _ in conn.execute(_existing_sql(keyed), {"tenants": sorted(owners)}).fetchall()}
+    try:
+        with conn.transaction():  # a tenant_sql that does not run: said, and nothing made
+            rows = conn.execute(_existing_sql(keyed), {"tenants": sorted(owners)}).fetchall()
+    except psycopg.Error as exc:
+        return replace(nothing, failed=f"{exc.sqlstate}: {(exc.diag.message_primary or str(exc)).strip()}"), False
+    found = {(oid, tenant) for tenant, oid, _ in rows}
     for oid, key in ((rel.oid, key) for rel, key in keyed):
         for p in principals:
             owner = str(p.sub) if key.per_user else (str(p.tenant) if p.tenant is not None else None)
