@@ -26,6 +26,7 @@ from pytest_rlscheck.impersonation import anon_identity
 from pytest_rlscheck.rules import SweepContext
 from pytest_rlscheck.rules.function_calls import id_parameters, leaky_calls
 from pytest_rlscheck.sqlsplit import split
+from pytest_rlscheck.tenancy import TenantKey
 
 PACKAGE = Path(pytest_rlscheck.__file__).parent
 SCHEMAS = ("public",)
@@ -362,3 +363,30 @@ def test_a_definer_trigger_whose_writes_fail_is_not_proven_and_a_raise_is_a_refu
         set search_path = '' as $$ begin raise exception 'requests are closed'; end $$
     """)
     assert measure() == ([], {"definer triggers": "verified"})  # P0001: the trigger refuses
+
+
+def test_only_columns_of_an_id_type_are_ids_and_a_roots_own_key_stays_fresh(rls) -> None:
+    rls.execute("""
+        create table public.accounts (id uuid primary key default gen_random_uuid(), created_by uuid references auth.users,
+          personal_account boolean not null default false, account_name text);
+    """)
+    ctx = context(rls)
+    rel = ctx.catalog.relation("public.accounts")
+    columns = write_columns(rel, TenantKey("id"), set(), set(), ctx.config, ctx.catalog, storage=False)
+    assert "personal_account" not in columns  # named like an account id, a boolean
+    assert "id" not in columns  # the table's own key: a copy with theirs only collides
+    assert columns.get("created_by") == "user"
+
+
+def test_a_parameter_is_sampled_only_from_a_column_of_its_type(rls, alice, bob) -> None:
+    rls.execute("""
+        create type public.app_role as enum ('admin', 'user');
+        create function public.has_app_role(_user_id uuid, _role public.app_role) returns boolean
+          language sql stable security definer set search_path = '' as $$ select false $$;
+    """)
+    ctx = context(rls)
+    fn = next(f for f in ctx.catalog.functions if f.name == "has_app_role")
+    args = function_arguments(rls, ctx.catalog, ctx.schemas, fn, {"_user_id": USER_ID}, bob, ctx.config)
+    role = next(a for a in args if a.name == "_role")
+    # organization_members.role and messages.role are text ('owner', 'user', …): no app_role to sample
+    assert not role.source.endswith("of theirs"), role

@@ -268,3 +268,15 @@ def test_a_row_moved_into_a_tenant_column_no_policy_reads_is_no_leak(rls, rlsche
           using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
     """)
     assert ("tenant-leak", "public.notifications") not in found, found
+
+
+def test_the_tenant_roots_own_key_is_no_way_into_another_tenant(rls, rlscheck_session) -> None:
+    # anyone may create an organization (policy-always-true says so); a copy of theirs, or their
+    # id written over one's own, can only collide with their organization itself
+    found = findings_after(rls, Sweep(rlscheck_session), """
+        grant insert, update on public.organizations to anon, authenticated;
+        create policy anyone_creates on public.organizations for insert with check (true);
+        create policy members_rename on public.organizations for update to authenticated
+          using (id in (select private.get_user_organization_ids((select auth.uid()))));
+    """)
+    assert ("tenant-leak", "public.organizations") not in found, found

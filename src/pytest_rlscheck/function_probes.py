@@ -233,7 +233,7 @@ def function_arguments(
     args: list[Argument | None] = []
     samples: list[tuple[int, sql.Composable, str]] = []
     for i, (name, type_) in enumerate(zip(names, fn.argument_types, strict=False)):
-        if name in ids and ids[name] != ROW_ID and _value_for(ids[name], other) is not None:
+        if name in ids and ids[name] != ROW_ID and _value_for(ids[name], other) is not None and _id_type(type_):
             value = _as_type(_value_for(ids[name], other) or "", type_)
             whose = "their user id" if ids[name] == USER_ID else "their tenant"
             if i < required:
@@ -243,7 +243,7 @@ def function_arguments(
             continue
         if i >= required:
             continue  # its DEFAULT
-        sampled = _sample_for(catalog, schemas, fn, name, other, config)
+        sampled = _sample_for(catalog, schemas, fn, name, type_, other, config)
         if sampled is not None:
             samples.append((len(args), *sampled))
         args.append(Argument(name, type_, _PLAIN.get(type_.split("(")[0], "{}" if type_.endswith("[]") else None), "a plain value"))
@@ -283,9 +283,11 @@ def row_table(
 
 
 def _sample_for(
-    catalog: Catalog, schemas: Sequence[str], fn: Function, name: str, other: Principal, config: SweepConfig | None
+    catalog: Catalog, schemas: Sequence[str], fn: Function, name: str, type_: str, other: Principal,
+    config: SweepConfig | None,
 ) -> tuple[sql.Composable, str] | None:
-    """A scalar subquery for a value of the column ``name`` names, from ``other``'s rows."""
+    """A scalar subquery for a value of the column ``name`` names, from ``other``'s rows (a
+    column of the parameter's type: ``_role app_role`` takes no ``team_members.role team_role``)."""
     bare = _PREFIX.sub("", name).lower()
     if not bare:
         return None
@@ -295,6 +297,9 @@ def _sample_for(
         wanted.append((*table, "id"))
     wanted += [(r, k, bare) for r, k in _keyed(catalog, schemas, config) if bare != "id" and r.column(bare) and bare != k.column]
     for rel, key, column in wanted:
+        found = rel.column(column)
+        if found is None or not _same_type(found.type, type_):
+            continue
         theirs = str(other.sub) if key.per_user else other.tenant
         if theirs is None:
             continue
@@ -303,6 +308,22 @@ def _sample_for(
         )
         return query, f"{rel.qualified}.{column} of theirs"
     return None
+
+
+def _same_type(a: str, b: str) -> bool:
+    """Two types as format_type prints them, schema qualification and typmods aside."""
+    def bare(t: str) -> str:
+        return t.split("(")[0].rsplit(".", 1)[-1].strip('"').strip().lower()
+
+    return bare(a) == bare(b)
+
+
+#: the types an id is stored in: a boolean named ``personal_account`` is no account id
+ID_TYPES = ("uuid", "text", "character varying", "citext", "bigint", "integer", "smallint")
+
+
+def _id_type(type_: str) -> bool:
+    return type_.split("(")[0].strip().lower() in ID_TYPES
 
 
 def _from_them(argument: Argument) -> bool:
@@ -423,14 +444,14 @@ def write_columns(
         if column.generated or column.identity or column.name in found or column.name in rel.primary_key:
             continue
         kind = id_kind(column.name, user_columns=user_columns, tenant_columns=tenant_columns)
-        if kind is not None:
+        if kind is not None and _id_type(column.type):
             found[column.name] = kind
         elif storage and column.type.startswith(("text", "character varying")):
             if _PATH_NAMES.search(column.name):
                 found[column.name] = "path"
             elif _BUCKET_NAMES.search(column.name):
                 found[column.name] = "bucket"
-    if key is not None and key.column:
+    if key is not None and key.column and key.column not in rel.primary_key:  # a root's own key stays fresh
         found.setdefault(key.column, USER_ID if key.per_user else TENANT_ID)
     return found
 

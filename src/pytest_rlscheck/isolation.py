@@ -567,9 +567,11 @@ class _Probe:
         attempt = self._attempt(query, values)
         error = attempt[0]
         if error is not None and error.sqlstate == "23505" and self._one_row_per_tenant(error.diag.constraint_name):
-            if not any(self.key.column in k.columns for k in self.rel.foreign_keys()):
+            if self._is_root():
                 return Outcome(op, True, "their row is their tenant itself (the tenant key is this table's own "
                                "key): a row of their tenant can only collide with it")
+            if self.theirs is None:  # anon, against every tenant: no one tenant's row to set aside
+                return self._judge(op, *attempt, what=what)
             # one row per tenant (billing per organization): with theirs set aside, could the user write it?
             where, params = self._where_tenant(str(self.theirs))
             setup = [OWNER_SQL, bind(self.conn, sql.SQL("delete from {} t where {}").format(self.rel.ident, where), params)]
@@ -579,6 +581,12 @@ class _Probe:
                                f"be set aside to try without it ({retry[0].sqlstate}: {retry[0].diag.message_primary})")
             return self._judge(op, *retry, what=f"{what} (one row per tenant: theirs set aside)")
         return self._judge(op, *attempt, what=what)
+
+    def _is_root(self) -> bool:
+        """The tenant root: its tenant key is its own primary key, which points at nothing."""
+        column = self.key.column
+        return bool(column) and column in self.rel.primary_key and not any(
+            column in k.columns for k in self.rel.foreign_keys())
 
     def _policies_read_key(self) -> bool:
         """Whether the table's policies read its tenant column (compare it, test it against a
@@ -592,7 +600,7 @@ class _Probe:
 
     def _one_row_per_tenant(self, constraint: str | None) -> bool:
         """Whether ``constraint`` is a unique key of the tenant column alone (one row per tenant)."""
-        if not self.key.column or constraint is None or self.theirs is None:
+        if not self.key.column or constraint is None:
             return False
         keys = [k.columns for k in self.rel.constraints if k.name == constraint and k.type in ("p", "u")]
         keys += [tuple(c for c in i.columns if c) for i in self.rel.indexes if i.name == constraint and i.unique]
@@ -710,7 +718,8 @@ class _Probe:
         users.discard(self.key.column)
         foreign = [tuple(sorted(c for c in k.columns if c not in keys)) for k in self.rel.constraints if k.type == "f"]
         foreign = [s for s in foreign if s and all(c in sample for c in s) and not set(s) & users]
-        tenant = (self.key.column,) if self.key.column and self.key.column in sample else ()
+        # the tenant root's own key is its tenant: rewriting it is no move into another's
+        tenant = (self.key.column,) if self.key.column and self.key.column in sample and not self._is_root() else ()
         together = tuple(sorted({*tenant, *(c for s in foreign for c in s)}))
         return [s for s in dict.fromkeys([together, tenant, *foreign]) if s]
 
@@ -744,6 +753,9 @@ class _Probe:
         the first that makes a row theirs (or visible to them) is the verdict."""
         sample = self._their_sample() or {}
         sets = self._move_sets(sample)
+        if not sets and self._is_root():
+            return Outcome(op, True, "not applicable: the tenant key is this table's own key (a row is its tenant), and "
+                           "no foreign key ties a row to another")
         if not sets:
             return Outcome(op, None, "inconclusive: no tenant or foreign key column to move the row with")
         outcomes: list[tuple[tuple[str, ...], Outcome]] = []
