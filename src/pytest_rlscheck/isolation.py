@@ -101,7 +101,8 @@ SAFEUPDATE_NOTE = (
 ADDRESS = sql.SQL("(t.tableoid::text || ':' || t.ctid::text)")
 #: A row's tenant by ``tenant_sql``, with the owner's rights: a temporary function, created
 #: inside the probe's savepoint, so that it goes with the rollback.
-TENANT_FUNCTION = sql.Identifier("pg_temp", "rlscheck_tenant")
+TENANT_FUNCTION_NAME = "rlscheck_tenant"
+TENANT_FUNCTION = sql.Identifier("pg_temp", TENANT_FUNCTION_NAME)
 ANON = "anon"
 
 
@@ -432,7 +433,7 @@ class _Probe:
                 alone = self._try(query, params, setup)
                 if alone.error is None:
                     return alone
-            if setup and exc.sqlstate == "42501" and self.key.expression:
+            if exc.sqlstate == "42501" and any(TENANT_FUNCTION_NAME in statement for statement in setup):
                 self._check_setup(setup)  # a refusal must be the user's statement's, not the scaffolding's
             return _Attempt(exc, 0, before, before)
         after = tuple(results[len(setup) + 3].rows[0])  # type: ignore[index]
