@@ -668,7 +668,8 @@ class _Probe:
     def _free_column(self) -> tuple[str | None, str]:
         """A column to set without reading anything: in no key, constraint or policy filter;
         one with a DEFAULT first, else a nullable one."""
-        constrained = {c for k in self.rel.constraints for c in k.columns} | {
+        # (PostgreSQL 18 lists NOT NULL as constraints too: those say nothing about the value)
+        constrained = {c for k in self.rel.constraints if k.type != "n" for c in k.columns} | {
             c for k in self.rel.unique_keys for c in k
         } | {c for p in self.rel.policies for _, _, facts in p.clauses() for c in facts.filter_columns()}
         free = [c for c in self.rel.columns if not (c.generated or c.identity) and c.name not in constrained
