@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import glob
 import os
@@ -15,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError
+from .platform_config import PlatformConfig, read_platform
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -122,6 +124,8 @@ class SweepConfig:
     #: Whether the API roles load pg-safeupdate (Supabase does): UPDATE and DELETE without a
     #: WHERE are refused through the API, so a leak only they show is latent (a warning).
     safeupdate: bool = True
+    #: What supabase/config.toml says about the Data API and Auth (the CLI's defaults without one).
+    platform: PlatformConfig = field(default_factory=PlatformConfig)
 
     def table(self, qualified: str) -> TableConfig:
         """The settings of ``schema.table`` (all unset when it has no entry)."""
@@ -230,6 +234,8 @@ def load_settings(
         raise ConfigError(f"{_name(pyproject)}: [tool.rlscheck] stand_ins must be true or false, got {stand_ins!r}")
     _check_versions(migrations)
     sweep = _sweep_config(table, pyproject)
+    if cli_config is not None:
+        sweep = dataclasses.replace(sweep, platform=cli_config.platform)
     pg_bin = cli_pg_bin or environ.get("RLSCHECK_PG_BIN") or _optional_str(table, "pg_bin", pyproject)
     dsn = cli_dsn or environ.get("RLSCHECK_DSN") or None
     server_settings = {**_configured_server_settings(table, pyproject), **_cli_server_settings(cli_pg_settings)}
@@ -268,6 +274,7 @@ class CliConfig:
     seed_enabled: bool = True
     seed_paths: tuple[str, ...] = ("./seed.sql",)  # the CLI's default, relative to supabase/
     major_version: int | None = None
+    platform: PlatformConfig = field(default_factory=PlatformConfig)
 
     def seed_files(self) -> tuple[tuple[Path, ...], list[str]]:
         """The seed files, as ``supabase db reset`` finds them (each pattern's matches sorted,
@@ -308,7 +315,7 @@ def read_cli_config(path: Path) -> CliConfig | None:
         raise ConfigError(f"{path}: [db.seed] sql_paths must be a list of paths or globs, got {paths!r}")
     if major is not None and (isinstance(major, bool) or not isinstance(major, int)):
         raise ConfigError(f"{path}: [db] major_version must be a number such as 15, got {major!r}")
-    return CliConfig(path, enabled, tuple(paths), major)
+    return CliConfig(path, enabled, tuple(paths), major, read_platform(data, str(path)))
 
 
 #: A PostgreSQL setting's name: a parameter (``work_mem``) or a custom one (``app.tenant``).
