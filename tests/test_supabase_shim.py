@@ -57,16 +57,21 @@ def test_planner_inlines_auth_uid_as_in_production(rls) -> None:
 def test_roles_match_supabase(rls) -> None:
     rows = rls.fetchall(
         "select rolname, rolcanlogin, rolinherit, rolbypassrls, rolsuper from pg_roles"
-        " where rolname in ('anon', 'authenticated', 'service_role', 'authenticator') order by 1"
+        " where rolname in ('anon', 'authenticated', 'service_role', 'authenticator', 'postgres') order by 1"
     )
+    # the API roles INHERIT since 2023; postgres is not a superuser (NOSUPERUSER ... BYPASSRLS)
     assert rows == [
-        ("anon", False, False, False, False),
-        ("authenticated", False, False, False, False),
+        ("anon", False, True, False, False),
+        ("authenticated", False, True, False, False),
         ("authenticator", True, False, False, False),
-        ("service_role", False, False, True, False),
+        ("postgres", True, True, True, False),
+        ("service_role", False, True, True, False),
     ]
+    assert rls.fetchone("select rolcreatedb, rolcreaterole, rolreplication from pg_roles where rolname = 'postgres'") == (
+        True, True, True)
     for role in ("anon", "authenticated", "service_role"):
         assert rls.scalar("select pg_has_role('authenticator', %s, 'MEMBER')", [role]) is True
+        assert rls.scalar("select pg_has_role('postgres', %s, 'MEMBER')", [role]) is True
 
 
 def test_default_privileges_on_public_are_supabases(rls) -> None:

@@ -42,6 +42,7 @@ from .impersonation import (
 )
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
+from .scratch import superuser_session
 from .session import Database
 
 __all__ = ["Rls"]
@@ -65,6 +66,11 @@ class Rls:
         self.transactional = transactional
         self.config: SweepConfig = config or SweepConfig()  # [tool.rlscheck]: tenant columns, principals...
         self._identities = IdentityStack(conn, local=transactional)
+        # the tests' owner side: the project's role the connection acts as (postgres on the
+        # throw-away server), else the connection's own
+        owner = getattr(database, "owner", None)
+        self._owner = Identity(owner, {}, f"the table owner ({owner})") if owner else OWNER
+        superuser_session(conn)  # asked once per connection, before any check counts its traffic
         self._started: datetime | None = None
         self._has_auth_users: bool | None = None
         self._patterns: dict[str, FunctionPattern] = {}
@@ -222,11 +228,13 @@ class Rls:
 
     @contextmanager
     def as_owner(self) -> Iterator[None]:
-        """Drop any impersonation inside the block (the connection's own role)."""
-        if self.identity is None or self.identity is OWNER:
+        """Drop any impersonation inside the block: the project's own role (``postgres`` on
+        the throw-away server, as Supabase's migrations and SQL editor run; else the
+        connection's own)."""
+        if self.identity is None or self.identity is self._owner:
             yield  # already the owner: no round trip
             return
-        with self.act_as(OWNER):
+        with self.act_as(self._owner):
             yield
 
     def _lookup_user(self, sub: str | uuid.UUID) -> dict[str, Any] | None:
@@ -234,7 +242,7 @@ class Rls:
             user_id = uuid.UUID(str(sub))
         except ValueError:
             return None
-        if self.identity is not None and self.identity.role != OWNER.role:  # look up with the owner's rights
+        if self.identity is not None and self.identity.role != self._owner.role:  # look up with the owner's rights
             with self.as_owner():
                 return self._lookup_user(user_id)
         if self._has_auth_users is None:

@@ -29,6 +29,9 @@ DROP_DATABASE = "DROP DATABASE IF EXISTS {} WITH (FORCE)"
 #: The shared database takes no connection but the one its tests run on: a second one
 #: would commit, and what it committed would be seen by every later test.
 ALLOW_CONNECTIONS = "ALTER DATABASE {} ALLOW_CONNECTIONS {}"
+#: A clone is the creator's (the superuser's): it goes to the owner role, as Supabase's
+#: databases are ``postgres``'s (and with them the ``public`` schema, pg_database_owner's).
+GRANT_DATABASE = "ALTER DATABASE {} OWNER TO {}"
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,10 @@ class Database:
 
     server: Server
     name: str
-    options: str  # libpq ``options`` (the Supabase search_path), may be empty
+    options: str  # libpq ``options`` (the Supabase search_path, the owner role), may be empty
+    #: The role the connection acts as (``-c role=postgres`` in ``options``), which every
+    #: clone grants its database's rights to; None: the connection's own.
+    owner: str | None = None
 
     @property
     def dsn(self) -> str:
@@ -86,9 +92,10 @@ class Janitor:
         """An empty database for the template (a copy of ``template1``), to be built."""
         return self.create(f"{self._prefix}_template", template="template1")
 
-    def create(self, name: str, *, template: str, closed: bool = False) -> str:
+    def create(self, name: str, *, template: str, closed: bool = False, owner: str | None = None) -> str:
         """Clone ``template`` as ``name``; ``closed``: taking no connection until
-        :meth:`worker_connection` opens the one it allows."""
+        :meth:`worker_connection` opens the one it allows; ``owner``: the role granted the
+        new database's rights."""
         server = self._server()
         if isinstance(server, ExternalServer):
             self._reaper.track_database(server.conninfo(server.maintenance_db), name)
@@ -100,6 +107,8 @@ class Janitor:
             if closed:
                 statement += " ALLOW_CONNECTIONS false"
             conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Identifier(template)))
+            if owner:
+                conn.execute(sql.SQL(GRANT_DATABASE).format(sql.Identifier(name), sql.Identifier(owner)))
         self._owned.add(name)
         return name
 
@@ -116,8 +125,10 @@ class Janitor:
     def worker_database(self) -> Database:
         if self._worker_db is None:
             template = self._template()
-            name = self.create(f"{self._prefix}_{self._worker}", template=template.name, closed=True)
-            self._worker_db = Database(template.server, name, template.options)
+            name = self.create(
+                f"{self._prefix}_{self._worker}", template=template.name, closed=True, owner=template.owner
+            )
+            self._worker_db = Database(template.server, name, template.options, template.owner)
         return self._worker_db
 
     def worker_connection(self) -> psycopg.Connection[Any]:
@@ -138,20 +149,23 @@ class Janitor:
         """A test committed on the shared database: clone it again from the template."""
         self.close_connection()
         if self._worker_db is not None:
-            self.create(self._worker_db.name, template=self._template().name, closed=True)
+            template = self._template()
+            self.create(self._worker_db.name, template=template.name, closed=True, owner=template.owner)
 
     def own_database(self, suffix: str) -> Database:
         """A clone of the template for one part of the run (the sweep's synthesized rows):
         ``<prefix>_<worker>_<suffix>``, cloned again on every call."""
         template = self._template()
-        name = self.create(f"{self._prefix}_{self._worker}_{suffix}", template=template.name)
-        return Database(template.server, name, template.options)
+        name = self.create(f"{self._prefix}_{self._worker}_{suffix}", template=template.name, owner=template.owner)
+        return Database(template.server, name, template.options, template.owner)
 
     def fresh_database(self) -> Database:
         template = self._template()
         self._fresh_count += 1
-        name = self.create(f"{self._prefix}_{self._worker}_f{self._fresh_count}", template=template.name)
-        return Database(template.server, name, template.options)
+        name = self.create(
+            f"{self._prefix}_{self._worker}_f{self._fresh_count}", template=template.name, owner=template.owner
+        )
+        return Database(template.server, name, template.options, template.owner)
 
     # -- teardown -------------------------------------------------------------------
 

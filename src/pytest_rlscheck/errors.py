@@ -92,6 +92,15 @@ def error_from_shared(data: Mapping[str, Any]) -> RlscheckError:
     return RlscheckError(data["report"])
 
 
+class SignUpFailed(RlscheckError):
+    """Inserting a user as Supabase Auth does (role supabase_auth_admin, search_path auth)
+    failed: on Supabase the sign-up fails the same way. ``sqlstate`` is Postgres' own."""
+
+    def __init__(self, report: str, *, sqlstate: str | None) -> None:
+        super().__init__(report)
+        self.sqlstate = sqlstate
+
+
 class RlscheckUsageError(RlscheckError, RuntimeError):
     """A test used the plugin in a way that would undermine the isolation it provides."""
 

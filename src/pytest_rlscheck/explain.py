@@ -15,7 +15,7 @@ from psycopg import sql
 
 from .impersonation import OWNER, Identity
 from .plans import FunctionPattern, Plan
-from .scratch import OWNER_SQL, bind, identity_sql, rolled_back, settings_sql
+from .scratch import OWNER_SQL, bind, identity_sql, rolled_back, settings_sql, superuser_session
 
 __all__ = ["EXPLAIN_SQL", "FUNCTION_CALLS_SQL", "TRACK_FUNCTIONS_SQL", "function_pattern", "run_explain"]
 
@@ -129,7 +129,7 @@ def run_explain(
     OWNER: the connection's own role), with planner ``settings``, in a savepoint rolled
     back; with ``count_calls`` (and a superuser connection) calls are counted exactly too."""
     statements = [OWNER_SQL]  # track_functions needs the connection's own rights
-    counting = count_calls and conn.info.parameter_status("is_superuser") == "on"
+    counting = count_calls and superuser_session(conn)
     if counting:
         statements += [TRACK_FUNCTIONS_SQL, FUNCTION_CALLS_SQL]
     statements += settings_sql(conn, settings or {})

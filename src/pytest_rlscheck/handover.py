@@ -30,6 +30,7 @@ def shared_info(session: RlsSession) -> dict[str, Any]:
     try:
         info["template"] = session.template()
         info["parts"] = list(session.parts)
+        info["owner"] = session.owner
         server = session.server
         info["conninfo"] = server.conninfo(server.maintenance_db)
         info["description"] = server.description
@@ -49,6 +50,7 @@ class HandedOver:
         self._info = dict(info)
         self.run_id: str = self._info["run_id"]
         self.parts: tuple[str, ...] = tuple(self._info["parts"])
+        self.owner: str | None = self._info.get("owner")
 
     @property
     def planned(self) -> ExtensionPlan | None:

@@ -38,7 +38,7 @@ from .catalog import Policy, Relation
 from .errors import RlsAssertionError
 from .impersonation import Identity, Principal, anon_identity
 from .rows import base_row, insert_statement, to_json
-from .scratch import OWNER_SQL, bind, identity_sql, rolled_back
+from .scratch import OWNER_SQL, bind, identity_sql, rolled_back, superuser_session
 from .tenancy import (  # noqa: F401 - re-exported: the tenant model is public here too
     TENANT_COLUMN_GUESSES,
     TenantKey,
@@ -704,7 +704,7 @@ class _Probe:
         turns triggers off for it (foreign keys among them), so that rows of the user's that
         others reference do not stop it before it shows whether it reached theirs. Only a
         superuser may (the throw-away server's connection is one); elsewhere nothing."""
-        if self.conn.info.parameter_status("is_superuser") != "on":
+        if not superuser_session(self.conn):
             return []
         return [OWNER_SQL, "select set_config('session_replication_role', 'replica', true)"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +93,18 @@ def _display_path(path: Path, rootdir: Path) -> str:
 
 
 def apply_files(
-    conn: psycopg.Connection[Any], files: Sequence[SqlFile], *, server: str = "the server"
+    conn: psycopg.Connection[Any],
+    files: Sequence[SqlFile],
+    *,
+    server: str = "the server",
+    elevate: Callable[[str], tuple[str, ...] | None] | None = None,
 ) -> ApplyReport:
-    """Run ``files`` in order on an autocommit connection; raise :class:`MigrationError`."""
+    """Run ``files`` in order on an autocommit connection; raise :class:`MigrationError`.
+
+    ``elevate``: for a statement to run as the session's superuser (``SET ROLE NONE`` for
+    the statement, then back to the connection's role), as Supabase's supautils runs them
+    for ``postgres``, the statements to run after it so too; None for the rest, which run
+    as the connection's role."""
     started = time.perf_counter()
     count = 0
     notes: list[str] = []
@@ -129,7 +138,15 @@ def apply_files(
                         conn.execute("COMMIT")
                 elif status == TransactionStatus.IDLE:
                     conn.execute("BEGIN")
-                _execute(conn, statement)
+                after = elevate(statement.text) if elevate is not None else None
+                if after is not None:
+                    conn.execute(ELEVATE_SQL)
+                    _execute(conn, statement)
+                    for follow_up in after:
+                        conn.execute(follow_up)
+                    conn.execute(BACK_SQL)
+                else:
+                    _execute(conn, statement)
             except psycopg.Error as exc:
                 if conn.closed or conn.broken:
                     raise report.lost(file, source, statement, exc) from None
@@ -147,6 +164,12 @@ def apply_files(
         if conn.info.transaction_status == TransactionStatus.INTRANS:
             conn.execute("COMMIT")
     return ApplyReport(files=len(files), statements=count, seconds=time.perf_counter() - started, notes=tuple(notes))
+
+
+#: For one statement supautils runs as the superuser, and back to the connection's role
+#: (``RESET ROLE``: the role the connection was opened with, ``-c role=postgres``).
+ELEVATE_SQL = "SET ROLE NONE"
+BACK_SQL = "RESET ROLE"
 
 
 def _applied_at_once(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> bool:

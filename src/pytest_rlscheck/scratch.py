@@ -8,6 +8,7 @@ of one per statement. Identities set inside with ``set_config(..., true)`` go wi
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,9 +18,23 @@ from psycopg import sql
 from .impersonation import Identity
 from .savepoints import Result, bind, guarded, rolled_back
 
-__all__ = ["OWNER_SQL", "Result", "bind", "guarded", "identity_sql", "rolled_back", "settings_sql"]
+__all__ = ["OWNER_SQL", "Result", "bind", "guarded", "identity_sql", "rolled_back", "settings_sql", "superuser_session"]
 
-OWNER_SQL = "select set_config('role', 'none', true)"  # back to the connection's own role
+#: Back to the session's own role: the superuser the plugin measures with on the throw-away
+#: server (the tests' owner side acts as ``postgres`` there, a role set at connection time).
+OWNER_SQL = "select set_config('role', 'none', true)"
+SESSION_SUPERUSER_SQL = "select rolsuper from pg_catalog.pg_roles where rolname = session_user"
+
+_SUPERUSER: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
+
+
+def superuser_session(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the session's own role (what :data:`OWNER_SQL` comes back to) is a superuser:
+    then the checks may turn triggers off and count function calls. Asked once per connection."""
+    if conn not in _SUPERUSER:
+        row = conn.execute(SESSION_SUPERUSER_SQL).fetchone()
+        _SUPERUSER[conn] = bool(row and row[0])
+    return _SUPERUSER[conn]
 
 
 def identity_sql(conn: psycopg.Connection[Any], identity: Identity, reset: Iterable[str] = ()) -> str:

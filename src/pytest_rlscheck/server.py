@@ -54,13 +54,15 @@ PORT = 5432
 #: Seconds to wait for a --rlscheck-dsn server to answer, unless the DSN says otherwise.
 DSN_CONNECT_TIMEOUT = 10
 SCRAM_ITERATIONS = 16
-SUPERUSER = "postgres"
+#: The throw-away cluster's bootstrap superuser, named as Supabase names its own: the role
+#: ``postgres`` is the project's, without superuser (see :mod:`.template`).
+SUPERUSER = "supabase_admin"
 MAINTENANCE_DB = "postgres"
 PG_USER_ENV = "RLSCHECK_PG_USER"
 #: ``RLSCHECK_CLUSTER_CACHE=0``: initdb for every run instead of copying the cached cluster.
 CLUSTER_CACHE_ENV = "RLSCHECK_CLUSTER_CACHE"
 #: Bumped when what goes into a cached cluster changes.
-CLUSTER_LAYOUT = "1"
+CLUSTER_LAYOUT = "2"
 
 
 @dataclass(frozen=True)

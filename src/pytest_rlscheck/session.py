@@ -64,8 +64,13 @@ class RlsSession:
         return self._origin.parts
 
     @property
+    def owner(self) -> str | None:
+        """The role the tests' owner side acts as (known once the template is built)."""
+        return self._origin.owner
+
+    @property
     def options(self) -> str:
-        return connection_options(self.parts)
+        return connection_options(self.parts, self._origin.owner)
 
     @property
     def server_started(self) -> bool:
@@ -93,7 +98,7 @@ class RlsSession:
 
     def _template_database(self) -> Database:
         name = self.template()
-        return Database(self.server, name, self.options)
+        return Database(self.server, name, self.options, self._origin.owner)
 
     def shared_info(self) -> dict[str, Any]:
         """What an xdist worker needs to use this session's server and template."""

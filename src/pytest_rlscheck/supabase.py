@@ -11,7 +11,15 @@ from psycopg import sql
 from .errors import MigrationError
 from .sqlsplit import code_only
 
-__all__ = ["PARTS", "PART_SCHEMAS", "created_objects", "needed_parts", "shim_failure_hint", "shim_sql"]
+__all__ = [
+    "NO_API_GRANTS_SQL",
+    "PARTS",
+    "PART_SCHEMAS",
+    "created_objects",
+    "needed_parts",
+    "shim_failure_hint",
+    "shim_sql",
+]
 
 #: Parts in installation order; ``core`` (roles, extensions schema, default privileges)
 #: comes with any other part.
@@ -87,6 +95,27 @@ def _created(code: str) -> set[str]:
             found.add(f"{kind} {name}")
     return found
 
+
+
+#: ``[api] auto_expose_new_tables = false`` in config.toml: what ``supabase db reset`` then
+#: runs (and what Studio runs for a new project with "default privileges for new entities"
+#: off): what postgres creates in ``public`` gets no rights for the API roles, which need a
+#: GRANT of its own. (EXECUTE on functions stays with PUBLIC, as PostgreSQL gives it.)
+NO_API_GRANTS_SQL = """\
+do $shim$
+begin
+  if to_regrole('postgres') is null then
+    return;
+  end if;
+  alter default privileges for role postgres in schema public
+    revoke select, insert, update, delete on tables from anon, authenticated, service_role;
+  alter default privileges for role postgres in schema public
+    revoke usage, select on sequences from anon, authenticated, service_role;
+  alter default privileges for role postgres in schema public
+    revoke execute on functions from anon, authenticated, service_role;
+end
+$shim$;
+"""
 
 
 _SECTION = re.compile(r"^-- rlscheck:unless (.+?)[ \t]*\n(.*?)^-- rlscheck:end[ \t]*(?:\n|\Z)", re.M | re.S)

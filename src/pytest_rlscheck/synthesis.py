@@ -42,8 +42,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import auth_users
 from .catalog import AUTH_USERS, Catalog, Column, Constraint, Relation
 from .config import SweepConfig
+from .errors import SignUpFailed
 from .impersonation import Principal
 from .sqlsplit import tokens
 from .tenancy import TenantKey, find_tenant_key
@@ -76,12 +78,6 @@ join pg_type t on t.oid = a.atttypid
 join pg_type b on b.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end
 where a.attrelid = any(%(oids)s::oid[]) and a.attnum > 0 and not a.attisdropped
 """
-CREATE_USER_SQL = (
-    "insert into auth.users (id, aud, role, email, raw_user_meta_data, raw_app_meta_data, created_at, updated_at)"
-    " values (%(id)s, 'authenticated', 'authenticated', %(email)s, '{}'::jsonb,"
-    " '{\"provider\": \"email\", \"providers\": [\"email\"]}'::jsonb, now(), now())"
-    " on conflict (id) do nothing"
-)
 CLAIMS_SQL = "select set_config('request.jwt.claims', %(claims)s, true), set_config('role', 'none', true)"
 CLEAR_CLAIMS_SQL = "select set_config('request.jwt.claims', '', true)"
 
@@ -589,6 +585,9 @@ def synthesize(
     except psycopg.Error as exc:
         why = f"{exc.sqlstate}: {(exc.diag.message_primary or str(exc)).strip()}"
         return Synthesis(tuple(configured), {str(p.sub): n for p, n in zip(configured, names)}, failed=why)
+    except SignUpFailed as exc:  # the users could not be made as Supabase Auth makes them
+        why = f"{exc.sqlstate}: {str(exc).splitlines()[0]}"
+        return Synthesis(tuple(configured), {str(p.sub): n for p, n in zip(configured, names)}, failed=why)
 
 
 def _synthesize(
@@ -611,11 +610,9 @@ def _synthesize(
     maker = _Maker(conn, types, _strings(catalog))
     if made_users and have_users:
         for p in principals:
-            try:
-                conn.execute(CREATE_USER_SQL, {"id": p.sub, "email": p.email})
-            except psycopg.Error as exc:
-                raise type(exc)(f"creating the user {p.email} in auth.users failed (a trigger on auth.users?): "
-                                f"{(exc.diag.message_primary or str(exc)).strip()}") from exc
+            # signed up as Supabase Auth does (its role, its search_path): a sign-up trigger
+            # that fails in production fails here (SignUpFailed says how)
+            auth_users.create(conn, p.email, user_id=p.sub)
     rows: Counter[str] = Counter()
     skipped: dict[str, str] = {}
     mine: dict[tuple[int, str], dict[str, Any]] = {}  # (table, sub) -> the principal's row there

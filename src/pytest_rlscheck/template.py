@@ -35,18 +35,31 @@ from .extensions import (
 )
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
-from .server import ExternalServer, Server, start_server
-from .supabase import created_objects, needed_parts, shim_failure_hint, shim_sql
+from .owner import owner_role_sql, supautils_plan
+from .server import ExternalServer, LocalServer, Server, start_server
+from .supabase import NO_API_GRANTS_SQL, created_objects, needed_parts, shim_failure_hint, shim_sql
 
-__all__ = ["SUPABASE_SEARCH_PATH", "TemplateBuild", "TemplateSource", "connection_options"]
+__all__ = ["OWNER_ROLE", "SUPABASE_SEARCH_PATH", "TemplateBuild", "TemplateSource", "connection_options"]
 
 SUPABASE_SEARCH_PATH = '"$user", public, extensions'
 
 
-def connection_options(parts: Iterable[str]) -> str:
+#: The role migrations, seeds and the tests' owner side run as on the throw-away server.
+OWNER_ROLE = "postgres"
+#: Schemas only a dump of a whole Supabase database creates (``supabase db dump`` leaves them out).
+DUMPED_PLATFORM_SCHEMAS = ("auth", "storage", "extensions")
+
+
+def connection_options(parts: Iterable[str], owner: str | None = None) -> str:
     """libpq ``options`` for every connection to the template and its clones: the
-    search_path Supabase gives its roles, when the shim's core part is in."""
-    return f"-c search_path={SUPABASE_SEARCH_PATH.replace(' ', '')}" if "core" in parts else ""
+    search_path Supabase gives its roles, when the shim's core part is in; and ``owner``
+    as the connection's role (``-c role=postgres``: the session's superuser acts as the
+    project's ``postgres``; ``RESET ROLE`` comes back to it, ``SET ROLE NONE`` to the
+    superuser the plugin measures with)."""
+    options = [f"-c search_path={SUPABASE_SEARCH_PATH.replace(' ', '')}"] if "core" in parts else []
+    if owner:
+        options.append(f"-c role={owner}")
+    return " ".join(options)
 
 
 class TemplateSource(Protocol):
@@ -54,6 +67,9 @@ class TemplateSource(Protocol):
     or handed over by the xdist controller (:class:`.handover.HandedOver`)."""
 
     parts: tuple[str, ...]  # the shim's parts in the template (known once it is built)
+    #: The role the tests' owner side acts as (``postgres`` on the throw-away server; None:
+    #: the connection's own, on a --rlscheck-dsn server). Known once the template is built.
+    owner: str | None
 
     @property
     def planned(self) -> ExtensionPlan | None:
@@ -81,6 +97,8 @@ class TemplateBuild:
         self._files: list[SqlFile] | None = None
         self._plan: ExtensionPlan | None = None
         self.parts: tuple[str, ...] = ()
+        self.owner: str | None = None
+        self.platform_dump = False  # the sources bring the platform's schemas (see _elevation)
         self._locks: RunLocks | None = None  # on a DSN server: the run's advisory locks
         self._created: ClusterState | None = None  # roles and memberships the build added there
         self._unmarked: list[str] = []
@@ -160,11 +178,15 @@ class TemplateBuild:
         owned = created_objects(f.text for f in files)  # a dump's own schemas: the shim leaves them be
         shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p, owned), "shim") for p in self.parts]
         plan = self.plan()
+        if "core" in self.parts and not self.settings.sweep.platform.grants_new_tables:
+            shim.insert(1, SqlFile("<rlscheck supabase shim: api privileges>", NO_API_GRANTS_SQL, "shim"))
         if "core" in self.parts:
             platform = platform_extensions_sql(plan, (f.text for f in files))
             if platform:
                 shim.insert(1, SqlFile("<rlscheck supabase shim: platform extensions>", platform, "shim"))
         started = server()
+        # on the throw-away server the project's SQL runs as Supabase's postgres, not as the superuser
+        owner = OWNER_ROLE if isinstance(started, LocalServer) else None
         if isinstance(started, ExternalServer):  # roles the build creates outlive it there
             self._locks = RunLocks(started.conninfo(started.maintenance_db))
         with self._locks.building() if self._locks else nullcontext():
@@ -174,7 +196,14 @@ class TemplateBuild:
             try:
                 name = create()
                 with Database(started, name, connection_options(self.parts)).connect() as conn:
-                    notes = self._apply(conn, started, shim, files)
+                    if owner:
+                        conn.execute(owner_role_sql(owner, name, supabase="core" in self.parts))
+                    self._apply_shim(conn, started, shim)
+                    if owner:
+                        with Database(started, name, connection_options(self.parts, owner)).connect() as project:
+                            notes = self._apply_sources(project, started, files, elevate=self._elevation(owned))
+                    else:
+                        notes = self._apply_sources(conn, started, files, elevate=None)
                     conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
             except ServerLost as exc:
                 raise ServerLost(f"{exc}\n  {started.lost_report()}", location=exc.location) from None
@@ -184,25 +213,52 @@ class TemplateBuild:
                         self._remember_cluster_changes(started, before)
                     except psycopg.Error:  # the server is gone: the error that says so goes on
                         pass
+        self.owner = owner
         for note in notes:
             warnings.warn(RlscheckWarning(note), stacklevel=1)
         return name
 
-    def _apply(
-        self, conn: psycopg.Connection[Any], server: Server, shim: list[SqlFile], files: list[SqlFile]
-    ) -> tuple[str, ...]:
-        if shim:
-            try:
-                apply_files(conn, shim, server=server.description)
-            except MigrationError as exc:
-                raise MigrationError(
-                    f"{exc}\n  rlscheck: installing the Supabase shim failed on {server.description}. "
-                    + shim_failure_hint(exc, server.user),
-                    location=exc.location,
-                    sqlstate=exc.sqlstate,
-                ) from None
+    def _apply_shim(self, conn: psycopg.Connection[Any], server: Server, shim: list[SqlFile]) -> None:
+        if not shim:
+            return
         try:
-            return apply_files(conn, files, server=server.description).notes
+            apply_files(conn, shim, server=server.description)
+        except MigrationError as exc:
+            raise MigrationError(
+                f"{exc}\n  rlscheck: installing the Supabase shim failed on {server.description}. "
+                + shim_failure_hint(exc, server.user),
+                location=exc.location,
+                sqlstate=exc.sqlstate,
+            ) from None
+
+    def _elevation(self, owned: frozenset[str]) -> Callable[[str], tuple[str, ...] | None]:
+        """Which statements run as the superuser: those supautils runs so for ``postgres``;
+        all of them when the sources bring the platform's own schemas (a pg_dump of a whole
+        Supabase database, which only its superuser could restore)."""
+        if any(f"schema {schema}" in owned for schema in DUMPED_PLATFORM_SCHEMAS):
+            self.platform_dump = True
+            return lambda statement: ()
+        return supautils_plan
+
+    def _apply_sources(
+        self,
+        conn: psycopg.Connection[Any],
+        server: Server,
+        files: list[SqlFile],
+        *,
+        elevate: Callable[[str], tuple[str, ...] | None] | None,
+    ) -> tuple[str, ...]:
+        """The migrations and the seed; ``elevate`` says which statements run as the
+        superuser (the connection acts as ``postgres`` otherwise)."""
+        try:
+            notes = apply_files(conn, files, server=server.description, elevate=elevate).notes
+            if self.platform_dump:
+                notes += (
+                    "the sources create the platform's own schemas (auth, storage or extensions: a dump of a whole "
+                    "Supabase database), so they ran as the superuser, as only supabase_admin could restore them; "
+                    "on Supabase, postgres runs `supabase db dump` output, which leaves those schemas out",
+                )
+            return notes
         except MigrationError as exc:
             plan = self.plan()
             first = str(exc).split("\n", 1)[0]

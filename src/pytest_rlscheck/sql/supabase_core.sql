@@ -12,9 +12,10 @@ declare
 begin
   for r in
     select * from (values
-      ('anon', 'nologin noinherit'),
-      ('authenticated', 'nologin noinherit'),
-      ('service_role', 'nologin noinherit bypassrls'),
+      -- the API roles inherit what is granted to them (Supabase altered them so in 2023)
+      ('anon', 'nologin inherit'),
+      ('authenticated', 'nologin inherit'),
+      ('service_role', 'nologin inherit bypassrls'),
       ('authenticator', 'login noinherit'),
       -- Supabase's own service roles, which migrations grant to (auth hooks, storage,
       -- dashboards); no privileges come with them here
@@ -46,9 +47,15 @@ begin
     if not pg_catalog.pg_has_role('authenticator', r.name, 'MEMBER') then
       execute format('grant %I to authenticator', r.name);
     end if;
-    -- The connection the tests run on switches role the same way.
-    if not pg_catalog.pg_has_role(current_user, r.name, 'MEMBER') then
+    -- The connection the tests run on switches role the same way (a superuser may anyway).
+    if not pg_catalog.pg_has_role(current_user, r.name, 'MEMBER')
+       and not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
       execute format('grant %I to %I', r.name, current_user);
+    end if;
+    -- Supabase's postgres is a member of the three, too.
+    if to_regrole('postgres') is not null and not pg_catalog.pg_has_role('postgres', r.name, 'MEMBER')
+       and current_user <> 'postgres' then
+      execute format('grant %I to postgres', r.name);
     end if;
   end loop;
 end
@@ -76,6 +83,30 @@ grant usage on schema public to anon, authenticated, service_role;
 grant usage on schema extensions to anon, authenticated, service_role;
 -- rlscheck:end
 
+-- What is created in public gets the API roles' grants: what the role running this creates,
+-- and what postgres (the project's role, which runs the migrations) creates. Supabase's
+-- config.toml can turn the latter off ([api] auto_expose_new_tables = false: the part
+-- "api privileges" then revokes it).
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+do $shim$
+begin
+  if to_regrole('postgres') is not null and current_user <> 'postgres' then
+    alter default privileges for role postgres in schema public grant all on tables to anon, authenticated, service_role;
+    alter default privileges for role postgres in schema public grant all on functions to anon, authenticated, service_role;
+    alter default privileges for role postgres in schema public grant all on sequences to anon, authenticated, service_role;
+    grant usage on schema public to postgres;
+    if to_regnamespace('extensions') is not null then
+      grant all on schema extensions to postgres;
+      grant all on all tables in schema extensions to postgres;
+      grant all on all sequences in schema extensions to postgres;
+      grant all on all routines in schema extensions to postgres;
+    end if;
+    -- (supabase/postgres: grant_predefined_roles_to_postgres)
+    grant pg_read_all_data, pg_signal_backend to postgres;
+  end if;
+exception when insufficient_privilege then
+  raise notice 'rlscheck shim: % may not give postgres its grants', current_user;
+end
+$shim$;

@@ -28,6 +28,19 @@ create table if not exists realtime.messages (
 );
 alter table realtime.messages enable row level security;
 grant select, insert, update on realtime.messages to anon, authenticated, service_role;
+-- supabase_realtime_admin's, as on Supabase; postgres may use it (and create policies on it:
+-- supautils' policy_grants)
+do $shim$
+begin
+  if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+    alter table realtime.messages owner to supabase_realtime_admin;
+  end if;
+  if to_regrole('postgres') is not null and current_user <> 'postgres' then
+    grant usage on schema realtime to postgres;
+    grant all on realtime.messages to postgres;
+  end if;
+end
+$shim$;
 
 create or replace function realtime.topic() returns text
 language sql stable
