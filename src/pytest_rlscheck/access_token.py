@@ -137,6 +137,7 @@ def run_hook(
     """The claims the hook ``(schema, function)`` returns for ``claims``, called as Auth
     calls it; raises :class:`AccessTokenHookError` where Auth would refuse the sign-in.
     The caller acts as the connection's own role, inside the test's transaction (or none)."""
+    __tracebackhide__ = True  # the error is the report: no frames of the plugin
     schema, function = hook
     name = f"{schema}.{function}"
     event = {"user_id": user_id, "claims": dict(claims), "authentication_method": AUTHENTICATION_METHOD}
@@ -191,6 +192,7 @@ def _failed(name: str, exc: psycopg.Error) -> AccessTokenHookError:
 
 def _claims_of(name: str, output: Any) -> dict[str, Any]:
     """The claims of the hook's ``output``, or the error Auth answers with."""
+    __tracebackhide__ = True
     if not isinstance(output, dict):
         return _raise(name, f"returned {_shown(output)}, not a JSON object with a claims object", 500,
                       "return jsonb_build_object('claims', claims), e.g. jsonb_set(event, ...) of the event")
@@ -220,6 +222,7 @@ def _claims_of(name: str, output: Any) -> dict[str, Any]:
 
 
 def _raise(name: str, problem: str, status: int, fix: str) -> dict[str, Any]:
+    __tracebackhide__ = True
     raise AccessTokenHookError(name, problem, status, fix)
 
 

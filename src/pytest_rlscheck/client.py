@@ -171,6 +171,7 @@ class Rls:
         transaction's now(). The custom access token hook, when config.toml enables one,
         runs on them as Auth runs it; ``role`` and ``claims`` given here are applied last, on
         top. ``sub`` may be a :class:`Principal` (from :meth:`user`)."""
+        __tracebackhide__ = True  # a refused sign-in is reported at the test's line
         return self.act_as(self._user_identity(sub, role=role, claims=claims, email=email))
 
     def _user_identity(
@@ -181,6 +182,7 @@ class Rls:
         claims: Mapping[str, Any] | None = None,
         email: str | None = None,
     ) -> Identity:
+        __tracebackhide__ = True
         if isinstance(sub, Principal):
             role, email = sub.role, email or sub.email
             claims = {**(sub.claims or {}), **(claims or {})}
@@ -193,6 +195,7 @@ class Rls:
     def _new_user_identity(
         self, sub: str | uuid.UUID, *, role: str | None, claims: Mapping[str, Any] | None, email: str | None
     ) -> Identity:
+        __tracebackhide__ = True
         issued_at, known = self._lookup_user(sub)
         platform = self.config.platform
         session_id = self._session_ids.setdefault(str(sub), uuid.uuid4())
