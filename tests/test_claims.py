@@ -197,6 +197,9 @@ def test_the_hooks_claim_is_what_the_policy_reads(rls):
     with rls.as_user(reader):
         assert rls.scalar("select auth.jwt()->'user_role'") is None
         assert rls.scalar("select count(*) from public.reports") == 0
+        with rls.as_user(admin):  # signed in from inside another user's block: the hook runs as Auth
+            assert rls.scalar("select count(*) from public.reports") == 2
+        assert rls.scalar("select count(*) from public.reports") == 0
     assert claims["user_role"] == "admin"
     assert claims["iss"] == "http://127.0.0.1:64321/auth/v1" and claims["exp"] - claims["iat"] == 600
     assert rls.scalar("select current_user") == "postgres"
@@ -212,6 +215,16 @@ def test_the_hook_runs_once_per_identity_until_the_test_writes(rls):
     with rls.as_user(user):  # the query above may have changed auth.users: issued anew
         pass
     assert rls.scalar(CALLS) == 2
+
+
+@pytest.mark.rls_fresh_db
+def test_the_hook_runs_on_a_database_of_the_tests_own(rls):
+    admin = rls.create_user("admin@x.test")
+    rls.execute("insert into public.user_roles values (%s, 'admin')", (admin,))
+    with rls.as_user(admin):
+        assert rls.scalar("select auth.jwt()->>'user_role'") == "admin"
+        assert rls.scalar("select count(*) from public.reports") == 2
+    assert rls.scalar(CALLS) == 1 and rls.scalar("select current_user") == "postgres"
 
 
 def test_the_keys_carry_the_project_ref(rls):
@@ -288,7 +301,7 @@ def _run(pytester: pytest.Pytester) -> pytest.RunResult:
 def test_the_access_token_hook_as_auth_runs_it(pytester: pytest.Pytester) -> None:
     _hook_project(pytester, GRANTS, HOOK_TESTS)
     result = _run(pytester)
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
 
 
 def test_a_hook_without_the_grant_fails_the_sign_in_clearly(pytester: pytest.Pytester) -> None:
