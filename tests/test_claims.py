@@ -13,6 +13,8 @@ import uuid
 import pytest
 
 from conftest import ALICE
+from pytest_rlscheck.access_token import run_hook, user_claims
+from pytest_rlscheck.errors import AccessTokenHookError
 
 #: The token's age and skew, computed in SQL against the transaction's now().
 TIMES = (
@@ -116,6 +118,30 @@ def test_the_api_keys_claims(rls, enter, role) -> None:
     assert set(claims) == {"iss", "ref", "role", "iat", "exp"}
     assert (claims["iss"], claims["ref"], claims["role"]) == ("supabase", rls.config.platform.project_ref, role)
     assert claims["exp"] - claims["iat"] >= 10 * 365 * 24 * 3600 and issued_before_now
+
+
+def test_a_hook_that_does_not_exist_is_named_and_the_test_goes_on(rls) -> None:
+    sub = str(uuid.uuid4())
+    with pytest.raises(AccessTokenHookError) as caught:
+        run_hook(rls.connection, ("public", "no_such_hook"), sub, user_claims(sub))
+    text = str(caught.value)
+    assert "ERROR 42883: function public.no_such_hook(jsonb) does not exist" in text
+    assert "create the function public.no_such_hook(event jsonb) returns jsonb" in text
+    assert rls.scalar("select current_user") == "postgres"  # the savepoint is gone, the role back
+
+
+def test_a_hook_passing_the_claims_through_returns_them(rls) -> None:
+    rls.execute("create function public.passthrough(event jsonb) returns jsonb language sql"
+                " as $$ select jsonb_build_object('claims', event->'claims') $$")
+    rls.execute("create function public.whoami(event jsonb) returns jsonb language sql"
+                " as $$ select jsonb_build_object('claims', event->'claims' || jsonb_build_object('ran_as',"
+                " current_user, 'method', event->>'authentication_method', 'for', event->>'user_id')) $$")
+    sub = str(uuid.uuid4())
+    claims = user_claims(sub, issued_at=1000)
+    assert run_hook(rls.connection, ("public", "passthrough"), sub, claims) == claims
+    out = run_hook(rls.connection, ("public", "whoami"), sub, claims)
+    assert (out["ran_as"], out["method"], out["for"]) == ("supabase_auth_admin", "password", sub)
+    assert rls.scalar("select current_user") == "postgres"
 
 
 # -- the custom access token hook, in projects whose config.toml enables it ------------------

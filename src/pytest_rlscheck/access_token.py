@@ -149,10 +149,10 @@ def run_hook(
             previous_role, previous_timeout = row[0], row[1]
             result = conn.execute(call, {"event": json.dumps(event)}).fetchone()
             conn.execute(HOOK_LEAVE_SQL, {"role": previous_role, "timeout": previous_timeout})
-    except psycopg.OperationalError:
-        raise
     except psycopg.Error as exc:
-        raise _failed(name, exc) from None
+        if conn.broken or conn.closed:  # the server is gone: not the hook's doing
+            raise
+        raise _failed(name, exc) from None  # a timeout (QueryCanceled) included
     output = result[0] if result else None
     if isinstance(output, str):  # a function returning text or json as text
         try:
