@@ -1,5 +1,6 @@
-"""Supabase Auth's users as the plugin reads and writes them: looking a user up (email,
-app_metadata, user_metadata for the JWT claims) and creating one as sign-up does."""
+"""Supabase Auth's users as the plugin reads and writes them: looking a user up (what their
+access token says of them: email, phone, aud, role, is_anonymous, app_metadata,
+user_metadata) and creating one as sign-up does."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from typing import Any
 
 import psycopg
 
+from .access_token import AuthUser
 from .errors import SignUpFailed
 
-__all__ = ["AS_AUTH_SQL", "CREATE_USER_SQL", "EXISTS_SQL", "LOOKUP_SQL", "create", "exists", "lookup"]
+__all__ = [
+    "AS_AUTH_SQL", "CREATE_USER_SQL", "EXISTS_SQL", "LOOKUP_SQL", "NOW_SQL", "create", "exists", "lookup", "now",
+]
 
 EXISTS_SQL = "select to_regclass('auth.users') is not null"
+#: The transaction's now() in whole seconds: the ``iat`` of the tokens issued in it.
+NOW_SQL = "select floor(extract(epoch from now()))::bigint"
+#: now() and the user's row (all null when there is none), in one round trip.
 LOOKUP_SQL = (
-    "select email, raw_app_meta_data as app_metadata, raw_user_meta_data as user_metadata"
-    " from auth.users where id = %(id)s"
+    "select floor(extract(epoch from now()))::bigint, u.id is not null, u.email, u.phone, u.aud, u.role,"
+    " u.is_anonymous, u.raw_app_meta_data, u.raw_user_meta_data"
+    " from (select) as one left join auth.users as u on u.id = %(id)s"
 )
 #: Sign-up as Supabase Auth does it: the user, then their email identity, as
 #: ``supabase_auth_admin`` with ``search_path = auth`` (how Auth connects). Triggers on
@@ -58,10 +66,21 @@ def exists(conn: psycopg.Connection[Any]) -> bool:
     return conn.execute(EXISTS_SQL).fetchone() == (True,)
 
 
-def lookup(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> dict[str, Any] | None:
-    """``{"email", "app_metadata", "user_metadata"}`` of the user, or None."""
+def now(conn: psycopg.Connection[Any]) -> int:
+    """The transaction's now(), in seconds since the epoch."""
+    row = conn.execute(NOW_SQL).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def lookup(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> tuple[int, AuthUser | None]:
+    """The transaction's now() (seconds) and the user's row, or None when there is none."""
     row = conn.execute(LOOKUP_SQL, {"id": user_id}).fetchone()
-    return dict(zip(("email", "app_metadata", "user_metadata"), row, strict=True)) if row else None
+    assert row is not None
+    issued_at, found, email, phone, aud, role, anonymous, app, user = row
+    if not found:
+        return int(issued_at), None
+    return int(issued_at), AuthUser(email, phone, aud, role, bool(anonymous), app, user)
 
 
 def create(

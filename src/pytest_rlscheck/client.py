@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from . import assertions, auth_users, transaction
+from .access_token import AuthUser, run_hook, user_claims
 from .catalog import Relation, resolve_relation
 from .config import SweepConfig
 from .errors import RlsAssertionError, RlscheckUsageError
@@ -36,9 +37,9 @@ from .impersonation import (
     IdentityStack,
     Principal,
     anon_identity,
+    claims_identity,
     role_identity,
     service_role_identity,
-    user_identity,
 )
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
@@ -76,6 +77,8 @@ class Rls:
         self._patterns: dict[str, FunctionPattern] = {}
         # user identities looked up in auth.users; forgotten whenever the test writes
         self._identities_seen: dict[tuple[Any, ...], Identity] = {}
+        # the session_id claim of each user's token: one session per user per test
+        self._session_ids: dict[str, uuid.UUID] = {}
 
     # -- lifecycle (driven by the fixture, through test_transaction) ---------------------
 
@@ -163,24 +166,29 @@ class Rls:
         self,
         sub: str | uuid.UUID | Principal,
         *,
-        role: str = "authenticated",
+        role: str | None = None,
         claims: Mapping[str, Any] | None = None,
         email: str | None = None,
     ) -> AbstractContextManager[Identity]:
-        """Act as a signed-in user: role ``authenticated`` and the claims of their access
-        token. ``email``, ``app_metadata`` and ``user_metadata`` come from ``auth.users``
-        when the user exists there; ``claims`` are added on top. ``sub`` may be a
-        :class:`Principal` (from :meth:`user`)."""
+        """Act as a signed-in user with the claims of the access token Supabase Auth would
+        issue them (:mod:`.access_token`): ``email``, ``phone``, ``aud``, ``role``,
+        ``is_anonymous`` and the metadata come from ``auth.users`` when the user exists
+        there; ``iss`` and ``exp`` from the platform's settings; ``iat`` is the
+        transaction's now(). The custom access token hook, when config.toml enables one,
+        runs on them as Auth runs it; ``role`` and ``claims`` given here are applied last, on
+        top. ``sub`` may be a :class:`Principal` (from :meth:`user`)."""
+        __tracebackhide__ = True  # a refused sign-in is reported at the test's line
         return self.act_as(self._user_identity(sub, role=role, claims=claims, email=email))
 
     def _user_identity(
         self,
         sub: str | uuid.UUID | Principal,
         *,
-        role: str = "authenticated",
+        role: str | None = None,
         claims: Mapping[str, Any] | None = None,
         email: str | None = None,
     ) -> Identity:
+        __tracebackhide__ = True
         if isinstance(sub, Principal):
             role, email = sub.role, email or sub.email
             claims = {**(sub.claims or {}), **(claims or {})}
@@ -191,25 +199,29 @@ class Rls:
         return self._identities_seen[key]
 
     def _new_user_identity(
-        self, sub: str | uuid.UUID, *, role: str, claims: Mapping[str, Any] | None, email: str | None
+        self, sub: str | uuid.UUID, *, role: str | None, claims: Mapping[str, Any] | None, email: str | None
     ) -> Identity:
-        known = self._lookup_user(sub)
-        return user_identity(
-            sub,
-            role=role,
-            email=email or (known or {}).get("email"),
-            claims=claims,
-            app_metadata=(known or {}).get("app_metadata"),
-            user_metadata=(known or {}).get("user_metadata"),
-        )
+        __tracebackhide__ = True
+        issued_at, known = self._lookup_user(sub)
+        platform = self.config.platform
+        session_id = self._session_ids.setdefault(str(sub), uuid.uuid4())
+        payload = user_claims(sub, user=known or AuthUser(), platform=platform, issued_at=issued_at,
+                              session_id=session_id, email=email)
+        if platform.access_token_hook is not None:
+            with self.as_owner():  # Auth's own connection: no request's role or claims
+                payload = run_hook(self.connection, platform.access_token_hook, str(sub), payload)
+        if role is not None:
+            payload["role"] = role
+        payload.update(claims or {})
+        return claims_identity(payload, f"user {sub}")
 
     def as_anon(self) -> AbstractContextManager[Identity]:
-        """Act as a request made with the anon key."""
-        return self.act_as(anon_identity())
+        """Act as a request made with the anon key (``iss`` supabase, ``ref`` the project's)."""
+        return self.act_as(anon_identity(self.config.platform))
 
     def as_service_role(self) -> AbstractContextManager[Identity]:
         """Act as a request made with the service_role key (bypasses RLS)."""
-        return self.act_as(service_role_identity())
+        return self.act_as(service_role_identity(self.config.platform))
 
     def as_role(self, role: str, settings: Mapping[str, Any] | None = None) -> AbstractContextManager[Identity]:
         """Act as any role with any settings, e.g. ``{"app.current_tenant": tenant_id}``."""
@@ -237,19 +249,20 @@ class Rls:
         with self.act_as(self._owner):
             yield
 
-    def _lookup_user(self, sub: str | uuid.UUID) -> dict[str, Any] | None:
+    def _lookup_user(self, sub: str | uuid.UUID) -> tuple[int, AuthUser | None]:
+        """The transaction's now() (the token's ``iat``) and the user's auth.users row."""
+        if self.identity is not None and self.identity.role != self._owner.role:  # look up with the owner's rights
+            with self.as_owner():
+                return self._lookup_user(sub)
+        if self._has_auth_users is None:
+            self._has_auth_users = auth_users.exists(self.connection)
         try:
             user_id = uuid.UUID(str(sub))
         except ValueError:
-            return None
-        if self.identity is not None and self.identity.role != self._owner.role:  # look up with the owner's rights
-            with self.as_owner():
-                return self._lookup_user(user_id)
-        if self._has_auth_users is None:
-            self._has_auth_users = auth_users.exists(self.connection)
-        if not self._has_auth_users:
-            return None
+            user_id = None
         with self.safely():  # a migration may have changed auth.users
+            if user_id is None or not self._has_auth_users:
+                return auth_users.now(self.connection), None
             return auth_users.lookup(self.connection, user_id)
 
     def create_user(

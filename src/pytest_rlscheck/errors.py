@@ -101,6 +101,31 @@ class SignUpFailed(RlscheckError):
         self.sqlstate = sqlstate
 
 
+class AccessTokenHookError(RlscheckError):
+    """The custom access token hook made the sign-in fail, as Supabase Auth would refuse it:
+    ``status`` is the HTTP status Auth answers with, ``problem`` what went wrong, ``details``
+    PostgreSQL's own message or the claims at fault."""
+
+    def __init__(self, hook: str, problem: str, status: int = 500, fix: str = "",
+                 details: tuple[str, ...] = ()) -> None:
+        super().__init__(hook, problem, status, fix, details)
+        self.hook = hook
+        self.problem = problem
+        self.status = status
+        self.fix = fix
+        self.details = details
+
+    def __str__(self) -> str:
+        lines = [
+            f"the custom access token hook {self.hook} ([auth.hook.custom_access_token]) {self.problem}",
+            *self.details,
+            f"In production the sign-in fails: Supabase Auth answers HTTP {self.status} and issues no token.",
+        ]
+        if self.fix:
+            lines.append(f"Fix: {self.fix}")
+        return "\n".join(lines)
+
+
 class RlscheckUsageError(RlscheckError, RuntimeError):
     """A test used the plugin in a way that would undermine the isolation it provides."""
 

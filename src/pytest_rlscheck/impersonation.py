@@ -8,6 +8,7 @@ reverse order, so nested blocks and exceptions restore the previous identity exa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 import weakref
@@ -17,6 +18,8 @@ from typing import Any
 
 import psycopg
 
+from .access_token import AuthUser, key_claims, user_claims
+from .platform_config import PlatformConfig
 from .savepoints import bind, guarded
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "IdentityStack",
     "Principal",
     "anon_identity",
+    "claims_identity",
     "role_identity",
     "service_role_identity",
     "user_identity",
@@ -83,37 +87,46 @@ OWNER = Identity("none", {}, "the table owner")
 def user_identity(
     sub: str | uuid.UUID,
     *,
-    role: str = "authenticated",
+    role: str | None = None,
     email: str | None = None,
     claims: Mapping[str, Any] | None = None,
     app_metadata: Mapping[str, Any] | None = None,
     user_metadata: Mapping[str, Any] | None = None,
+    user: AuthUser | None = None,
+    platform: PlatformConfig | None = None,
+    issued_at: int | None = None,
+    session_id: str | uuid.UUID | None = None,
 ) -> Identity:
-    """The claims Supabase Auth puts in an access token, plus ``claims`` on top."""
-    payload: dict[str, Any] = {
-        "sub": str(sub),
-        "role": role,
-        "aud": "authenticated",
-        "email": email or "",
-        "phone": "",
-        "aal": "aal1",
-        "amr": [{"method": "password", "timestamp": 0}],
-        "is_anonymous": False,
-        "app_metadata": dict(app_metadata or {"provider": "email", "providers": ["email"]}),
-        "user_metadata": dict(user_metadata or {}),
-    }
+    """The claims Supabase Auth puts in an access token (:func:`.access_token.user_claims`),
+    plus ``claims`` on top. ``user`` is the user's auth.users row (``app_metadata`` and
+    ``user_metadata`` replace its own when given); ``role`` wins over the row's."""
+    row = user or AuthUser()
+    if app_metadata is not None or user_metadata is not None:
+        row = dataclasses.replace(
+            row,
+            app_metadata=row.app_metadata if app_metadata is None else app_metadata,
+            user_metadata=row.user_metadata if user_metadata is None else user_metadata,
+        )
+    payload = user_claims(sub, user=row, platform=platform, issued_at=issued_at, session_id=session_id,
+                          role=role, email=email)
     payload.update(claims or {})
-    return Identity(role, {CLAIMS: json.dumps(payload)}, f"user {sub} (role {role})")
+    return claims_identity(payload, f"user {sub}")
 
 
-def anon_identity() -> Identity:
+def claims_identity(payload: Mapping[str, Any], label: str) -> Identity:
+    """Acting with a token of these claims: PostgREST's role is the token's ``role``."""
+    role = str(payload.get("role") or "authenticated")
+    return Identity(role, {CLAIMS: json.dumps(payload)}, f"{label} (role {role})")
+
+
+def anon_identity(platform: PlatformConfig | None = None) -> Identity:
     """A request with the anon key: role ``anon``, no ``sub``."""
-    return Identity("anon", {CLAIMS: json.dumps({"role": "anon", "iss": "supabase"})}, "anon")
+    return Identity("anon", {CLAIMS: json.dumps(key_claims("anon", platform))}, "anon")
 
 
-def service_role_identity() -> Identity:
+def service_role_identity(platform: PlatformConfig | None = None) -> Identity:
     """A request with the service_role key: bypasses RLS, as on Supabase."""
-    return Identity("service_role", {CLAIMS: json.dumps({"role": "service_role", "iss": "supabase"})}, "service_role")
+    return Identity("service_role", {CLAIMS: json.dumps(key_claims("service_role", platform))}, "service_role")
 
 
 def role_identity(role: str, settings: Mapping[str, Any] | None = None) -> Identity:

@@ -177,7 +177,7 @@ def anon_outcomes(
     """The operations of the isolation check acting as anon (the anon key), against ``other``'s
     tenant, or with ``other=None`` against every row that belongs to a tenant (or a user)."""
     theirs = None if other is None else _tenant_of(rls, rel, key, other)
-    probe = _Probe(rls, rel, key, anon_identity(), None, theirs, other=other)
+    probe = _Probe(rls, rel, key, anon_identity(rls.config.platform), None, theirs, other=other)
     if probe.other_rows() == 0:
         whose = f"{other}'s tenant ({theirs})" if other is not None else "any tenant"
         raise NothingToTest(f"{rel.qualified} has no rows of {whose} by {key.describe()} to try anon on.")
@@ -931,7 +931,7 @@ def anon_reads(rls: Rls, relation: str, key: TenantKey) -> int:
     rolled back; 0 when PostgreSQL refuses it."""
     conn = rls.connection
     query = sql.SQL("select count(*) from {} t where ({})::text is not null").format(sql.SQL(relation), key.sql())
-    statements = [identity_sql(conn, anon_identity(), rls.settings_in_effect()), query.as_string(conn)]
+    statements = [identity_sql(conn, anon_identity(rls.config.platform), rls.settings_in_effect()), query.as_string(conn)]
     try:
         return rolled_back(conn, statements)[-1].rows[0][0]  # type: ignore[index]
     except psycopg.Error as exc:

@@ -99,7 +99,7 @@ def leaky_calls(
         assert identity is not None
         attempts.append(call_function(rls, fn, args, identity, other, caller=f"user {user.sub}", scope=scope, judge_answer=judge))
         if anon:
-            attempts.append(call_function(rls, fn, args, anon_identity(), other, caller="anon", scope=scope, judge_answer=judge))
+            attempts.append(call_function(rls, fn, args, anon_identity(rls.config.platform), other, caller="anon", scope=scope, judge_answer=judge))
         if any(a.leaked for a in attempts):
             break  # shown for one pair: the other directions cost calls and say the same
     leaks = [a for a in attempts if a.leaked]
