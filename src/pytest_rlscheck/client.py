@@ -42,6 +42,7 @@ from .impersonation import (
 )
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
+from .request import Api, Request, probe_identity, request_identity
 from .session import Database
 
 __all__ = ["Rls"]
@@ -70,6 +71,8 @@ class Rls:
         self._patterns: dict[str, FunctionPattern] = {}
         # user identities looked up in auth.users; forgotten whenever the test writes
         self._identities_seen: dict[tuple[Any, ...], Identity] = {}
+        # how statements of the as_* blocks run as requests (request.py); made on first use
+        self._api: Api | None = None
 
     # -- lifecycle (driven by the fixture, through test_transaction) ---------------------
 
@@ -121,6 +124,11 @@ class Rls:
         propagates and the test's transaction carries on as before the statement.
         """
         self._identities_seen.clear()  # the statement may change auth.users
+        request = self.identity.request if self.identity is not None else None
+        if request is not None:  # an as_* block: the statement is one API request
+            return self.api.execute(request, query, params)
+        if self._api is not None:
+            self._api.forget()  # the owner's statement may change role settings
         if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
             with self.connection.transaction():
                 return self.connection.execute(query, params)
@@ -153,6 +161,17 @@ class Rls:
         finally:
             self._identities.pop()
 
+    @property
+    def api(self) -> Api:
+        """How the statements of ``as_*`` blocks run as PostgREST requests (:mod:`.request`)."""
+        if self._api is None:
+            self._api = Api(self.connection, safeupdate=self.config.safeupdate, transactional=self.transactional)
+        return self._api
+
+    def _request(self, base: Identity, request: Request) -> Identity:
+        """``base`` as PostgREST sets it for ``request`` (role settings read once per role)."""
+        return request_identity(base, request, self.config.platform, self.api.role_settings(base.role))
+
     def as_user(
         self,
         sub: str | uuid.UUID | Principal,
@@ -160,12 +179,25 @@ class Rls:
         role: str = "authenticated",
         claims: Mapping[str, Any] | None = None,
         email: str | None = None,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
     ) -> AbstractContextManager[Identity]:
         """Act as a signed-in user: role ``authenticated`` and the claims of their access
         token. ``email``, ``app_metadata`` and ``user_metadata`` come from ``auth.users``
         when the user exists there; ``claims`` are added on top. ``sub`` may be a
-        :class:`Principal` (from :meth:`user`)."""
-        return self.act_as(self._user_identity(sub, role=role, claims=claims, email=email))
+        :class:`Principal` (from :meth:`user`).
+
+        Each statement in the block runs as one PostgREST request: ``method``, ``path``,
+        ``headers`` and ``cookies`` are its ``request.*`` settings, search_path and the
+        role's own settings are the API's, ``read_only`` runs it READ ONLY (as GET and
+        HEAD are), ``pre_request`` calls authenticator's ``pgrst.db_pre_request`` first;
+        safeupdate and the commit-time checks apply (see :mod:`.request`)."""
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(self._user_identity(sub, role=role, claims=claims, email=email), request))
 
     def _user_identity(
         self,
@@ -197,17 +229,56 @@ class Rls:
             user_metadata=(known or {}).get("user_metadata"),
         )
 
-    def as_anon(self) -> AbstractContextManager[Identity]:
-        """Act as a request made with the anon key."""
-        return self.act_as(anon_identity())
+    def as_anon(
+        self,
+        *,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
+    ) -> AbstractContextManager[Identity]:
+        """Act as a request made with the anon key (the request arguments: see :meth:`as_user`)."""
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(anon_identity(), request))
 
-    def as_service_role(self) -> AbstractContextManager[Identity]:
-        """Act as a request made with the service_role key (bypasses RLS)."""
-        return self.act_as(service_role_identity())
+    def as_service_role(
+        self,
+        *,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
+    ) -> AbstractContextManager[Identity]:
+        """Act as a request made with the service_role key (bypasses RLS; the request
+        arguments: see :meth:`as_user`)."""
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(service_role_identity(), request))
 
-    def as_role(self, role: str, settings: Mapping[str, Any] | None = None) -> AbstractContextManager[Identity]:
-        """Act as any role with any settings, e.g. ``{"app.current_tenant": tenant_id}``."""
-        return self.act_as(role_identity(role, settings))
+    def as_role(
+        self,
+        role: str,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        api: bool = False,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
+    ) -> AbstractContextManager[Identity]:
+        """Act as any role with any settings, e.g. ``{"app.current_tenant": tenant_id}``: a
+        plain role switch, or with ``api=True`` a PostgREST request as that role (the
+        request arguments: see :meth:`as_user`)."""
+        identity = role_identity(role, settings)
+        if not api:
+            return self.act_as(identity)
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(identity, request))
 
     def start_as(self, who: Any) -> None:
         """Act as ``who`` (see :meth:`identity_for`) until the test ends: ``@pytest.mark.rls_user``."""
@@ -332,7 +403,7 @@ class Rls:
         rolled back, as ``as_user`` (a Principal, a ``sub``, an Identity) or the current
         identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone.
         ``count_calls``: also count calls with track_functions (``Plan.exact_calls``)."""
-        identity = self.identity_for(as_user) or self.identity
+        identity = probe_identity(self.identity_for(as_user) or self.identity)  # no request timeouts
         return run_explain(
             self.connection, query, params, identity=identity, in_effect=self.settings_in_effect(),
             settings=settings, count_calls=count_calls, patterns=self.function_pattern,
