@@ -186,3 +186,22 @@ def test_helpers_parse_names_and_paths() -> None:
     assert postgrest_path("/rest/v1") == "/"
     assert postgrest_path("rpc/f") == "/rpc/f"
     assert postgrest_path(None) is None
+
+
+def test_on_a_fresh_database_each_statement_is_a_request_that_commits(rls_fresh_db) -> None:
+    """Autocommit: the request's settings are the session's for the block, a deferred
+    duplicate fails at the request's real commit, a READ ONLY request commits nothing."""
+    rls = rls_fresh_db
+    rls.execute("create table public.fresh (id int primary key, code int unique deferrable initially deferred)")
+    rls.execute("grant select, insert on public.fresh to anon")
+    with rls.as_anon(method="POST", path="/fresh"):
+        assert rls.scalar(SETTING, ["statement_timeout"]) == "3s"
+        assert rls.scalar(SETTING, ["request.path"]) == "/fresh"
+        rls.execute("insert into fresh values (1, 1)")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            rls.execute("insert into fresh values (2, 1)")
+    with rls.as_anon(read_only=True), pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        rls.execute("insert into fresh values (3, 3)")
+    assert rls.scalar(SETTING, ["statement_timeout"]) == "0"
+    with rls.connect() as other:  # what the requests committed
+        assert other.execute("select id from fresh").fetchall() == [(1,)]

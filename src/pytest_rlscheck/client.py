@@ -165,7 +165,7 @@ class Rls:
     def api(self) -> Api:
         """How the statements of ``as_*`` blocks run as PostgREST requests (:mod:`.request`)."""
         if self._api is None:
-            self._api = Api(self.connection, safeupdate=self.config.safeupdate, transactional=self.transactional)
+            self._api = Api(self.connection, safeupdate=self.config.safeupdate)
         self._api.safeupdate.enabled = self.config.safeupdate  # [tool.rlscheck] safeupdate, as configured now
         return self._api
 

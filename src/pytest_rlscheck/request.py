@@ -214,9 +214,8 @@ def probe_identity(identity: Identity | None) -> Identity | None:
 class Api:
     """Runs the statements of API identities on one connection, as requests would run."""
 
-    def __init__(self, conn: psycopg.Connection[Any], *, safeupdate: bool, transactional: bool) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, safeupdate: bool) -> None:
         self._conn = conn
-        self._transactional = transactional
         self.safeupdate = Safeupdate(conn, enabled=safeupdate)
         self._settings: dict[str, RoleSettings] = {}
 

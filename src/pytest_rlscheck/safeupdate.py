@@ -116,9 +116,9 @@ class Safeupdate:
     def _load(self) -> bool:
         try:  # LOAD is not transactional: the library stays once loaded, the savepoint goes
             rolled_back(self._conn, [LOAD_SQL])
-        except psycopg.errors.UndefinedFile:
-            return False
-        except psycopg.errors.InsufficientPrivilege:
+        except psycopg.OperationalError:
+            raise  # the connection, not the library
+        except psycopg.Error:  # no such file (58P01), or a role that may not LOAD it
             return False
         self._conn.execute(SESSION_OFF_SQL)
         return True
