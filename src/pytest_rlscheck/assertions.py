@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from . import commit_checks
 from .catalog import Constraint, Relation, quote
 from .errors import RlsAssertionError
 from .impersonation import OWNER
@@ -151,6 +152,7 @@ def _try_insert(rls: Rls, rel: Relation, row: Mapping[str, Any]) -> tuple[psycop
             try:
                 with conn.transaction():
                     conn.execute(query, params)
+                    commit_checks.check(conn)  # deferred constraints fire as a commit would fire them
             except psycopg.Error as exc:
                 error = exc
             raise psycopg.Rollback()

@@ -44,6 +44,7 @@ from .impersonation import (
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
 from .scratch import superuser_session
+from .request import Api, Request, probe_identity, request_identity
 from .session import Database
 
 __all__ = ["Rls"]
@@ -79,6 +80,8 @@ class Rls:
         self._identities_seen: dict[tuple[Any, ...], Identity] = {}
         # the session_id claim of each user's token: one session per user per test
         self._session_ids: dict[str, uuid.UUID] = {}
+        # how statements of the as_* blocks run as requests (request.py); made on first use
+        self._api: Api | None = None
 
     # -- lifecycle (driven by the fixture, through test_transaction) ---------------------
 
@@ -130,6 +133,11 @@ class Rls:
         propagates and the test's transaction carries on as before the statement.
         """
         self._identities_seen.clear()  # the statement may change auth.users
+        request = self.identity.request if self.identity is not None else None
+        if request is not None:  # an as_* block: the statement is one API request
+            return self.api.execute(request, query, params)
+        if self._api is not None:
+            self._api.forget()  # the owner's statement may change role settings
         if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
             with self.connection.transaction():
                 return self.connection.execute(query, params)
@@ -162,6 +170,18 @@ class Rls:
         finally:
             self._identities.pop()
 
+    @property
+    def api(self) -> Api:
+        """How the statements of ``as_*`` blocks run as PostgREST requests (:mod:`.request`)."""
+        if self._api is None:
+            self._api = Api(self.connection, safeupdate=self.config.safeupdate)
+        self._api.safeupdate.enabled = self.config.safeupdate  # [tool.rlscheck] safeupdate, as configured now
+        return self._api
+
+    def _request(self, base: Identity, request: Request) -> Identity:
+        """``base`` as PostgREST sets it for ``request`` (role settings read once per role)."""
+        return request_identity(base, request, self.config.platform, self.api.role_settings(base.role))
+
     def as_user(
         self,
         sub: str | uuid.UUID | Principal,
@@ -169,6 +189,12 @@ class Rls:
         role: str | None = None,
         claims: Mapping[str, Any] | None = None,
         email: str | None = None,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
     ) -> AbstractContextManager[Identity]:
         """Act as a signed-in user with the claims of the access token Supabase Auth would
         issue them (:mod:`.access_token`): ``email``, ``phone``, ``aud``, ``role``,
@@ -176,9 +202,16 @@ class Rls:
         there; ``iss`` and ``exp`` from the platform's settings; ``iat`` is the
         transaction's now(). The custom access token hook, when config.toml enables one,
         runs on them as Auth runs it; ``role`` and ``claims`` given here are applied last, on
-        top. ``sub`` may be a :class:`Principal` (from :meth:`user`)."""
+        top. ``sub`` may be a :class:`Principal` (from :meth:`user`).
+
+        Each statement in the block runs as one PostgREST request: ``method``, ``path``,
+        ``headers`` and ``cookies`` are its ``request.*`` settings, search_path and the
+        role's own settings are the API's, ``read_only`` runs it READ ONLY (as GET and
+        HEAD are), ``pre_request`` calls authenticator's ``pgrst.db_pre_request`` first;
+        safeupdate and the commit-time checks apply (see :mod:`.request`)."""
         __tracebackhide__ = True  # a refused sign-in is reported at the test's line
-        return self.act_as(self._user_identity(sub, role=role, claims=claims, email=email))
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(self._user_identity(sub, role=role, claims=claims, email=email), request))
 
     def _user_identity(
         self,
@@ -215,17 +248,56 @@ class Rls:
         payload.update(claims or {})
         return claims_identity(payload, f"user {sub}")
 
-    def as_anon(self) -> AbstractContextManager[Identity]:
-        """Act as a request made with the anon key (``iss`` supabase, ``ref`` the project's)."""
-        return self.act_as(anon_identity(self.config.platform))
+    def as_anon(
+        self,
+        *,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
+    ) -> AbstractContextManager[Identity]:
+        """Act as a request made with the anon key (the request arguments: see :meth:`as_user`)."""
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(anon_identity(self.config.platform), request))
 
-    def as_service_role(self) -> AbstractContextManager[Identity]:
-        """Act as a request made with the service_role key (bypasses RLS)."""
-        return self.act_as(service_role_identity(self.config.platform))
+    def as_service_role(
+        self,
+        *,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
+    ) -> AbstractContextManager[Identity]:
+        """Act as a request made with the service_role key (bypasses RLS; the request
+        arguments: see :meth:`as_user`)."""
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(service_role_identity(self.config.platform), request))
 
-    def as_role(self, role: str, settings: Mapping[str, Any] | None = None) -> AbstractContextManager[Identity]:
-        """Act as any role with any settings, e.g. ``{"app.current_tenant": tenant_id}``."""
-        return self.act_as(role_identity(role, settings))
+    def as_role(
+        self,
+        role: str,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        api: bool = False,
+        method: str = "GET",
+        path: str | None = "/",
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        pre_request: bool = True,
+    ) -> AbstractContextManager[Identity]:
+        """Act as any role with any settings, e.g. ``{"app.current_tenant": tenant_id}``: a
+        plain role switch, or with ``api=True`` a PostgREST request as that role (the
+        request arguments: see :meth:`as_user`)."""
+        identity = role_identity(role, settings)
+        if not api:
+            return self.act_as(identity)
+        request = Request(method, path, dict(headers or {}), dict(cookies or {}), read_only, pre_request)
+        return self.act_as(self._request(identity, request))
 
     def start_as(self, who: Any) -> None:
         """Act as ``who`` (see :meth:`identity_for`) until the test ends: ``@pytest.mark.rls_user``."""
@@ -353,7 +425,7 @@ class Rls:
         rolled back, as ``as_user`` (a Principal, a ``sub``, an Identity) or the current
         identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone.
         ``count_calls``: also count calls with track_functions (``Plan.exact_calls``)."""
-        identity = self.identity_for(as_user) or self.identity
+        identity = probe_identity(self.identity_for(as_user) or self.identity)  # no request timeouts
         return run_explain(
             self.connection, query, params, identity=identity, in_effect=self.settings_in_effect(),
             settings=settings, count_calls=count_calls, patterns=self.function_pattern,

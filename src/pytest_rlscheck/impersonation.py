@@ -69,13 +69,16 @@ class Identity:
     role: str
     settings: Mapping[str, str] = field(default_factory=dict)
     label: str = ""
+    #: How the statements run while this identity is in effect, when it stands for an API
+    #: request (:class:`pytest_rlscheck.request.Request`); None for a plain role switch.
+    request: Any = field(default=None, compare=False)
 
     @property
     def claims(self) -> dict[str, Any]:
         raw = self.settings.get(CLAIMS)
         return json.loads(raw) if raw else {}
 
-    def assignments(self) -> tuple[list[str], list[str]]:
+    def assignments(self) -> tuple[list[str], list[str | None]]:
         names = ["role", *self.settings]
         return names, [self.role, *self.settings.values()]
 
@@ -175,10 +178,11 @@ class IdentityStack:
 
     def push(self, identity: Identity) -> None:
         names, values = identity.assignments()
-        # settings an outer identity set, that this one does not: blank them, as a new
-        # request would have them (restored with the rest on pop)
+        # settings an outer identity set, that this one does not: reset them, as a new
+        # request would have them (restored with the rest on pop). NULL resets a setting to
+        # its session default: '' for a custom one, the server's value for statement_timeout.
         stale = sorted(self.names_in_effect() - set(names))
-        names, values = names + stale, values + [""] * len(stale)
+        names, values = names + stale, values + [None] * len(stale)
         params = {"names": names, "values": values, "local": self._local}
         proven = _PROVEN.setdefault(self._conn, set())
         key = (identity.role, tuple(sorted(names)))

@@ -42,7 +42,7 @@ def identity_sql(conn: psycopg.Connection[Any], identity: Identity, reset: Itera
     blanking the settings in ``reset`` that it does not set itself."""
     names, values = identity.assignments()
     stale = sorted(set(reset) - set(names))
-    names, values = names + stale, values + [""] * len(stale)
+    names, values = names + stale, values + [None] * len(stale)  # NULL: the session's default
     calls = sql.SQL(", ").join(
         sql.SQL("set_config({}, {}, true)").format(sql.Literal(n), sql.Literal(v)) for n, v in zip(names, values)
     )

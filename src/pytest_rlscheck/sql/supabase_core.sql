@@ -110,3 +110,35 @@ exception when insufficient_privilege then
   raise notice 'rlscheck shim: % may not give postgres its grants', current_user;
 end
 $shim$;
+
+-- The per-role settings a Supabase project has (its roles.sql): PostgREST logs in as
+-- authenticator (whose settings become the API session's), then applies the impersonated
+-- role's own settings to each request. A role that already has the setting keeps its value.
+do $shim$
+declare
+  r record;
+begin
+  for r in
+    select * from (values
+      ('anon', 'statement_timeout', '3s'),
+      ('authenticated', 'statement_timeout', '8s'),
+      ('authenticator', 'statement_timeout', '8s'),
+      ('authenticator', 'lock_timeout', '8s')
+    ) as settings(role, name, value)
+  loop
+    if exists (select from pg_catalog.pg_roles where rolname = r.role)
+       and not exists (
+         select from pg_catalog.pg_db_role_setting s
+           join pg_catalog.pg_roles o on o.oid = s.setrole
+          where o.rolname = r.role and s.setdatabase = 0
+            and exists (select from unnest(s.setconfig) as c(setting) where c.setting like r.name || '=%')
+       ) then
+      begin
+        execute format('alter role %I set %I = %L', r.role, r.name, r.value);
+      exception when insufficient_privilege then
+        null;  -- a role the shim's runner may not alter goes without (as before)
+      end;
+    end if;
+  end loop;
+end
+$shim$;
