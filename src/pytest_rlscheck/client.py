@@ -43,6 +43,7 @@ from .impersonation import (
 )
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
+from .owner import supautils_plan
 from .scratch import superuser_session
 from .request import Api, Request, probe_identity, request_identity
 from .session import Database
@@ -51,6 +52,10 @@ __all__ = ["Rls"]
 
 Query = str | sql.Composable
 Params = Sequence[Any] | Mapping[str, Any] | None
+
+#: The role, for one statement supautils runs as the superuser, and back.
+ROLE_SQL = "select set_config('role', %s, %s)"
+
 
 class Rls:
     """Acts on the migrated database as the test's owner, or as a user, anon or service_role."""
@@ -138,10 +143,36 @@ class Rls:
             return self.api.execute(request, query, params)
         if self._api is not None:
             self._api.forget()  # the owner's statement may change role settings
+        after = self._supautils_plan(query)
         if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
             with self.connection.transaction():
-                return self.connection.execute(query, params)
-        return self.connection.execute(query, params)
+                return self._owner_execute(query, params, after)
+        return self._owner_execute(query, params, after)
+
+    def _supautils_plan(self, query: Query) -> tuple[str, ...] | None:
+        """For a statement of the owner side that Supabase's supautils runs for ``postgres``
+        as the superuser (``SET session_replication_role``, ``ALTER ROLE authenticator SET
+        pgrst.*``, a privileged extension, a policy on storage.objects...): the statements
+        to run after it so; None for every other statement (and off the throw-away server)."""
+        if self._owner is OWNER or not isinstance(query, str):
+            return None
+        if self.identity is not None and self.identity is not self._owner:
+            return None
+        return supautils_plan(query)
+
+    def _owner_execute(self, query: Query, params: Params, after: tuple[str, ...] | None) -> psycopg.Cursor[Any]:
+        if after is None:
+            return self.connection.execute(query, params)
+        local = self.transactional
+        self.connection.execute(ROLE_SQL, ["none", local])
+        try:
+            cursor = self.connection.execute(query, params)
+            for statement in after:
+                self.connection.execute(statement)
+        finally:
+            if self.connection.info.transaction_status != TransactionStatus.INERROR:
+                self.connection.execute(ROLE_SQL, [self._owner.role, local])
+        return cursor
 
     def fetchall(self, query: Query, params: Params = None) -> list[tuple[Any, ...]]:
         return self.execute(query, params).fetchall()

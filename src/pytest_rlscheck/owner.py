@@ -58,6 +58,16 @@ storage.buckets storage.migrations storage.objects storage.s3_multipart_uploads
 storage.s3_multipart_uploads_parts
 """.split())
 
+#: ``supautils.privileged_role_allowed_configs``: settings ``postgres`` may set (``SET``,
+#: ``ALTER ROLE ... SET``) though only a superuser could; ``*`` ends a prefix.
+ALLOWED_CONFIGS = (
+    "auto_explain.log_min_duration", "auto_explain.log_nested_statements", "log_lock_waits", "log_min_messages",
+    "pg_net.batch_size", "pg_net.ttl", "pgaudit.log", "pgaudit.log_catalog", "pgaudit.log_client",
+    "pgaudit.log_level", "pgaudit.log_relation", "pgaudit.log_rows", "pgaudit.log_statement",
+    "pgaudit.log_statement_once", "pgaudit.role", "pgrst.*", "plan_filter.*", "safeupdate.enabled",
+    "session_replication_role", "track_io_timing",
+)
+
 _NAME = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
 _QUALIFIED = rf"({_NAME}(?:\s*\.\s*{_NAME})?)"
 _EXTENSION = re.compile(
@@ -69,6 +79,18 @@ _DROP_TRIGGER = re.compile(rf"\A\s*drop\s+trigger\s+(?:if\s+exists\s+)?{_NAME}\s
 _PRIVILEGED_OBJECTS = re.compile(
     r"\A\s*(?:create|alter|drop)\s+(?:publication|event\s+trigger|foreign\s+data\s+wrapper)\b", re.I
 )
+
+
+_SETTING = r'("?[A-Za-z_][\w$]*"?(?:\s*\.\s*"?[A-Za-z_][\w$]*"?)?)'
+_SET = re.compile(rf"\A\s*(?:set|reset)\s+(?:session\s+|local\s+)?{_SETTING}", re.I)
+_ALTER_ROLE_SET = re.compile(
+    rf"\A\s*alter\s+(?:role|user)\s+{_NAME}\s+(?:in\s+database\s+{_NAME}\s+)?(?:set|reset)\s+{_SETTING}", re.I
+)
+
+
+def _allowed_config(name: str) -> bool:
+    name = re.sub(r'\s|"', "", name).lower()
+    return any(name == c or (c.endswith("*") and name.startswith(c[:-1])) for c in ALLOWED_CONFIGS)
 
 
 def _unquoted(name: str) -> str:
@@ -119,6 +141,9 @@ def supautils_plan(statement: str) -> tuple[str, ...] | None:
     found = _POLICY.match(code) or _DROP_TRIGGER.match(code)
     if found:
         return () if _qualified(found.group(1)) in PLATFORM_TABLES else None
+    found = _SET.match(code) or _ALTER_ROLE_SET.match(code)
+    if found:
+        return () if _allowed_config(found.group(1)) else None
     return () if _PRIVILEGED_OBJECTS.match(code) else None
 
 
