@@ -22,9 +22,9 @@ EXISTS_SQL = "select to_regclass('auth.users') is not null"
 #: The transaction's now() in whole seconds: the ``iat`` of the tokens issued in it.
 NOW_SQL = "select floor(extract(epoch from now()))::bigint"
 #: now() and the user's row (all null when there is none), in one round trip.
+#: The row as JSON: an auth.users of an older Auth (a dump's own) may lack a column.
 LOOKUP_SQL = (
-    "select floor(extract(epoch from now()))::bigint, u.id is not null, u.email, u.phone, u.aud, u.role,"
-    " u.is_anonymous, u.raw_app_meta_data, u.raw_user_meta_data"
+    "select floor(extract(epoch from now()))::bigint, to_jsonb(u)"
     " from (select) as one left join auth.users as u on u.id = %(id)s"
 )
 #: Sign-up as Supabase Auth does it: the user, then their email identity, as
@@ -77,10 +77,13 @@ def lookup(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> tuple[int, Auth
     """The transaction's now() (seconds) and the user's row, or None when there is none."""
     row = conn.execute(LOOKUP_SQL, {"id": user_id}).fetchone()
     assert row is not None
-    issued_at, found, email, phone, aud, role, anonymous, app, user = row
+    issued_at, found = row
     if not found:
         return int(issued_at), None
-    return int(issued_at), AuthUser(email, phone, aud, role, bool(anonymous), app, user)
+    return int(issued_at), AuthUser(
+        found.get("email"), found.get("phone"), found.get("aud"), found.get("role"), bool(found.get("is_anonymous")),
+        found.get("raw_app_meta_data"), found.get("raw_user_meta_data"),
+    )
 
 
 def create(

@@ -1,3 +1,4 @@
+import psycopg
 import pytest
 
 
@@ -24,5 +25,8 @@ def test_another_user_cannot_delete_an_avatar(rls):
         rls.execute("insert into storage.objects (bucket_id, name, owner) values ('avatars', %s, %s)", (f"{ALICE}/a.png", ALICE))
     with rls.as_user(BOB):
         assert rls.scalar("select count(*) from storage.objects") == 1  # the bucket is public
-        rls.execute("delete from storage.objects")
+        # the API refuses a DELETE without a WHERE (safeupdate), and with one Bob's policy holds
+        with pytest.raises(psycopg.errors.CardinalityViolation, match="DELETE requires a WHERE clause"):
+            rls.execute("delete from storage.objects")
+        assert rls.execute("delete from storage.objects where bucket_id = 'avatars'").rowcount == 0
     assert rls.scalar("select count(*) from storage.objects") == 1
