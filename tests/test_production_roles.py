@@ -206,6 +206,11 @@ def test_a_seed_repeating_a_token_fails_as_on_db_reset(pytester) -> None:
         ("create publication p for table t", True),
         ("-- a comment\ncreate extension pgtap", True),
         ("create index on auth.users (email)", False),
+        ("SET session_replication_role = replica", True),
+        ("set work_mem = '1GB'", False),
+        ("alter role authenticator set pgrst.db_pre_request = 'public.check'", True),
+        ("alter role anon set statement_timeout = '5s'", True),
+        ("alter role app_user set statement_timeout = '5s'", False),
     ],
 )
 def test_what_supautils_runs_as_the_superuser(statement, expected) -> None:

@@ -154,11 +154,9 @@ class Rls:
         as the superuser (``SET session_replication_role``, ``ALTER ROLE authenticator SET
         pgrst.*``, a privileged extension, a policy on storage.objects...): the statements
         to run after it so; None for every other statement (and off the throw-away server)."""
-        if self._owner is OWNER or not isinstance(query, str):
+        if self._owner is OWNER or (self.identity is not None and self.identity is not self._owner):
             return None
-        if self.identity is not None and self.identity is not self._owner:
-            return None
-        return supautils_plan(query)
+        return supautils_plan(query if isinstance(query, str) else query.as_string(self.connection))
 
     def _owner_execute(self, query: Query, params: Params, after: tuple[str, ...] | None) -> psycopg.Cursor[Any]:
         if after is None:

@@ -84,8 +84,12 @@ _PRIVILEGED_OBJECTS = re.compile(
 _SETTING = r'("?[A-Za-z_][\w$]*"?(?:\s*\.\s*"?[A-Za-z_][\w$]*"?)?)'
 _SET = re.compile(rf"\A\s*(?:set|reset)\s+(?:session\s+|local\s+)?{_SETTING}", re.I)
 _ALTER_ROLE_SET = re.compile(
-    rf"\A\s*alter\s+(?:role|user)\s+{_NAME}\s+(?:in\s+database\s+{_NAME}\s+)?(?:set|reset)\s+{_SETTING}", re.I
+    rf"\A\s*alter\s+(?:role|user)\s+({_NAME})\s+(?:in\s+database\s+{_NAME}\s+)?(?:set|reset)\s+{_SETTING}", re.I
 )
+#: ``supautils.reserved_roles`` marked ``*``: roles whose settings ``postgres`` may change
+#: (``alter role anon set statement_timeout = '5s'``, also where PostgreSQL 16+ would want
+#: ADMIN on the role).
+SETTINGS_OF_RESERVED_ROLES = frozenset({"anon", "authenticated", "service_role", "authenticator"})
 
 
 def _allowed_config(name: str) -> bool:
@@ -141,7 +145,11 @@ def supautils_plan(statement: str) -> tuple[str, ...] | None:
     found = _POLICY.match(code) or _DROP_TRIGGER.match(code)
     if found:
         return () if _qualified(found.group(1)) in PLATFORM_TABLES else None
-    found = _SET.match(code) or _ALTER_ROLE_SET.match(code)
+    found = _ALTER_ROLE_SET.match(code)
+    if found:
+        role, setting = _unquoted(found.group(1)), found.group(2)
+        return () if role in SETTINGS_OF_RESERVED_ROLES or _allowed_config(setting) else None
+    found = _SET.match(code)
     if found:
         return () if _allowed_config(found.group(1)) else None
     return () if _PRIVILEGED_OBJECTS.match(code) else None
