@@ -114,12 +114,20 @@ def round_trips(session: RlsSession, n: int) -> list[tuple[str, float]]:
             pass
 
     impersonate = timed(impersonation)
+    with client.as_user("11111111-1111-1111-1111-111111111111"):
+        # one PostgREST request: savepoint, pre-request check, safeupdate, commit-time checks
+        request = timed(lambda: client.execute("select 1").fetchone())
+        update = timed(lambda: client.execute("update conversations set ended_at = ended_at where false").rowcount)
+    owner_update = timed(lambda: client.execute("update conversations set ended_at = ended_at where false").rowcount)
     transaction.end()
     return [
         ("bare query: select 1", bare),
         ("test transaction: begin + rollback", cycle_ms),
         ("rls.execute (savepoint-wrapped select 1)", wrapped),
         ("as_user enter + exit", impersonate),
+        ("rls.execute in as_user (a request: select 1)", request),
+        ("rls.execute update as the owner", owner_update),
+        ("rls.execute update in as_user (a request)", update),
     ]
 
 
