@@ -287,6 +287,7 @@ def test_a_sign_up_the_schema_refuses_is_said_not_raised(rls) -> None:
     made = synthesize(rls.connection, Catalog.load(rls.connection, schemas=["public"]), SweepConfig(), [], [])
     assert made.failed is not None and "a full name is required" in made.failed, made
     assert "signing up alice@rlscheck.test failed" in made.failed  # as Supabase Auth signs users up
+    assert "(PL/pgSQL function private.need_a_name() line 3 at RAISE)" in made.failed  # the trigger at fault
     assert summary_lines(made.to_dict())[0].startswith("could not synthesize principals and rows: P0001: signing up")
     assert rls.scalar("select count(*) from auth.users where email like '%%@rlscheck.test'") == 0  # nothing half made
 

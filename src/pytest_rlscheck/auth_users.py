@@ -122,5 +122,6 @@ def create(
         raise SignUpFailed(
             f"signing up {params['email']} failed: {message} (SQLSTATE {exc.sqlstate}){where}\n  {SIGN_UP_HINT}",
             sqlstate=exc.sqlstate,
+            context=exc.diag.context or "",
         ) from exc
     return user_id

@@ -96,9 +96,17 @@ class SignUpFailed(RlscheckError):
     """Inserting a user as Supabase Auth does (role supabase_auth_admin, search_path auth)
     failed: on Supabase the sign-up fails the same way. ``sqlstate`` is Postgres' own."""
 
-    def __init__(self, report: str, *, sqlstate: str | None) -> None:
+    def __init__(self, report: str, *, sqlstate: str | None, context: str = "") -> None:
         super().__init__(report)
         self.sqlstate = sqlstate
+        #: Postgres' CONTEXT: the trigger function (and what it called) the error came from.
+        self.context = context
+
+    @property
+    def origin(self) -> str:
+        """The outermost function of the CONTEXT (the trigger's own), or ""."""
+        lines = [line.strip() for line in self.context.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
 
 
 class AccessTokenHookError(RlscheckError):

@@ -586,7 +586,7 @@ def synthesize(
         why = f"{exc.sqlstate}: {(exc.diag.message_primary or str(exc)).strip()}"
         return Synthesis(tuple(configured), {str(p.sub): n for p, n in zip(configured, names)}, failed=why)
     except SignUpFailed as exc:  # the users could not be made as Supabase Auth makes them
-        why = f"{exc.sqlstate}: {str(exc).splitlines()[0]}"
+        why = f"{exc.sqlstate}: {str(exc).splitlines()[0]}" + (f" ({exc.origin})" if exc.origin else "")
         return Synthesis(tuple(configured), {str(p.sub): n for p, n in zip(configured, names)}, failed=why)
 
 
