@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import textwrap
 
+import psycopg
+
 import pytest
 
 from conftest import write_project
@@ -215,3 +217,32 @@ def test_a_seed_repeating_a_token_fails_as_on_db_reset(pytester) -> None:
 )
 def test_what_supautils_runs_as_the_superuser(statement, expected) -> None:
     assert elevated(statement) is expected
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("alter role supabase_auth_admin set search_path = public", None),
+        ("alter role anon nologin", None),
+        ("drop role if exists authenticated", None),
+        ("grant pg_read_server_files to app_user", "role memberships are reserved"),
+        ("alter role anon set statement_timeout = '5s'", "allowed"),
+        ("grant app_group to authenticated", "allowed"),
+    ],
+)
+def test_the_platform_s_reserved_roles_are_refused_to_postgres(rls, statement, message) -> None:
+    rls.execute("create role app_user nologin; create role app_group nologin")
+    if message == "allowed":
+        rls.execute(statement)
+        return
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=message or "is a reserved role, only superusers"):
+        rls.execute(statement)
+    assert rls.scalar("select count(*) from pg_roles where rolname = 'authenticated'") == 1
+
+
+def test_a_migration_altering_a_platform_role_fails_as_on_db_reset(pytester) -> None:
+    migration = "create table t (id int);\ngrant select on t to authenticated;\nalter role authenticated bypassrls;\n"
+    result = _run(pytester, {"20240101000000_init.sql": migration}, "def test_x(rls):\n    pass\n")
+    out = result.stdout.str()
+    assert result.ret != 0 and "20240101000000_init.sql:3" in out
+    assert '"authenticated" is a reserved role, only superusers can modify it' in out and "42501" in out

@@ -43,7 +43,7 @@ from .impersonation import (
 )
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
-from .owner import supautils_plan
+from .owner import refusal_sql, supautils_plan, supautils_refusal
 from .scratch import superuser_session
 from .request import Api, Request, probe_identity, request_identity
 from .session import Database
@@ -53,6 +53,7 @@ __all__ = ["Rls"]
 Query = str | sql.Composable
 Params = Sequence[Any] | Mapping[str, Any] | None
 
+OWNER_SUPERUSER_SQL = "select rolsuper from pg_catalog.pg_roles where rolname = %s"
 #: The role, for one statement supautils runs as the superuser, and back.
 ROLE_SQL = "select set_config('role', %s, %s)"
 
@@ -144,6 +145,9 @@ class Rls:
         if self._api is not None:
             self._api.forget()  # the owner's statement may change role settings
         after = self._supautils_plan(query)
+        refused = self._supautils_refusal(query) if after is None else None
+        if refused is not None:
+            query, params = refused, None  # raises as supautils would, in the statement's savepoint
         if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
             with self.connection.transaction():
                 return self._owner_execute(query, params, after)
@@ -157,6 +161,18 @@ class Rls:
         if self._owner is OWNER or (self.identity is not None and self.identity is not self._owner):
             return None
         return supautils_plan(query if isinstance(query, str) else query.as_string(self.connection))
+
+    def _supautils_refusal(self, query: Query) -> sql.Composed | None:
+        """For a statement of the owner side supautils refuses ``postgres`` (altering or
+        dropping one of the platform's roles...): the statement that raises as it does."""
+        if self._owner is OWNER or (self.identity is not None and self.identity is not self._owner):
+            return None
+        message = supautils_refusal(query if isinstance(query, str) else query.as_string(self.connection))
+        if message is None:
+            return None
+        # (a plain PostgreSQL project's postgres is a superuser, which supautils lets be)
+        superuser = self.connection.execute(OWNER_SUPERUSER_SQL, [self._owner.role]).fetchone()
+        return None if superuser and superuser[0] else refusal_sql(message)
 
     def _owner_execute(self, query: Query, params: Params, after: tuple[str, ...] | None) -> psycopg.Cursor[Any]:
         if after is None:

@@ -98,13 +98,15 @@ def apply_files(
     *,
     server: str = "the server",
     elevate: Callable[[str], tuple[str, ...] | None] | None = None,
+    refuse: Callable[[str], Any] | None = None,
 ) -> ApplyReport:
     """Run ``files`` in order on an autocommit connection; raise :class:`MigrationError`.
 
     ``elevate``: for a statement to run as the session's superuser (``SET ROLE NONE`` for
     the statement, then back to the connection's role), as Supabase's supautils runs them
     for ``postgres``, the statements to run after it so too; None for the rest, which run
-    as the connection's role."""
+    as the connection's role. ``refuse``: for a statement the platform refuses (supautils'
+    reserved roles), the SQL run in its place, which raises as the platform would."""
     started = time.perf_counter()
     count = 0
     notes: list[str] = []
@@ -139,7 +141,10 @@ def apply_files(
                 elif status == TransactionStatus.IDLE:
                     conn.execute("BEGIN")
                 after = elevate(statement.text) if elevate is not None else None
-                if after is not None:
+                refused = refuse(statement.text) if refuse is not None and after is None else None
+                if refused is not None:
+                    conn.execute(refused)
+                elif after is not None:
                     conn.execute(ELEVATE_SQL)
                     _execute(conn, statement)
                     for follow_up in after:

@@ -29,7 +29,9 @@ __all__ = [
     "PLATFORM_TABLES",
     "elevated",
     "owner_role_sql",
+    "refusal_sql",
     "supautils_plan",
+    "supautils_refusal",
 ]
 
 #: ``postgres`` on Supabase (the attributes its "demote postgres" migration leaves).
@@ -153,6 +155,55 @@ def supautils_plan(statement: str) -> tuple[str, ...] | None:
     if found:
         return () if _allowed_config(found.group(1)) else None
     return () if _PRIVILEGED_OBJECTS.match(code) else None
+
+
+#: ``supautils.reserved_roles``: the platform's roles, which ``postgres`` may not alter,
+#: drop or rename (its CREATEROLE notwithstanding); those in
+#: :data:`SETTINGS_OF_RESERVED_ROLES` it may give settings.
+RESERVED_ROLES = frozenset({
+    "supabase_admin", "supabase_auth_admin", "supabase_storage_admin", "supabase_read_only_user",
+    "supabase_replication_admin", "dashboard_user", "pgbouncer", *SETTINGS_OF_RESERVED_ROLES,
+})
+#: ``supautils.reserved_memberships``: roles only a superuser may grant.
+RESERVED_MEMBERSHIPS = frozenset({"pg_read_server_files", "pg_write_server_files", "pg_execute_server_program",
+                                  "authenticator"})
+_ALTER_ROLE = re.compile(rf"\A\s*alter\s+(?:role|user)\s+({_NAME})", re.I)
+_DROP_ROLES = re.compile(r"\A\s*drop\s+(?:role|user)\s+(?:if\s+exists\s+)?(.*)\Z", re.I | re.S)
+_GRANT_ROLES = re.compile(r"\A\s*grant\s+(?!.*\bon\b)(.*?)\s+to\s+", re.I | re.S)
+RESERVED_ROLE_MESSAGE = '"{}" is a reserved role, only superusers can modify it'
+RESERVED_MEMBERSHIP_MESSAGE = '"{}" role memberships are reserved, only superusers can grant them'
+
+
+def supautils_refusal(statement: str) -> str | None:
+    """supautils' message when it refuses ``statement`` from ``postgres`` (altering,
+    renaming or dropping one of the platform's roles, granting a reserved membership), else
+    None: PostgreSQL alone decides the rest."""
+    code = code_only(statement).strip().rstrip(";")
+    found = _ALTER_ROLE_SET.match(code)
+    if found and _unquoted(found.group(1)) in SETTINGS_OF_RESERVED_ROLES:
+        return None  # their settings are postgres's to change
+    found = _ALTER_ROLE.match(code)
+    if found and _unquoted(found.group(1)) in RESERVED_ROLES:
+        return RESERVED_ROLE_MESSAGE.format(_unquoted(found.group(1)))
+    found = _DROP_ROLES.match(code)
+    if found:
+        for name in re.findall(_NAME, found.group(1)):
+            if _unquoted(name) in RESERVED_ROLES:
+                return RESERVED_ROLE_MESSAGE.format(_unquoted(name))
+    found = _GRANT_ROLES.match(code)
+    if found:
+        for name in re.findall(_NAME, found.group(1)):
+            if _unquoted(name) in RESERVED_MEMBERSHIPS:
+                return RESERVED_MEMBERSHIP_MESSAGE.format(_unquoted(name))
+    return None
+
+
+def refusal_sql(message: str) -> sql.Composed:
+    """A statement the server runs in place of a refused one: it raises ``message`` (42501),
+    as supautils does, so the error is PostgreSQL's and is reported where the statement is."""
+    return sql.SQL(
+        "do $supautils$ begin raise exception using errcode = '42501', message = {}; end $supautils$"
+    ).format(sql.Literal(message))
 
 
 def owner_role_sql(role: str, database: str, *, supabase: bool) -> sql.Composed:

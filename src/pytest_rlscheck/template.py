@@ -35,7 +35,7 @@ from .extensions import (
 )
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
-from .owner import owner_role_sql, supautils_plan
+from .owner import owner_role_sql, refusal_sql, supautils_plan, supautils_refusal
 from .server import ExternalServer, LocalServer, Server, start_server
 from .supabase import NO_API_GRANTS_SQL, created_objects, needed_parts, shim_failure_hint, shim_sql
 
@@ -48,6 +48,12 @@ SUPABASE_SEARCH_PATH = '"$user", public, extensions'
 OWNER_ROLE = "postgres"
 #: Schemas only a dump of a whole Supabase database creates (``supabase db dump`` leaves them out).
 DUMPED_PLATFORM_SCHEMAS = ("auth", "storage", "extensions")
+
+
+def _refusal(statement: str) -> Any:
+    """What runs in place of a statement supautils refuses ``postgres`` (None: none)."""
+    message = supautils_refusal(statement)
+    return refusal_sql(message) if message else None
 
 
 def connection_options(parts: Iterable[str], owner: str | None = None) -> str:
@@ -251,7 +257,8 @@ class TemplateBuild:
         """The migrations and the seed; ``elevate`` says which statements run as the
         superuser (the connection acts as ``postgres`` otherwise)."""
         try:
-            notes = apply_files(conn, files, server=server.description, elevate=elevate).notes
+            refuse = _refusal if elevate is supautils_plan and "core" in self.parts else None
+            notes = apply_files(conn, files, server=server.description, elevate=elevate, refuse=refuse).notes
             if self.platform_dump:
                 notes += (
                     "the sources create the platform's own schemas (auth, storage or extensions: a dump of a whole "
