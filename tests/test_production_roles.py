@@ -246,3 +246,27 @@ def test_a_migration_altering_a_platform_role_fails_as_on_db_reset(pytester) -> 
     out = result.stdout.str()
     assert result.ret != 0 and "20240101000000_init.sql:3" in out
     assert '"authenticated" is a reserved role, only superusers can modify it' in out and "42501" in out
+
+
+def test_several_statements_in_one_owner_string_are_judged_one_by_one(rls) -> None:
+    """supautils treats each statement apart: the allowed one runs as the superuser, the
+    others as postgres (refused where postgres may not)."""
+    rls.execute("create table public.multi (id int); create policy m on auth.users for select using (true)")
+    assert rls.scalar("select tableowner from pg_tables where tablename = 'multi'") == "postgres"
+    assert rls.scalar("select count(*) from pg_policies where policyname = 'm'") == 1
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner of table users"):
+        rls.execute("set session_replication_role = replica; alter table auth.users add column x int")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="role memberships are reserved"):
+        rls.execute("create role multi_user nologin; grant authenticator to multi_user")
+    assert rls.scalar("select count(*) from pg_roles where rolname = 'multi_user'") == 0  # the string is undone
+
+
+def test_explain_on_the_owner_side_runs_as_postgres(rls) -> None:
+    """rls.explain without an identity acts as rls.execute does: postgres, not the superuser."""
+    rls.execute("set local role none; create table public.superusers_only (id int);"
+                " revoke all on public.superusers_only from anon, authenticated, service_role; set local role postgres")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # (postgres may read it: pg_read_all_data)
+        rls.execute("insert into public.superusers_only values (1)")
+    with pytest.raises(Exception, match="permission denied for table superusers_only"):
+        rls.explain("insert into public.superusers_only values (1)", count_calls=False)
+    assert rls.explain("select 1", count_calls=False).identity == "the table owner (postgres)"

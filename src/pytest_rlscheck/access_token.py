@@ -66,12 +66,17 @@ CLAIM_TYPES: Mapping[str, tuple[str, ...]] = {
 
 # The hook's call, as Auth makes it: its own role and timeout, local to a savepoint. The
 # previous values are read in the same row, before set_config replaces them.
+#: As Auth's connection runs it: its role, its search_path (``auth``), a 2 s timeout.
 HOOK_ENTER_SQL = (
-    "select current_setting('role'), current_setting('statement_timeout'),"
-    " set_config('role', %(role)s, true), set_config('statement_timeout', %(timeout)s, true)"
+    "select current_setting('role'), current_setting('statement_timeout'), current_setting('search_path'),"
+    " set_config('role', %(role)s, true), set_config('statement_timeout', %(timeout)s, true),"
+    " set_config('search_path', 'auth', true)"
 )
 HOOK_CALL_SQL = "select {function}(%(event)s::jsonb)"
-HOOK_LEAVE_SQL = "select set_config('statement_timeout', %(timeout)s, true), set_config('role', %(role)s, true)"
+HOOK_LEAVE_SQL = (
+    "select set_config('search_path', %(search_path)s, true), set_config('statement_timeout', %(timeout)s, true),"
+    " set_config('role', %(role)s, true)"
+)
 
 
 @dataclass(frozen=True)
@@ -146,9 +151,10 @@ def run_hook(
         with conn.transaction():  # a savepoint in the test's transaction; a transaction outside one
             row = conn.execute(HOOK_ENTER_SQL, {"role": AUTH_ADMIN_ROLE, "timeout": HOOK_TIMEOUT}).fetchone()
             assert row is not None
-            previous_role, previous_timeout = row[0], row[1]
+            previous_role, previous_timeout, previous_path = row[0], row[1], row[2]
             result = conn.execute(call, {"event": json.dumps(event)}).fetchone()
-            conn.execute(HOOK_LEAVE_SQL, {"role": previous_role, "timeout": previous_timeout})
+            conn.execute(HOOK_LEAVE_SQL, {"role": previous_role, "timeout": previous_timeout,
+                                          "search_path": previous_path})
     except psycopg.Error as exc:
         if conn.broken or conn.closed:  # the server is gone: not the hook's doing
             raise

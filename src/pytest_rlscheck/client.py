@@ -44,6 +44,7 @@ from .impersonation import (
 from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
 from .owner import refusal_sql, supautils_plan, supautils_refusal
+from .sqlsplit import SplitError, split
 from .scratch import superuser_session
 from .request import Api, Request, probe_identity, request_identity
 from .session import Database
@@ -144,14 +145,41 @@ class Rls:
             return self.api.execute(request, query, params)
         if self._api is not None:
             self._api.forget()  # the owner's statement may change role settings
-        after = self._supautils_plan(query)
-        refused = self._supautils_refusal(query) if after is None else None
-        if refused is not None:
-            query, params = refused, None  # raises as supautils would, in the statement's savepoint
         if self.transactional and self.connection.info.transaction_status == TransactionStatus.INTRANS:
             with self.connection.transaction():
-                return self._owner_execute(query, params, after)
-        return self._owner_execute(query, params, after)
+                return self._owner_statements(query, params)
+        return self._owner_statements(query, params)
+
+    def _owner_statements(self, query: Query, params: Params) -> psycopg.Cursor[Any]:
+        """The owner side's statement(s), each as supautils would have it run: several
+        statements in one string are judged one by one (the cursor is the last one's)."""
+        parts = self._split_owner_sql(query) if params is None else [query]
+        cursor: psycopg.Cursor[Any] | None = None
+        for part in parts:
+            after = self._supautils_plan(part)
+            refused = self._supautils_refusal(part) if after is None else None
+            if refused is not None:  # raises as supautils would, in the statement's savepoint
+                cursor = self._owner_execute(refused, None, None)
+            else:
+                cursor = self._owner_execute(part, params, after)
+        assert cursor is not None
+        return cursor
+
+    def _split_owner_sql(self, query: Query) -> list[Query]:
+        """``query`` as its statements when supautils would treat one of them apart, else
+        as it is (one round trip)."""
+        if self._owner is OWNER:
+            return [query]
+        text = query if isinstance(query, str) else query.as_string(self.connection)
+        try:
+            statements = [s.text for s in split(text)]
+        except SplitError:
+            return [query]
+        if len(statements) < 2 or not any(
+            supautils_plan(s) is not None or supautils_refusal(s) is not None for s in statements
+        ):
+            return [query]
+        return list(statements)
 
     def _supautils_plan(self, query: Query) -> tuple[str, ...] | None:
         """For a statement of the owner side that Supabase's supautils runs for ``postgres``
@@ -470,7 +498,10 @@ class Rls:
         rolled back, as ``as_user`` (a Principal, a ``sub``, an Identity) or the current
         identity, with planner ``settings`` (e.g. ``{"enable_seqscan": "off"}``) for it alone.
         ``count_calls``: also count calls with track_functions (``Plan.exact_calls``)."""
-        identity = probe_identity(self.identity_for(as_user) or self.identity)  # no request timeouts
+        # no request timeouts; without an identity, the owner side's role (postgres), as rls.execute
+        identity = probe_identity(self.identity_for(as_user) or self.identity)
+        if identity is None and self._owner is not OWNER:
+            identity = self._owner
         return run_explain(
             self.connection, query, params, identity=identity, in_effect=self.settings_in_effect(),
             settings=settings, count_calls=count_calls, patterns=self.function_pattern,

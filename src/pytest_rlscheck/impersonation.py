@@ -8,9 +8,7 @@ reverse order, so nested blocks and exceptions restore the previous identity exa
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import uuid
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from .access_token import AuthUser, key_claims, user_claims
+from .access_token import key_claims
 from .platform_config import PlatformConfig
 from .savepoints import bind, guarded
 
@@ -31,7 +29,6 @@ __all__ = [
     "claims_identity",
     "role_identity",
     "service_role_identity",
-    "user_identity",
 ]
 
 CLAIMS = "request.jwt.claims"
@@ -85,35 +82,6 @@ class Identity:
 
 #: The connection's own role (``SET ROLE NONE``), with no claims.
 OWNER = Identity("none", {}, "the table owner")
-
-
-def user_identity(
-    sub: str | uuid.UUID,
-    *,
-    role: str | None = None,
-    email: str | None = None,
-    claims: Mapping[str, Any] | None = None,
-    app_metadata: Mapping[str, Any] | None = None,
-    user_metadata: Mapping[str, Any] | None = None,
-    user: AuthUser | None = None,
-    platform: PlatformConfig | None = None,
-    issued_at: int | None = None,
-    session_id: str | uuid.UUID | None = None,
-) -> Identity:
-    """The claims Supabase Auth puts in an access token (:func:`.access_token.user_claims`),
-    plus ``claims`` on top. ``user`` is the user's auth.users row (``app_metadata`` and
-    ``user_metadata`` replace its own when given); ``role`` wins over the row's."""
-    row = user or AuthUser()
-    if app_metadata is not None or user_metadata is not None:
-        row = dataclasses.replace(
-            row,
-            app_metadata=row.app_metadata if app_metadata is None else app_metadata,
-            user_metadata=row.user_metadata if user_metadata is None else user_metadata,
-        )
-    payload = user_claims(sub, user=row, platform=platform, issued_at=issued_at, session_id=session_id,
-                          role=role, email=email)
-    payload.update(claims or {})
-    return claims_identity(payload, f"user {sub}")
 
 
 def claims_identity(payload: Mapping[str, Any], label: str) -> Identity:

@@ -150,6 +150,8 @@ def supautils_plan(statement: str) -> tuple[str, ...] | None:
     found = _ALTER_ROLE_SET.match(code)
     if found:
         role, setting = _unquoted(found.group(1)), found.group(2)
+        if role in ("current_user", "current_role", "session_user"):
+            return None  # postgres's own settings: as the superuser they would be its
         return () if role in SETTINGS_OF_RESERVED_ROLES or _allowed_config(setting) else None
     found = _SET.match(code)
     if found:
@@ -167,7 +169,7 @@ RESERVED_ROLES = frozenset({
 #: ``supautils.reserved_memberships``: roles only a superuser may grant.
 RESERVED_MEMBERSHIPS = frozenset({"pg_read_server_files", "pg_write_server_files", "pg_execute_server_program",
                                   "authenticator"})
-_ALTER_ROLE = re.compile(rf"\A\s*alter\s+(?:role|user)\s+({_NAME})", re.I)
+_ALTER_ROLE = re.compile(rf"\A\s*alter\s+(?:role|user|group)\s+({_NAME})", re.I)
 _DROP_ROLES = re.compile(r"\A\s*drop\s+(?:role|user)\s+(?:if\s+exists\s+)?(.*)\Z", re.I | re.S)
 _GRANT_ROLES = re.compile(r"\A\s*grant\s+(?!.*\bon\b)(.*?)\s+to\s+", re.I | re.S)
 RESERVED_ROLE_MESSAGE = '"{}" is a reserved role, only superusers can modify it'

@@ -237,10 +237,12 @@ class TemplateBuild:
                 sqlstate=exc.sqlstate,
             ) from None
 
-    def _elevation(self, owned: frozenset[str]) -> Callable[[str], tuple[str, ...] | None]:
+    def _elevation(self, owned: frozenset[str]) -> Callable[[str], tuple[str, ...] | None] | None:
         """Which statements run as the superuser: those supautils runs so for ``postgres``;
         all of them when the sources bring the platform's own schemas (a pg_dump of a whole
         Supabase database, which only its superuser could restore)."""
+        if "core" not in self.parts:
+            return None  # a plain PostgreSQL project: its postgres is a superuser
         if any(f"schema {schema}" in owned for schema in DUMPED_PLATFORM_SCHEMAS):
             self.platform_dump = True
             return lambda statement: ()
