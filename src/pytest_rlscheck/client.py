@@ -45,7 +45,7 @@ from .isolation import ALL_OPS
 from .plans import FunctionPattern, Plan
 from .owner import refusal_sql, supautils_plan, supautils_refusal
 from .sqlsplit import SplitError, split
-from .scratch import superuser_session
+from .scratch import role_is_superuser, superuser_session
 from .request import Api, Request, probe_identity, request_identity
 from .session import Database
 
@@ -54,7 +54,6 @@ __all__ = ["Rls"]
 Query = str | sql.Composable
 Params = Sequence[Any] | Mapping[str, Any] | None
 
-OWNER_SUPERUSER_SQL = "select rolsuper from pg_catalog.pg_roles where rolname = %s"
 #: The role, for one statement supautils runs as the superuser, and back.
 ROLE_SQL = "select set_config('role', %s, %s)"
 
@@ -151,56 +150,43 @@ class Rls:
         return self._owner_statements(query, params)
 
     def _owner_statements(self, query: Query, params: Params) -> psycopg.Cursor[Any]:
-        """The owner side's statement(s), each as supautils would have it run: several
-        statements in one string are judged one by one (the cursor is the last one's)."""
-        parts = self._split_owner_sql(query) if params is None else [query]
+        """The owner side's statement(s), each as supautils would have it run (the cursor is
+        the last one's)."""
         cursor: psycopg.Cursor[Any] | None = None
-        for part in parts:
-            after = self._supautils_plan(part)
-            refused = self._supautils_refusal(part) if after is None else None
-            if refused is not None:  # raises as supautils would, in the statement's savepoint
-                cursor = self._owner_execute(refused, None, None)
-            else:
-                cursor = self._owner_execute(part, params, after)
+        for statement, statement_params, after in self._as_supautils_runs(query, params):
+            cursor = self._owner_execute(statement, statement_params, after)
         assert cursor is not None
         return cursor
 
-    def _split_owner_sql(self, query: Query) -> list[Query]:
-        """``query`` as its statements when supautils would treat one of them apart, else
-        as it is (one round trip)."""
-        if self._owner is OWNER:
-            return [query]
+    def _as_supautils_runs(self, query: Query, params: Params) -> list[tuple[Query, Params, tuple[str, ...] | None]]:
+        """``query`` as it is (one round trip), unless Supabase's supautils treats one of its
+        statements apart; then each statement with how it runs: as the superuser with the
+        statements to run after it so (``SET session_replication_role``, a privileged
+        extension, a policy on storage.objects...), in place of one it refuses ``postgres``
+        the statement that raises as it does (altering a platform role...), or as written.
+        Off the throw-away server, and while another identity is in effect, as written."""
+        as_written: list[tuple[Query, Params, tuple[str, ...] | None]] = [(query, params, None)]
+        if self._owner is OWNER or (self.identity is not None and self.identity is not self._owner):
+            return as_written
         text = query if isinstance(query, str) else query.as_string(self.connection)
-        try:
-            statements = [s.text for s in split(text)]
-        except SplitError:
-            return [query]
-        if len(statements) < 2 or not any(
-            supautils_plan(s) is not None or supautils_refusal(s) is not None for s in statements
-        ):
-            return [query]
-        return list(statements)
-
-    def _supautils_plan(self, query: Query) -> tuple[str, ...] | None:
-        """For a statement of the owner side that Supabase's supautils runs for ``postgres``
-        as the superuser (``SET session_replication_role``, ``ALTER ROLE authenticator SET
-        pgrst.*``, a privileged extension, a policy on storage.objects...): the statements
-        to run after it so; None for every other statement (and off the throw-away server)."""
-        if self._owner is OWNER or (self.identity is not None and self.identity is not self._owner):
-            return None
-        return supautils_plan(query if isinstance(query, str) else query.as_string(self.connection))
-
-    def _supautils_refusal(self, query: Query) -> sql.Composed | None:
-        """For a statement of the owner side supautils refuses ``postgres`` (altering or
-        dropping one of the platform's roles...): the statement that raises as it does."""
-        if self._owner is OWNER or (self.identity is not None and self.identity is not self._owner):
-            return None
-        message = supautils_refusal(query if isinstance(query, str) else query.as_string(self.connection))
-        if message is None:
-            return None
-        # (a plain PostgreSQL project's postgres is a superuser, which supautils lets be)
-        superuser = self.connection.execute(OWNER_SUPERUSER_SQL, [self._owner.role]).fetchone()
-        return None if superuser and superuser[0] else refusal_sql(message)
+        statements = [text]
+        if params is None:  # (with parameters, psycopg sends one statement)
+            try:
+                statements = [s.text for s in split(text)] or [text]
+            except SplitError:
+                pass
+        runs: list[tuple[Query, Params, tuple[str, ...] | None]] = []
+        for statement in statements:
+            after = supautils_plan(statement)
+            message = supautils_refusal(statement) if after is None else None
+            # (a plain PostgreSQL project's postgres is a superuser, which supautils lets be)
+            if message is not None and not role_is_superuser(self.connection, self._owner.role):
+                runs.append((refusal_sql(message), None, None))
+            else:
+                runs.append((statement, params, after))
+        if all(run[0] is statement and run[2] is None for run, statement in zip(runs, statements)):
+            return as_written
+        return runs
 
     def _owner_execute(self, query: Query, params: Params, after: tuple[str, ...] | None) -> psycopg.Cursor[Any]:
         if after is None:

@@ -18,12 +18,14 @@ from psycopg import sql
 from .impersonation import Identity
 from .savepoints import Result, bind, guarded, rolled_back
 
-__all__ = ["OWNER_SQL", "Result", "bind", "guarded", "identity_sql", "rolled_back", "settings_sql", "superuser_session"]
+__all__ = ["OWNER_SQL", "Result", "bind", "guarded", "identity_sql", "rolled_back", "role_is_superuser", "settings_sql",
+           "superuser_session"]
 
 #: Back to the session's own role: the superuser the plugin measures with on the throw-away
 #: server (the tests' owner side acts as ``postgres`` there, a role set at connection time).
 OWNER_SQL = "select set_config('role', 'none', true)"
-SESSION_SUPERUSER_SQL = "select rolsuper from pg_catalog.pg_roles where rolname = session_user"
+#: Whether a role (None: the session's own) is a superuser.
+ROLE_SUPERUSER_SQL = "select rolsuper from pg_catalog.pg_roles where rolname = coalesce(%s, session_user)"
 
 _SUPERUSER: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
 
@@ -32,9 +34,14 @@ def superuser_session(conn: psycopg.Connection[Any]) -> bool:
     """Whether the session's own role (what :data:`OWNER_SQL` comes back to) is a superuser:
     then the checks may turn triggers off and count function calls. Asked once per connection."""
     if conn not in _SUPERUSER:
-        row = conn.execute(SESSION_SUPERUSER_SQL).fetchone()
-        _SUPERUSER[conn] = bool(row and row[0])
+        _SUPERUSER[conn] = role_is_superuser(conn, None)
     return _SUPERUSER[conn]
+
+
+def role_is_superuser(conn: psycopg.Connection[Any], role: str | None) -> bool:
+    """Whether ``role`` (None: the session's own role) is a superuser."""
+    row = conn.execute(ROLE_SUPERUSER_SQL, [role]).fetchone()
+    return bool(row and row[0])
 
 
 def identity_sql(conn: psycopg.Connection[Any], identity: Identity, reset: Iterable[str] = ()) -> str:
