@@ -45,8 +45,8 @@ def test_a_move_of_the_tenant_column_alone_is_caught_where_copying_every_key_is_
         rls.assert_isolated("conversations", user=alice, other=bob, ops=("move",))
     message = str(info.value)
     # the old probe copied domain_id and organization_id together: refused, and the table passed
-    assert re.search(r"LEAK move +an own row was moved \(organization_id\): 1 row\(s\) now count as theirs", message)
-    assert f"(their rows went from {SEED.globex.conversations} to {SEED.globex.conversations + 1})" in message
+    assert re.search(r"LEAK move +an own row was moved \(organization_id\): the other tenant then sees it", message)
+    assert f"their rows by column organization_id went from {SEED.globex.conversations} to {SEED.globex.conversations + 1})" in message
     # rolled back
     assert rls.scalar("select count(*) from conversations where organization_id = %s", [GLOBEX]) == SEED.globex.conversations
 
@@ -83,7 +83,9 @@ def test_the_unfiltered_move_skips_the_select_policy_on_the_new_row(rls, alice, 
     assert found["move"].isolated is True and "refused: new row violates row-level security policy" in found["move"].detail
     assert found["move_unfiltered"].isolated is False
     assert found["move_unfiltered"].detail.startswith(
-        f"rows were moved (organization_id): {SEED.acme.conversations} row(s) now count as theirs")
+        f"rows were moved (organization_id): the other tenant then sees it ({SEED.globex.conversations} rows before, "
+        f"{SEED.total.conversations} after; their rows by column organization_id went from {SEED.globex.conversations} "
+        f"to {SEED.total.conversations})")
 
 
 # -- UPDATE and DELETE without a WHERE ----------------------------------------------------------
@@ -205,7 +207,9 @@ def principals_config(alice, bob, **kwargs) -> SweepConfig:
 def test_a_leak_only_without_a_where_is_latent_unless_safeupdate_is_off(rls, alice, bob) -> None:
     rls.execute("alter policy messages_delete on messages using (organization_id is not null)")
     findings, status = sweep_table(rls, "messages", principals_config(alice, bob), [alice, bob])
-    assert {f.severity for f in findings} == {Severity.WARN} and len(findings) == 2
+    # the runs of both users are one finding, with each run's evidence
+    assert {f.severity for f in findings} == {Severity.WARN} and len(findings) == 1
+    assert findings[0].message.count("\nAs ") == 2 and findings[0].details["users"] == [alice.sub, bob.sub]
     assert status == "latent leak (delete_unfiltered as alice/bob)"
     assert findings[0].message.endswith(
         "Latent: safeupdate refuses it through the API today; one wider SELECT policy (or a function that runs it) "
@@ -223,7 +227,8 @@ def test_a_leak_through_the_api_is_an_error_whatever_else_leaks() -> None:
     both = [Outcome("update", False, "x"), Outcome("update_unfiltered", False, "y")]
     (finding,) = judged(rel, TenantKey("org_id"), "Acting as a", "the rows of b", both, True, {})
     assert finding.severity is Severity.ERROR
-    assert finding.message == "Acting as a, 2 operation(s) reached the rows of b: update: x; update_unfiltered: y"
+    assert finding.message == ("Any signed-in user can change other tenants' rows of public.t. "
+                               "Acting as a, 2 operation(s) reached the rows of b: update: x; update_unfiltered: y")
 
 
 def test_the_verdict_names_what_was_proven_and_for_whom() -> None:

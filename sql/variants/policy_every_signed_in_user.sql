@@ -6,8 +6,8 @@
 -- expect: auth-per-row public.conversations
 -- expect: policy-always-true public.conversations
 -- expect: policy-always-true public.messages
--- severity: warn policy-always-true public.conversations
--- severity: error policy-always-true public.messages
+-- severity: error policy-always-true public.conversations
+-- severity: warn policy-always-true public.messages
 -- expect: tenant-leak public.conversations
 -- expect: tenant-leak public.conversations_with_stats
 -- expect: tenant-leak public.messages

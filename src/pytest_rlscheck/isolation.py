@@ -437,7 +437,7 @@ class _Probe:
                 self._check_setup(setup)  # a refusal must be the user's statement's, not the scaffolding's
             return _Attempt(exc, 0, before, before)
         after = tuple(results[len(setup) + 3].rows[0])  # type: ignore[index]
-        if not seen or (after != before and self._policies_read_key()):
+        if not seen:
             return _Attempt(None, results[len(setup) + 1].rowcount, before, after)  # type: ignore[arg-type]
         return _Attempt(None, results[len(setup) + 1].rowcount, before, after,  # type: ignore[arg-type]
                         self._seen_before(), results[-1].rows[0][0])  # type: ignore[index]
@@ -584,10 +584,12 @@ class _Probe:
         return self._judge(op, *attempt, what=what)
 
     def _is_root(self) -> bool:
-        """The tenant root: its tenant key is its own primary key, which points at nothing."""
+        """The tenant root: its tenant key is its own primary key, which points at nothing (or
+        at the user the tenant is: a personal account keyed by its user's id). A row keyed
+        by a tenant root's key (billing per organization) is a row per tenant instead."""
         column = self.key.column
-        return bool(column) and column in self.rel.primary_key and not any(
-            column in k.columns for k in self.rel.foreign_keys())
+        return bool(column) and self.rel.primary_key == (column,) and not any(
+            column in k.columns and not k.to_auth_users for k in self.rel.foreign_keys())
 
     def _policies_read_key(self) -> bool:
         """Whether the table's policies read its tenant column (compare it, test it against a
@@ -806,17 +808,19 @@ class _Probe:
         if done.changed and self.theirs is None:
             return Outcome(op, False, f"{what}: {done.rowcount} row(s) of tenants rewritten, into tenant "
                            f"{self._their_sample_tenant()}")
-        if done.changed and done.seen_after is not None and done.seen_before is not None and (
-                done.seen_after <= done.seen_before):
-            # no policy reads the tenant column: the row names their tenant, and they cannot see it
-            return Outcome(op, True, f"{what}: the row now names their tenant in {self.key.column}, which no policy of "
-                           f"{self.rel.qualified} reads; they do not see it ({done.seen_after} rows, as before)")
-        if done.changed:
-            return Outcome(op, False, f"{what}: {done.rowcount} row(s) now count as theirs by {self.key.describe()} "
-                           f"(their rows went from {done.before[0]} to {done.after[0]})")
-        if done.seen_before is not None and done.seen_after is not None and done.seen_after > done.seen_before:
-            return Outcome(op, False, f"{what}: the other tenant then sees it ({done.seen_before} rows before, "
-                           f"{done.seen_after} after)")
+        # The verdict rests on an effect the other tenant has: rows they then see. A row that
+        # only names their tenant, which they do not see, changes nobody's access.
+        grew = done.after[0] > done.before[0]
+        counted = f"their rows by {self.key.describe()} went from {done.before[0]} to {done.after[0]}"
+        if done.seen_before is not None and done.seen_after is not None:
+            if done.seen_after > done.seen_before:
+                return Outcome(op, False, f"{what}: the other tenant then sees it ({done.seen_before} rows before, "
+                               f"{done.seen_after} after; {counted})")
+            if grew:
+                return Outcome(op, True, f"{what}: the row now names their tenant ({counted}), but they do not see it "
+                               f"({done.seen_after} rows, as before): nobody's access changed")
+        elif grew:  # the other tenant's view could not be counted: their rows by the key say it
+            return Outcome(op, False, f"{what}: {done.rowcount} row(s) now count as theirs ({counted})")
         return Outcome(op, True, f"moved, but the row(s) stay the user's: not theirs by {self.key.describe()}"
                        + (", and the other tenant does not see them" if done.seen_before is not None else ""))
 

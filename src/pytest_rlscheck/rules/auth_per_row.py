@@ -232,20 +232,35 @@ def measure(
                     },
                 )
             )
-    if rows < 2 and not findings and any(
-        p.using_facts.calls_unwrapped(*AUTH_FUNCTIONS, "pg_catalog.current_setting") for p in rel.policies
-    ):
-        findings.append(
-            Finding(
-                RULE,
-                Severity.INFO,
-                ref(rel),
-                f"Not measurable on {rows} row(s); the policy text calls auth.*() or current_setting() without "
-                "(select ...), which usually runs once per row. Seed a few rows to measure it.",
-                "Wrap the call: (select auth.uid())",
-            )
-        )
+    if rows < 2 and not findings:
+        findings += unmeasured(rel, rows)
     return _dedupe(findings), measured
+
+
+def unmeasured(rel: Relation, rows: int) -> list[Finding]:
+    """Where the seed leaves too few rows to count calls: the per-row calls the policy model
+    sees (auth.*() or current_setting() outside ``(select ...)`` in a USING), at warn — the
+    cost is certain from the tree, only its size is not measured."""
+    unwrapped = [
+        (policy, name)
+        for policy in rel.policies
+        for name in dict.fromkeys(c.function for c in policy.using_facts.unwrapped(*AUTH_FUNCTIONS, "pg_catalog.current_setting"))
+    ]
+    if not unwrapped:
+        return []
+    listed = "; ".join(f'policy "{p.name}" ({p.command}) calls {name.removeprefix("pg_catalog.")}()' for p, name in unwrapped)
+    return [
+        Finding(
+            RULE,
+            Severity.WARN,
+            ref(rel),
+            f"Not measured ({rows} row(s) to measure on), read from the policies: {listed} outside (select ...), "
+            "so PostgreSQL evaluates it once for every row a query reads instead of once per statement. "
+            "Seed a few rows (or let the sweep synthesize them) to have it measured.",
+            "\n".join(dict.fromkeys(wrap_fix(rel, p, name) for p, name in unwrapped)),
+            details={"policies": sorted({p.name for p, _ in unwrapped}), "measured": False},
+        )
+    ]
 
 
 def _count(plan: Plan, pattern: FunctionPattern, sites: list[Any]) -> int:

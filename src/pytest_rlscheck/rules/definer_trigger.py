@@ -75,9 +75,9 @@ def _unproven(rel: Relation, failed: list[tuple[str, Attempt]]) -> Finding:
     more = f"\n  (and {len(failed) - 3} more)" if len(failed) > 3 else ""
     return Finding(
         RULE,
-        Severity.WARN,
+        Severity.INFO,
         ref(rel),
-        f"A SECURITY DEFINER trigger on {rel.qualified}: not proven, writing another tenant's ids failed with an error "
+        f"A SECURITY DEFINER trigger on {rel.qualified}: not verified, writing another tenant's ids failed with an error "
         f"that is not a refusal (42501, or a RAISE of the trigger), so what the trigger would do was not seen:\n"
         f"{shown}{more}",
         "Refuse such a write with an error of the schema's own (a policy's WITH CHECK, or raise in the trigger), or "

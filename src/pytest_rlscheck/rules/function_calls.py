@@ -126,9 +126,9 @@ def _unproven(fn: Function, ids: dict[str, str], failed: list[Attempt], rule: st
     more = f"\n  (and {len(failed) - 4} more)" if len(failed) > 4 else ""
     return Finding(
         rule,
-        Severity.WARN,
+        Severity.INFO,
         ObjectRef("function", fn.schema, fn.name, fn.arguments),
-        f"{fn.qualified} takes {params}: isolation not proven, the call with another tenant's ids failed with an error "
+        f"{fn.qualified} takes {params}: isolation not verified, the call with another tenant's ids failed with an error "
         f"that is not a refusal (42501, or a RAISE of the function):\n{shown}{more}",
         "Make the function refuse a caller it does not serve with an error of its own (raise ... using errcode = "
         "'42501'), or configure values for its other parameters, so that the check can tell a refusal from a failure.",

@@ -11,7 +11,7 @@ from . import API_ROLES, SweepContext, policies_for, ref, rule
 RULE = "insert-without-select"
 
 
-@rule(RULE, Severity.WARN, "table", "an INSERT policy without a SELECT policy", categories=("CORRECTNESS",))
+@rule(RULE, Severity.INFO, "table", "an INSERT policy without a SELECT policy", categories=("CORRECTNESS",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
@@ -20,7 +20,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             if policies_for(rel, "INSERT", role) and not policies_for(rel, "SELECT", role):
                 yield Finding(
                     RULE,
-                    Severity.WARN,
+                    Severity.INFO,
                     ref(rel),
                     f"{role} may insert rows but no policy lets it read them, so INSERT ... RETURNING — what "
                     "supabase-js .insert().select() and PostgREST's return=representation send — fails with "

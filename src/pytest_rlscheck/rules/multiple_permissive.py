@@ -10,7 +10,7 @@ from . import API_ROLES, COMMANDS, SweepContext, ref, rule
 RULE = "multiple-permissive"
 
 
-@rule(RULE, Severity.WARN, "table", "several permissive policies for one role and command", categories=("PERFORMANCE",))
+@rule(RULE, Severity.INFO, "table", "several permissive policies for one role and command", categories=("PERFORMANCE",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
@@ -31,7 +31,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         for (command, names), roles in groups.items():
             yield Finding(
                 RULE,
-                Severity.WARN,
+                Severity.INFO,
                 ref(rel),
                 f"{len(names)} permissive policies apply to {' and '.join(roles)} for {command} "
                 f"({', '.join(repr(n) for n in names)}): PostgreSQL ORs them and evaluates each for every row, "

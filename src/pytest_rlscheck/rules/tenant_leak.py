@@ -159,7 +159,7 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             empty.append(names.get(str(user.sub), str(user.sub)))
             continue
         except (RlsAssertionError, psycopg.Error) as exc:
-            findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Isolation could not be checked: {exc}"))
+            findings.append(Finding(RULE, Severity.INFO, ref(rel), f"Isolation not verified: the check failed: {exc}"))
             continue
         private = private_objects(rls, rel, key)
         if private is not None:  # another user's files in a private bucket: their reads are judged too
@@ -169,10 +169,13 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             except NothingToTest:
                 pass  # no object of theirs in a private bucket
             except (RlsAssertionError, psycopg.Error) as exc:
-                findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Reads of private objects could not be checked: {exc}"))
-        runs.append((names.get(str(user.sub), str(user.sub)), outcomes))
-        actor = f"Acting as {user.sub}" + ("" if key.per_user else f" (tenant {user.tenant})")
-        victim = f"the rows of {other.sub} (tenant {theirs}, by {key.describe()})"
+                findings.append(Finding(RULE, Severity.INFO, ref(rel), f"Reads of private objects not verified: the check failed: {exc}"))
+        name = names.get(str(user.sub), str(user.sub))
+        runs.append((name, outcomes))
+        other_name = names.get(str(other.sub), str(other.sub))
+        actor = f"As {name} (sub {user.sub}" + (")" if key.per_user else f", tenant {user.tenant})")
+        victim = (f"{other_name}'s rows (by {key.describe()})" if key.per_user
+                  else f"the rows of {other_name}'s tenant {theirs} (by {key.describe()})")
         findings += judged(rel, key, actor, victim, outcomes, ctx.config.safeupdate,
                            {"user": user.sub, "other": other.sub})
     if anon_applies(rel):
@@ -181,11 +184,11 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
         except NothingToTest:
             pass  # the principals' runs say so
         except (RlsAssertionError, psycopg.Error) as exc:
-            findings.append(Finding(RULE, Severity.WARN, ref(rel), f"Isolation from anon could not be checked: {exc}"))
+            findings.append(Finding(RULE, Severity.INFO, ref(rel), f"Isolation from anon not verified: the check failed: {exc}"))
         else:
             runs.append(("anon", outcomes))
             whose = "users'" if key.per_user else "tenants'"
-            findings += judged(rel, key, "Acting as anon (the anon key)", f"{whose} rows (by {key.describe()})", outcomes,
+            findings += judged(rel, key, "As anon (the anon key)", f"{whose} rows (by {key.describe()})", outcomes,
                                ctx.config.safeupdate, {"user": "anon"})
     if not findings and empty and not [name for name, _ in runs if name != "anon"]:
         findings.append(
@@ -202,7 +205,39 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             )
         )
         return findings, "no data"
-    return findings, verdict(findings, runs, empty, key)
+    return merged(findings), verdict(findings, runs, empty, key)
+
+
+def merged(findings: list[Finding]) -> list[Finding]:
+    """One finding per severity: the runs of both users (and anon) on one table are one
+    fact about it, said once with each run's evidence."""
+    out: list[Finding] = []
+    for severity in sorted({f.severity for f in findings}, reverse=True):
+        same = [f for f in findings if f.severity is severity]
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        first = same[0]
+        ops = list(dict.fromkeys(op for f in same for op in f.details.get("ops", ())))
+        users = [str(f.details["user"]) for f in same if "user" in f.details]
+        heads = [f.message.split(". ", 1) for f in same]
+        if all(len(h) == 2 and h[0] == heads[0][0] for h in heads):  # one "who can do what", then each run
+            message = heads[0][0] + ".\n" + "\n".join(h[1] for h in heads)
+        else:
+            message = "\n".join(f.message for f in same)
+        out.append(Finding(first.rule, severity, first.object, message, first.fix,
+                           details={**first.details, "ops": ops, "users": users}))
+    return out
+
+
+def _who(details: dict[str, Any], key: TenantKey) -> str:
+    if details.get("user") == "anon":
+        return "Anon (anyone with the anon key)"
+    return "Any signed-in user"
+
+
+_WHAT = {"select": "read", "insert": "insert into", "update": "change", "delete": "delete", "move": "move rows into",
+         "upsert": "overwrite (upsert)"}
 
 
 def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: list[Outcome], safeupdate: bool,
@@ -211,11 +246,11 @@ def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: lis
     WHERE reach them and safeupdate refuses those through the API), or what was not proven."""
     leaks = [o for o in outcomes if o.isolated is False]
     unproven = [o for o in outcomes if o.isolated is None]
-    if unproven and not leaks:
+    if unproven and not leaks:  # not verified: info, never a failure of the run
         return [
             Finding(
                 RULE,
-                Severity.WARN,
+                Severity.INFO,
                 ref(rel),
                 f"{actor}: isolation from {victim} not proven for "
                 + "; ".join(f"{o.op} ({o.detail})" for o in unproven),
@@ -235,6 +270,9 @@ def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: lis
     if details.get("user") == "anon":
         fix += "; no policy for anon or PUBLIC that admits a tenant's rows (auth.uid() is null for anon)"
     listing = "; ".join(f"{o.op}: {o.detail}" for o in leaks)
+    whose = "other users'" if key.per_user else "other tenants'"
+    can = (f"{_who(details, key)} can " + ", ".join(dict.fromkeys(_WHAT[FAMILIES[o.op]] for o in leaks))
+           + f" {whose} rows of {rel.qualified}" + (" (latent)" if latent else "") + ". ")
     if latent:
         message = (f"{actor}, {len(leaks)} statement(s) without a WHERE reached {victim}: {listing}. Latent: "
                    f"{SAFEUPDATE_NOTE}.")
@@ -242,7 +280,7 @@ def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: lis
         message = f"{actor}, {len(leaks)} operation(s) reached {victim}: {listing}" + (
             " (safeupdate = false: the API runs statements without a WHERE)"
             if not safeupdate and any(o.unfiltered for o in leaks) else "")
-    return [Finding(RULE, Severity.WARN if latent else Severity.ERROR, ref(rel), message, fix + ".",
+    return [Finding(RULE, Severity.WARN if latent else Severity.ERROR, ref(rel), can + message, fix + ".",
                     details={**details, "ops": [o.op for o in leaks]})]
 
 
@@ -347,7 +385,7 @@ def _foreign_rows(
                         "(auth.uid() is null for anon), or revoke SELECT on it from anon.",
                         details={"users": ["anon"]})], "LEAK (select as anon)"
     if errors:
-        return [Finding(RULE, Severity.WARN, name, "Could not be checked: " + "; ".join(errors))], "not proven"
+        return [Finding(RULE, Severity.INFO, name, "Not verified: the check failed: " + "; ".join(errors))], "not proven"
     if not checked:
         return [], "no data"
     readers = "/".join((names or {}).get(str(p.sub), str(p.sub)) for p in principals if p.tenant)

@@ -26,7 +26,7 @@ def policy_columns(rel: Relation, *, scanning_only: bool = True) -> set[str]:
     return found
 
 
-@rule(RULE, Severity.WARN, "table", "a column policies filter on has no index", categories=("PERFORMANCE",))
+@rule(RULE, Severity.INFO, "table", "a column policies filter on has no index", categories=("PERFORMANCE",))
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
         if not rel.rls_enabled:
@@ -36,7 +36,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 continue
             yield Finding(
                 RULE,
-                Severity.WARN,
+                Severity.INFO,
                 ref(rel),
                 f"The policies compare {column} with the user or their tenants, and no index leads with "
                 f"{column}: every query through the API reads the whole table to apply them.",

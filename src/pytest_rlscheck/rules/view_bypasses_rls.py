@@ -25,7 +25,8 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(view),
             f"The {'materialized view stores rows of' if materialized else 'view reads'} {', '.join(protected)} "
             f"(RLS on) {'read' if materialized else ''} with the rights of its owner {view.owner}, who bypasses RLS, "
-            "and anon/authenticated may select from it: the policies of those tables do not apply through it.",
+            + ("and anyone with the anon key (signed in or not)" if view.granted("anon", "SELECT") else "and any signed-in user")
+            + " can read every row of them through it: the policies of those tables do not apply.",
             f"REVOKE SELECT ON {view.shown} FROM anon, authenticated;  -- a materialized view has no RLS"
             if materialized
             else f"ALTER VIEW {view.shown} SET (security_invoker = true);  -- PostgreSQL 15+",
