@@ -138,3 +138,21 @@ def test_a_call_whose_argument_is_not_a_column_gets_no_runnable_rewrite(rls) -> 
     (finding,) = _measure(rls)[0]
     runnable = [s.text for s in split(finding.fix) if "ALTER POLICY" in s.text.upper()]
     assert runnable == [] and "replace each call" in finding.fix
+
+
+def test_a_table_without_rows_is_judged_from_the_policy_model_at_warn(rls) -> None:
+    rls.execute("""
+        create table public.empty_notes (id bigint generated always as identity primary key, owner uuid, body text);
+        alter table public.empty_notes enable row level security;
+        grant select, update, delete on public.empty_notes to authenticated;
+        create policy "own" on public.empty_notes for select to authenticated using (owner = auth.uid());
+        create policy "wrapped" on public.empty_notes for delete to authenticated using (owner = (select auth.uid()));
+    """)
+    (finding,) = _measure(rls, "empty_notes")[0]
+    assert finding.severity is Severity.WARN and finding.details == {"policies": ["own"], "measured": False}
+    assert finding.message.startswith('Not measured (0 row(s) to measure on), read from the policies: policy "own" '
+                                      "(SELECT) calls auth.uid() outside (select ...)")
+    # the fix is the policy with the call wrapped, and it runs: then the model sees no per-row call
+    for statement in split(finding.fix):
+        rls.execute(statement.text)
+    assert _measure(rls, "empty_notes")[0] == []

@@ -285,3 +285,36 @@ def test_the_tenant_roots_own_key_is_no_way_into_another_tenant(rls, rlscheck_se
           using (id in (select private.get_user_organization_ids((select auth.uid()))));
     """)
     assert ("tenant-leak", "public.organizations") not in found, found
+
+
+def test_a_move_is_a_leak_only_by_what_the_other_tenant_then_sees(rls, rlscheck_session) -> None:
+    # the policies read organization_id, but a row is seen only by its author: a note moved into
+    # the other organization names it, and nobody there sees it — no access changed
+    member = "organization_id in (select private.get_user_organization_ids((select auth.uid())))"
+    found = findings_after(rls, Sweep(rlscheck_session), f"""
+        create table public.drafts (
+          id uuid primary key default gen_random_uuid(),
+          organization_id uuid not null references public.organizations (id),
+          author_id uuid not null references auth.users (id) default auth.uid(),
+          body text not null default '');
+        alter table public.drafts enable row level security;
+        grant select, insert, update, delete on public.drafts to authenticated;
+        create policy own on public.drafts for all to authenticated
+          using ({member} and author_id = (select auth.uid())) with check (author_id = (select auth.uid()));
+    """, severities=True)
+    assert not [f for f in found if f[:2] == ("tenant-leak", "public.drafts") and f[2] != "info"], found
+
+
+@pytest.mark.parametrize("check, forged", [("true", True), ("id = (select auth.uid())", False)])
+def test_a_row_keyed_by_its_users_id_is_forged_only_where_a_policy_lets_it(rls, rlscheck_session, check, forged) -> None:
+    # profiles.id is the user's id: alice writing a profile with bob's id (his set aside, as if he
+    # had none yet) forges his, unless the INSERT policy ties the id to the caller
+    found = findings_after(rls, Sweep(rlscheck_session), f"""
+        create table public.profiles (id uuid primary key references auth.users (id), name text not null default '');
+        alter table public.profiles enable row level security;
+        grant select, insert on public.profiles to authenticated;
+        create policy read_own on public.profiles for select to authenticated using (id = (select auth.uid()));
+        create policy insert_one on public.profiles for insert to authenticated with check ({check});
+    """, severities=True)
+    leaks = [f for f in found if f[:2] == ("tenant-leak", "public.profiles") and f[2] != "info"]
+    assert leaks == ([("tenant-leak", "public.profiles", "error")] if forged else []), found

@@ -586,9 +586,10 @@ class _Probe:
     def _is_root(self) -> bool:
         """The tenant root: its tenant key is its own primary key, which points at nothing (or
         at the user the tenant is: a personal account keyed by its user's id). A row keyed
-        by a tenant root's key (billing per organization) is a row per tenant instead."""
+        by a tenant root's key (billing per organization) is a row per tenant instead, and a
+        per-user row keyed by its user (a profile) one that another user may forge."""
         column = self.key.column
-        return bool(column) and self.rel.primary_key == (column,) and not any(
+        return bool(column) and not self.key.per_user and self.rel.primary_key == (column,) and not any(
             column in k.columns and not k.to_auth_users for k in self.rel.foreign_keys())
 
     def _policies_read_key(self) -> bool:

@@ -66,10 +66,11 @@ def _owned(ctx: SweepContext, rel: Relation) -> str | None:
 
 
 def _is_root(ctx: SweepContext, rel: Relation) -> bool:
-    """The tenant root, or a table keyed by its own primary key: a new row is a new tenant."""
+    """The tenant root, or a table keyed by its own primary key (pointing at nothing, or at
+    the user a personal account is): a new row is a new tenant."""
     key = ctx.tenant_key(rel)
     return key is not None and not key.per_user and bool(key.column) and rel.primary_key == (key.column,) and not any(
-        key.column in fk.columns for fk in rel.foreign_keys())
+        key.column in fk.columns and not fk.to_auth_users for fk in rel.foreign_keys())
 
 
 def _limited_by_restrictive(rel: Relation, policy: Policy, command: str) -> bool:
