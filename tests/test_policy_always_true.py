@@ -87,7 +87,7 @@ def test_everyone_can_view_members_is_a_cross_tenant_read(rls) -> None:
     severity, message = found["public countries"]
     assert severity is Severity.INFO and "any signed-in user and anon" in message
     severity, message = found["public profiles"]
-    assert severity is Severity.WARN and "every user's rows" in message
+    assert severity is Severity.INFO and "every user's rows" in message
 
 
 @pytest.mark.parametrize("restrictive", [False, True])

@@ -39,6 +39,7 @@ PUSH_SQL = (
     "select s.name, current_setting(s.name, true), set_config(s.name, s.value, %(local)s)"
     " from unnest(%(names)s::text[], %(values)s::text[]) as s(name, value)"
 )
+NO_TIMEOUT_SQL = "select set_config('statement_timeout', '0', %(local)s)"
 POP_SQL = (
     "select set_config(s.name, coalesce(s.value, ''), %(local)s)"
     " from unnest(%(names)s::text[], %(values)s::text[]) as s(name, value)"
@@ -167,9 +168,15 @@ class IdentityStack:
             return  # the transaction is lost anyway; its local settings go with it
         # reverse order: the role last, so that settings are restored with the same rights
         # (the values were in effect a moment ago: restoring them cannot fail)
-        self._conn.execute(
-            POP_SQL, {"names": frame.names[::-1], "values": frame.previous[::-1], "local": self._local}
-        )
+        params = {"names": frame.names[::-1], "values": frame.previous[::-1], "local": self._local}
+        if "statement_timeout" not in frame.names:
+            self._conn.execute(POP_SQL, params)
+            return
+        # The role's statement_timeout (anon's 3s, or 1ms) must not cancel the restore itself:
+        # lifted first, in the same round trip, then restored with the rest.
+        with self._conn.pipeline():
+            self._conn.execute(NO_TIMEOUT_SQL, {"local": self._local})
+            self._conn.execute(POP_SQL, params)
 
     def forget(self) -> None:
         """The transaction ended (rolled back): nothing is in effect any more."""

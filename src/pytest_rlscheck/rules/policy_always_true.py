@@ -5,8 +5,8 @@ rows are, and the severity follows from it (README, "Severities"):
 
 * SELECT / DELETE / UPDATE ``USING (true)`` on rows that belong to tenants or users, with the
   privilege granted: anyone the policy names reads, deletes or changes every one of them —
-  an error. On a table whose rows belong to nobody (a catalogue) a read is by design (info);
-  a write is still anyone's to make (error).
+  an error. Reads of every user's rows (public profiles) and of a catalogue's (rows of
+  nobody's) are often the design: info. A write is still anyone's to make (error).
 * INSERT ``WITH CHECK (true)``: a new row of a tenant root (a team, an organization) or of a
   table of nobody's rows is the sign-up path (info); a row of a table with a tenant column can
   name any tenant (error), one of a per-user table any user (error).
@@ -136,7 +136,9 @@ def judge(ctx: SweepContext, rel: Relation, policy: Policy, command: str, clause
     elif command == "SELECT" and owned is None:
         return Severity.INFO, f"{actor} can read every row of {rel.qualified}: fine for data that is public by design"
     elif command == "SELECT" and owned == "user":
-        severity, said = Severity.WARN, (f"{actor} can read {rows} of {rel.qualified}: fine for public profiles, "
+        # other users' rows readable: often the design (public profiles); isolation of a
+        # per-user table judges its writes, not its reads
+        severity, said = Severity.INFO, (f"{actor} can read {rows} of {rel.qualified}: fine for public profiles, "
                                          "a leak for anything private")
     else:
         severity, said = Severity.ERROR, f"{actor} can {_VERB[command]} {rows} of {rel.qualified}"
