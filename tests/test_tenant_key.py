@@ -6,7 +6,10 @@ PostgreSQL); the sweep runs with the example's two configured principals."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sweep_variants import findings_after
+from pytest_rlscheck.config import SweepConfig
 from pytest_rlscheck.sweep import Sweep
 from pytest_rlscheck.tenancy import PolicyKeys, find_tenant_key
 
@@ -35,6 +38,12 @@ def test_the_user_the_policies_compare_beats_a_workspace_id_that_merely_exists(r
     rls.execute(NOTES)
     key = find_tenant_key(rls.relation("public.notes"))
     assert (key.column, key.per_user) == ("user_id", True)
+
+
+def test_the_projects_own_tenant_column_is_configuration_not_a_guess(rls) -> None:
+    rls.execute(NOTES)
+    key = find_tenant_key(rls.relation("public.notes"), replace(SweepConfig(), tenant_column="workspace_id"))
+    assert (key.column, key.per_user) == ("workspace_id", False)
 
 
 def _isolation(rls, rlscheck_session, sql: str, table: str) -> tuple[set[tuple[str, str]], str]:

@@ -153,28 +153,31 @@ def membership_tenant(rel: Relation, user: str, names: list[str]) -> str | None:
 
 
 def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantKey | None:
-    """``[tool.rlscheck.tables."schema.table"]``; else the key the policies use (:class:`PolicyKeys`):
+    """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column`` where the
+    relation has it; else the key the policies use (:class:`PolicyKeys`):
     a column they test against the caller's set of tenants or pass to a membership helper
     (the tenant, also when they compare another column with the user: that is an owner within
     the tenant), else the one column they compare with the caller's user id (a per-user
-    table), the usual tenant names (the project's ``tenant_column``, else
-    :data:`TENANT_COLUMN_GUESSES`) breaking ties between several; else, when the policies name
-    no key, the first usual name the relation has; else the one expression over the row the
+    table; a membership table's tenant column), the usual names (:data:`TENANT_COLUMN_GUESSES`)
+    breaking ties between several; else, when the policies name no one key, the first usual
+    name the relation has; else the one expression over the row the
     policies compare with the user (a storage path's first folder) or with a set of tenants."""
     config = config or SweepConfig()
     table = config.table(rel.qualified)
     if table.tenant_column or table.tenant_sql:
         return configured_key(rel, table.tenant_column, table.tenant_sql)
+    if config.tenant_column and rel.column(config.tenant_column):
+        return TenantKey(config.tenant_column)  # the project's own tenant column: configured, not guessed
     names = _tenant_names(config)
     used = PolicyKeys.of(rel)
-    tenant = _best(used.tenants, names)
+    tenant = _best(used.tenants, list(TENANT_COLUMN_GUESSES))
     if tenant is not None:
         return TenantKey(tenant)
     # Several users (sender_id and recipient_id, created_by and assignee_id): a row belongs
     # to more than one user, and no single column says whose it is.
     owner = next(iter(used.users)) if len(used.users) == 1 else None
     if owner is not None and not used.tenants:
-        member = membership_tenant(rel, owner, names)
+        member = membership_tenant(rel, owner, list(TENANT_COLUMN_GUESSES))
         return TenantKey(member) if member is not None else TenantKey(owner, per_user=True)
     present = [n for n in names if rel.column(n)]
     if present:
