@@ -153,19 +153,20 @@ def test_reports_json_markdown_and_sarif(pytester: pytest.Pytester) -> None:
     (finding,) = data["findings"]
     assert finding["rule"] == "tenant-column-nullable" and finding["severity"] == "warn"
     assert finding["object"] == "public.messages" and "SET NOT NULL" in finding["fix"]
-    assert finding["file"] == "supabase/migrations/20240101000000_chat_schema.sql" and finding["line"] > 1
+    # the ALTER that made the column nullable, not the CREATE TABLE of the first migration
+    assert finding["file"] == "supabase/migrations/20250101000000_change.sql" and finding["line"] == 1
     tables = {t["table"]: t for t in data["tables"]}
     every = "select, insert, update, delete, move, upsert"
     assert tables["public.messages"]["isolation"] == f"verified ({every} as alice/bob)" and tables["public.messages"]["warn"] == 1
     assert data["by_rule"] == {"tenant-column-nullable": 1}
     markdown = (pytester.path / "out/report.md").read_text()
     assert "**0 error(s), 1 warning(s), 0 note(s)**" in markdown
-    assert "- **tenant-column-nullable** `public.messages` (supabase/migrations/20240101000000_chat_schema.sql:" in markdown
+    assert "- **tenant-column-nullable** `public.messages` (supabase/migrations/20250101000000_change.sql:1)" in markdown
     sarif = json.loads((pytester.path / "out/report.sarif").read_text())
     (result_entry,) = sarif["runs"][0]["results"]
     assert sarif["version"] == "2.1.0" and result_entry["level"] == "warning"
     location = result_entry["locations"][0]["physicalLocation"]
-    assert location["artifactLocation"]["uri"] == "supabase/migrations/20240101000000_chat_schema.sql"
+    assert location["artifactLocation"]["uri"] == "supabase/migrations/20250101000000_change.sql"
     assert location["region"]["startLine"] == finding["line"]
     assert {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]} >= {"rls-disabled", "tenant-leak"}
 

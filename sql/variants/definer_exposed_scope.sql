@@ -1,9 +1,10 @@
 -- A tenant key the name list does not know (gym_id): the policies filter on it, so an RPC
--- taking _gym_id lets any caller pick any gym's data. (Isolation cannot be checked without
--- knowing the tenant column: an info finding says so.)
+-- taking _gym_id lets any caller pick any gym's data. (The tenant key is the column the
+-- policies test against the caller's set of tenants, so isolation is checked, and holds;
+-- the RPC's probe, as another tenant, measures the leak.)
 -- expect: definer-exposed public.gym_visit_count(_gym_id uuid)
--- expect: tenant-leak public.gym_visits
--- severity: info tenant-leak public.gym_visits
+-- expect: tenant-leak public.gym_visit_count(_gym_id uuid)
+-- severity: warn tenant-leak public.gym_visit_count(_gym_id uuid)
 -- severity: error definer-exposed public.gym_visit_count(_gym_id uuid)
 create table public.gym_visits (
   id bigint generated always as identity primary key,

@@ -18,7 +18,7 @@ from .catalog import Catalog, Relation
 from .client import Rls
 from .config import SweepConfig
 from .findings import Finding, ObjectRef, Severity
-from .locate import creation_sites
+from .locate import Sites
 from .migrations import load_files
 from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, ref, registered
 from .rules.tenant_leak import principals_from
@@ -73,7 +73,7 @@ class Sweep:
         self._own: tuple[Database, Any] | None = None  # the sweep's database and connection, when it made rows
         self.ctx: SweepContext | None = None
         self.static: dict[tuple[str, ObjectRef], list[Finding]] = defaultdict(list)
-        self.sites: dict[str, tuple[str, int]] = {}
+        self.sites = Sites()
         self.checks: list[Check] = []
         self.memo: dict[str, Any] = {}  # what dynamic rules keep for the whole sweep
 
@@ -97,7 +97,7 @@ class Sweep:
                     self.static[(rule.id, finding.object)].append(finding)
         settings = self.session.settings
         files = load_files(settings.migrations, "migration", settings.rootdir)
-        self.sites = creation_sites(files)
+        self.sites = Sites.read(files)
         self.checks = self._checks(self.ctx)
 
     def _synthesize(self, conn: Any, catalog: Catalog, *, keep: bool) -> None:
@@ -237,8 +237,18 @@ class Sweep:
         return CheckResult(check, tuple(kept), tuple(ignored), facts)
 
     def _locate(self, finding: Finding) -> Finding:
-        site = self.sites.get(finding.object.qualified)  # a function's name, a column's table
-        return replace(finding, file=site[0], line=site[1]) if site and finding.file is None else finding
+        """Where the finding's object was last (re)created or altered (:mod:`.locate`): a
+        function's name, a column's table; the policy's own statement when it names one."""
+        if finding.file is not None:
+            return finding
+        policy, policies = finding.details.get("policy"), finding.details.get("policies")
+        if isinstance(policy, str):
+            site = self.sites.of(finding.object.qualified, policy)
+        elif isinstance(policies, (list, tuple)) and policies:
+            site = self.sites.latest(finding.object.qualified, [str(p) for p in policies])
+        else:
+            site = self.sites.of(finding.object.qualified)
+        return replace(finding, file=site[0], line=site[1]) if site else finding
 
     @staticmethod
     def table_facts(rel: Relation) -> dict[str, Any]:

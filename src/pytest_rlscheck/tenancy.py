@@ -16,10 +16,12 @@ from .errors import RlsAssertionError
 
 __all__ = [
     "TENANT_COLUMN_GUESSES",
+    "PolicyKeys",
     "TenantKey",
     "configured_key",
     "example_policy_condition",
     "find_tenant_key",
+    "membership_tenant",
     "owner_column",
     "policy_expression",
     "tenant_key",
@@ -84,25 +86,102 @@ def policy_expression(rel: Relation, *, user: bool) -> str | None:
     return next(iter(found)) if len(found) == 1 else None
 
 
+#: Schemas whose functions are not a project's membership helpers (``storage.foldername(name)``).
+_NOT_HELPERS = ("pg_catalog", "storage", "auth", "extensions", "information_schema")
+
+
+@dataclass(frozen=True)
+class PolicyKeys:
+    """The keys a relation's policies use, with their weight (a policy for SELECT counts 2,
+    another 1): ``tenants``, the columns tested against the caller's set of tenants (``org_id
+    IN (select ...)``, ``org_id = ANY (...)``) or passed to a membership helper
+    (``private.is_member(org_id)``); ``users``, the columns compared with the caller's user
+    id. Read from the SELECT policies (SELECT or ALL) when they use any: which rows a
+    principal sees is what isolation is about; else from all of them."""
+
+    tenants: dict[str, int]
+    users: dict[str, int]
+
+    @classmethod
+    def of(cls, rel: Relation) -> PolicyKeys:
+        primary = set(rel.primary_key) if len(rel.primary_key) == 1 else set()
+        read, other = cls({}, {}), cls({}, {})
+        for policy in rel.policies:
+            tenants: set[str] = set()
+            users: set[str] = set()
+            for _, _, facts in policy.clauses():
+                users |= facts.compared_with_user()
+                tenants |= facts.set_columns
+                tenants |= {c for call in facts.calls if call.function.partition(".")[0] not in _NOT_HELPERS
+                            for c in call.row_columns}
+            # a row's own id in a set or passed to a helper (shared with, can see) is no tenant;
+            # a tenant root's id is its tenant, which synthesis infers (``ctx.inferred_keys``)
+            tenants -= primary
+            weight = 2 if policy.covers("SELECT") else 1
+            for target in ((read,) if weight == 2 else ()) + (other,):
+                for column in tenants:
+                    target.tenants[column] = target.tenants.get(column, 0) + weight
+                for column in users:
+                    target.users[column] = target.users.get(column, 0) + weight
+        return read if read.tenants or read.users else other
+
+
+def _best(votes: dict[str, int], names: list[str]) -> str | None:
+    """The column most policies use; between equals, the first of ``names`` (the usual tenant
+    names); None when that still leaves several."""
+    if not votes:
+        return None
+    top = max(votes.values())
+    tied = [c for c, v in votes.items() if v == top]
+    if len(tied) == 1:
+        return tied[0]
+    return next((n for n in names if n in tied), None)
+
+
+def membership_tenant(rel: Relation, user: str, names: list[str]) -> str | None:
+    """The tenant column of a membership table: one whose rows pair a user with a tenant (the
+    user column and one other column make a unique key, ``primary key (organization_id,
+    user_id)``), the other column a usual tenant name or a foreign key. Its policies compare
+    the user column with the caller (each member sees their memberships), but a row is the
+    tenant's: who may add, promote or move members is a question about the tenant."""
+    referencing = {c for fk in rel.foreign_keys() if not fk.to_auth_users for c in fk.columns}
+    for key in rel.unique_keys:
+        others = [c for c in key if c != user]
+        if user in key and len(others) == 1 and (others[0] in names or others[0] in referencing):
+            return others[0]
+    return None
+
+
 def find_tenant_key(rel: Relation, config: SweepConfig | None = None) -> TenantKey | None:
-    """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column``, else the
-    first usual column name the relation has, else its owner column (a per-user table), else
-    the one expression over the row its policies compare with the user (a storage path's
-    first folder) or with a set of tenants."""
+    """``[tool.rlscheck.tables."schema.table"]``, else the project's ``tenant_column`` where the
+    relation has it; else the key the policies use (:class:`PolicyKeys`):
+    a column they test against the caller's set of tenants or pass to a membership helper
+    (the tenant, also when they compare another column with the user: that is an owner within
+    the tenant), else the one column they compare with the caller's user id (a per-user
+    table; a membership table's tenant column), the usual names (:data:`TENANT_COLUMN_GUESSES`)
+    breaking ties between several; else, when the policies name no one key, the first usual
+    name the relation has; else the one expression over the row the
+    policies compare with the user (a storage path's first folder) or with a set of tenants."""
     config = config or SweepConfig()
     table = config.table(rel.qualified)
     if table.tenant_column or table.tenant_sql:
         return configured_key(rel, table.tenant_column, table.tenant_sql)
-    present = [n for n in _tenant_names(config) if rel.column(n)]
-    owner = owner_column(rel)
-    if present:  # several usual names (account_id, workspace_id): the one the policies filter on
-        filtered = {
-            c
-            for policy in rel.policies
-            for _, _, facts in policy.clauses()
-            for c in (*facts.filter_columns(), *(col for call in facts.calls for col in call.row_columns))
-        }
-        return TenantKey(next((n for n in present if n in filtered), present[0]))
+    if config.tenant_column and rel.column(config.tenant_column):
+        return TenantKey(config.tenant_column)  # the project's own tenant column: configured, not guessed
+    names = _tenant_names(config)
+    used = PolicyKeys.of(rel)
+    tenant = _best(used.tenants, list(TENANT_COLUMN_GUESSES))
+    if tenant is not None:
+        return TenantKey(tenant)
+    # Several users (sender_id and recipient_id, created_by and assignee_id): a row belongs
+    # to more than one user, and no single column says whose it is.
+    owner = next(iter(used.users)) if len(used.users) == 1 else None
+    if owner is not None and not used.tenants:
+        member = membership_tenant(rel, owner, list(TENANT_COLUMN_GUESSES))
+        return TenantKey(member) if member is not None else TenantKey(owner, per_user=True)
+    present = [n for n in names if rel.column(n)]
+    if present:
+        return TenantKey(present[0])
     if owner is not None:
         return TenantKey(owner, per_user=True)
     expression = policy_expression(rel, user=True)
