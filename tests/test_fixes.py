@@ -29,9 +29,40 @@ def test_fixes_quote_the_names_and_run_as_shown(rls, rlscheck_session) -> None:
     rls.execute(fix)  # the whole fix: the rest is an SQL comment
     assert rls.scalar("select relrowsecurity from pg_class where oid = 'public.\"Team Notes\"'::regclass") is True
     always = found[("policy-always-true", 'public.Shared "Docs"')].fix
-    expected = 'ALTER POLICY ' + '"it' + "'" + 's ""everyone"""' + ' ON "public"."Shared ""Docs""" USING'
-    assert always.startswith(expected), always
-    rls.execute(always.replace("<tenant condition>", 'false'))
+    expected = 'ALTER POLICY ' + '"it' + "'" + 's ""everyone"""' + ' ON "public"."Shared ""Docs""" USING ('
+    assert expected in always, always
+    rls.execute(always)  # as printed: nothing to fill in
+    # nothing in the schema limits "Org Id": deny-all, said in a comment
+    assert "nothing narrower could be read from the schema" in always
     assert rls.scalar(
         "select pg_get_expr(polqual, polrelid) from pg_policy where polname = %s", ['it\'s "everyone"']
     ) == "false"
+
+
+INSERT_OPEN = '''
+create table public."Projects" (id bigint primary key, organization_id uuid not null, title text);
+grant select, insert on public."Projects" to authenticated;
+alter table public."Projects" enable row level security;
+create policy "Projects read" on public."Projects" for select to authenticated
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
+create policy "Projects add" on public."Projects" for insert to authenticated with check (true);
+'''
+
+
+def test_an_insert_policy_fix_takes_with_check_only_and_the_schemas_condition(rls, rlscheck_session) -> None:
+    """The INSERT policy's fix is ALTER POLICY ... WITH CHECK (PostgreSQL rejects a USING
+    there), with the condition a sibling policy writes for the tenant column."""
+    rls.execute(INSERT_OPEN)
+    sweep = Sweep(rlscheck_session)
+    sweep.prepare(rls.connection)
+    found = {(f.rule, f.object.display): f for r in sweep.run_all(rls) for f in r.findings}
+    fix = found[("policy-always-true", "public.Projects")].fix
+    (alter,) = [line for line in fix.splitlines() if line.startswith("ALTER POLICY")]
+    assert alter.startswith('ALTER POLICY "Projects add" ON "public"."Projects" WITH CHECK ((organization_id IN'), alter
+    assert "USING" not in alter
+    assert '-- the condition of policy "Projects read", as PostgreSQL prints it' in fix
+    rls.execute(fix)
+    using, check = rls.fetchone(
+        "select pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid) from pg_policy where polname = 'Projects add'"
+    )
+    assert using is None and "get_user_organization_ids" in check
