@@ -66,3 +66,14 @@ def test_an_insert_policy_fix_takes_with_check_only_and_the_schemas_condition(rl
         "select pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid) from pg_policy where polname = 'Projects add'"
     )
     assert using is None and "get_user_organization_ids" in check
+
+
+def test_a_primary_key_fix_names_the_unique_not_null_columns_the_table_has(rls, rlscheck_session) -> None:
+    rls.execute('create table public."Codes" ("Code" text not null unique, label text)')
+    sweep = Sweep(rlscheck_session)
+    sweep.prepare(rls.connection)
+    found = {(f.rule, f.object.display): f for r in sweep.run_all(rls) for f in r.findings}
+    fix = found[("no-primary-key", "public.Codes")].fix
+    assert fix.startswith('ALTER TABLE "public"."Codes" ADD PRIMARY KEY ("Code");'), fix
+    rls.execute(fix)
+    assert rls.scalar("select count(*) from pg_constraint where conrelid = 'public.\"Codes\"'::regclass and contype = 'p'") == 1
