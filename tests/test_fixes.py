@@ -3,6 +3,7 @@ it runs as shown whatever the names (capitals, spaces, quotes)."""
 
 from __future__ import annotations
 
+from conftest import ALICE
 from pytest_rlscheck.sweep import Sweep
 
 AWKWARD = '''
@@ -77,3 +78,34 @@ def test_a_primary_key_fix_names_the_unique_not_null_columns_the_table_has(rls, 
     assert fix.startswith('ALTER TABLE "public"."Codes" ADD PRIMARY KEY ("Code");'), fix
     rls.execute(fix)
     assert rls.scalar("select count(*) from pg_constraint where conrelid = 'public.\"Codes\"'::regclass and contype = 'p'") == 1
+
+
+MERGE_ALL = '''
+create table public.boards (id bigint primary key, organization_id uuid not null, shared boolean not null default false);
+grant select, insert, update, delete on public.boards to authenticated;
+alter table public.boards enable row level security;
+create policy boards_members on public.boards for all to authenticated
+  using (organization_id in (select private.get_user_organization_ids((select auth.uid()))));
+create policy boards_shared on public.boards for select to public using (shared);
+'''
+
+
+def test_merging_a_policy_for_all_keeps_its_other_commands(rls, rlscheck_session) -> None:
+    """multiple-permissive: a policy FOR ALL is split (its other commands keep their policies)
+    and one for more roles keeps them; the fix runs and leaves one SELECT policy per role."""
+    rls.execute(MERGE_ALL)
+    sweep = Sweep(rlscheck_session)
+    sweep.prepare(rls.connection)
+    (finding,) = [f for r in sweep.run_all(rls) for f in r.findings
+                  if f.rule == "multiple-permissive" and f.object.display == "public.boards"]
+    rls.execute(finding.fix)
+    policies = rls.fetchall(
+        "select polname, polcmd, polroles::regrole[]::text[] from pg_policy where polrelid = 'public.boards'::regclass order by 1"
+    )
+    commands = {cmd for _, cmd, roles in policies if "authenticated" in roles}
+    assert commands == {"r", "a", "w", "d"}, policies  # SELECT, INSERT, UPDATE, DELETE still covered
+    assert sum(1 for _, cmd, roles in policies if cmd in ("r", "*") and "authenticated" in roles) == 1, policies
+    sweep.prepare(rls.connection)
+    assert not [f for r in sweep.run_all(rls) for f in r.findings if f.rule == "multiple-permissive"]
+    with rls.as_user(ALICE):
+        rls.execute("select * from public.boards")  # the merged policy is valid for the API
