@@ -142,7 +142,7 @@ def test_tenant_leak_reports_leaks_to_several_users_once(rls) -> None:
     assert "(and for 1 more user(s))" in findings[0].message
     assert findings[0].object == ObjectRef("view", "public", "leaky") and str(findings[0].object) == "public.leaky"
     assert findings[0].message.startswith("public.leaky leaks rows of other tenants: acting as user 1111")
-    assert findings[0].fix.startswith("Cause: public.leaky is a view that runs with its owner's rights")
+    assert findings[0].fix.startswith("-- Cause: public.leaky is a view that runs with its owner's rights")
     assert findings[0].fix.endswith('ALTER VIEW "public"."leaky" SET (security_invoker = true);  -- PostgreSQL 15+')
 
 

@@ -79,9 +79,10 @@ def wrap_fix(rel: Relation, policy: Policy, function: str) -> str:
     it would not make it run once."""
     if any(call.row_arguments for _, _, facts in policy.clauses() for call in facts.unwrapped(function)):
         return (
-            f'Policy "{policy.name}" on {rel.qualified} passes the row\'s columns to {function}(), so it runs '
-            "per row however it is wrapped. Compute the set once and compare the column with it, e.g. "
-            f"column IN (SELECT ... FROM a_function_returning_the_set((select auth.uid()))) instead of {function}(column)."
+            f"-- policy {quote(policy.name)} on {rel.shown} passes the row's columns to {function}(), so it runs "
+            "per row however it is wrapped: compute the set of values it accepts once (a set-returning function "
+            f"of (SELECT auth.uid())) and compare the column with that set, the column IN (SELECT that function), instead of "
+            f"calling {function}()"
         )
 
     def wrap(text: str) -> str:

@@ -14,7 +14,7 @@ in either plan is a finding.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
@@ -25,6 +25,7 @@ from ..findings import Finding, Severity
 from ..attribution import attribute, plan_catalog, wrap_fix
 from ..plans import FunctionPattern, Plan
 from ..policy_model import unwrapped_spans
+from ..remedies import condition
 from ..tenancy import updatable_column
 from . import Measurement, dynamic_rule, ref
 
@@ -184,7 +185,7 @@ def measure(
             statement_text = statement.as_string(rls.connection)
             blamed, blamed_plan = (repeated, plan) if repeated else (worse[1], forced.plan)  # type: ignore[index,union-attr]
             fixes = list(dict.fromkeys(
-                _fix(rls, found, tracked)
+                _fix(rls, found, tracked, known)
                 for s in blamed
                 if (found := attribute(catalog, s, pattern.name, statement_text, blamed_plan))
             ))
@@ -320,10 +321,11 @@ def _settings(settings: dict[str, str]) -> str:
     return ", ".join(f"{name} = {value}" for name, value in settings.items())
 
 
-def _fix(rls: Rls, found: tuple[Relation, Policy, str], tracked: set[str]) -> str:
+def _fix(rls: Rls, found: tuple[Relation, Policy, str], tracked: set[str], known: Catalog | None = None) -> str:
     """The ALTER POLICY that wraps the call; for a user function (``tracked``) that takes the
-    row's columns, the rewrite that computes its set once instead; and ALTER FUNCTION ...
-    STABLE for a VOLATILE one."""
+    row's columns, the rewrite with the condition the schema writes elsewhere for that column
+    (computed once per statement), or, when there is none, the set-returning function to write
+    (in comments); and ALTER FUNCTION ... STABLE for a VOLATILE one."""
     rel, policy, function = found
     if function not in tracked:
         return wrap_fix(rel, policy, function)
@@ -336,20 +338,31 @@ def _fix(rls: Rls, found: tuple[Relation, Policy, str], tracked: set[str]) -> st
     if columns:
         column = sql.Identifier(columns[0]).as_string(rls.connection)
         helper = sql.Identifier(schema, f"{name}_set").as_string(rls.connection)
-        lines.append(
-            f"-- {shown} takes the row's {column}: it runs once per row in every plan, wrapped or not. "
-            f"Return the {column} values it accepts for the caller once (a STABLE set-returning function, "
-            f"say {helper}(), SECURITY DEFINER with SET search_path = '' where it reads tables under RLS) "
-            "and compare the column with that set, which PostgreSQL computes once per statement:"
-        )
-        rewritten = _set_rewrite(policy, function, helper, set(columns))
-        if rewritten is not None:
-            lines.append(f"ALTER POLICY {quote(policy.name)} ON {rel.shown} {rewritten};")
-        else:  # an argument that is not one of the row's columns: say what to replace, run nothing
+        tables = [r for r in known.relations if r.kind in ("r", "p")] if known is not None else [rel]
+        cond = condition(None, rel, column=columns[0], per_row=False, tables=tables)
+        in_schema = _set_rewrite(policy, function, lambda c: cond.sql, set(columns)) if cond.found else None
+        lines.append(f"-- {shown} takes the row's {column}: it runs once per row in every plan, wrapped or not.")
+        if in_schema is not None:
             lines.append(
-                f"-- in policy {quote(policy.name)} on {rel.shown}, replace each call {shown.split('(')[0]}(<column>) "
-                f"with (<column> IN (SELECT {helper}())) and keep the rest of the expression as it is."
+                f"-- The schema limits {column} elsewhere with a condition PostgreSQL computes once per statement; "
+                f"it replaces the call (check that it admits the rows {shown.split('(')[0]} admits):"
             )
+            lines.append(cond.comment)
+            lines.append(f"ALTER POLICY {quote(policy.name)} ON {rel.shown} {in_schema};")
+        else:
+            rewritten = _set_rewrite(policy, function, lambda c: f"{quote(c)} IN (SELECT {helper}())", set(columns))
+            lines.append(
+                f"-- Write a STABLE set-returning function {helper}() that returns the {column} values it accepts "
+                "for the caller (SECURITY DEFINER with SET search_path = '' where it reads tables under RLS), and "
+                "compare the column with that set, which PostgreSQL computes once per statement:"
+            )
+            if rewritten is not None:
+                lines.append(f"--   ALTER POLICY {quote(policy.name)} ON {rel.shown} {rewritten};")
+            else:  # an argument that is not one of the row's columns: say what to replace
+                lines.append(
+                    f"--   in policy {quote(policy.name)} on {rel.shown}, replace each call of {shown.split('(')[0]} "
+                    f"on a column by that column IN (SELECT {helper}()), and keep the rest of the expression as it is."
+                )
     else:
         lines.append(wrap_fix(rel, policy, function))
     if volatility == "v":
@@ -361,10 +374,11 @@ def _fix(rls: Rls, found: tuple[Relation, Policy, str], tracked: set[str]) -> st
     return "\n".join(lines)
 
 
-def _set_rewrite(policy: Policy, function: str, helper: str, columns: set[str]) -> str | None:
+def _set_rewrite(policy: Policy, function: str, rewritten: Callable[[str], str], columns: set[str]) -> str | None:
     """``USING (...)`` / ``WITH CHECK (...)`` with each per-row call ``f(column)`` replaced by
-    ``(column IN (SELECT helper()))`` and nothing else changed; None when a call's argument is
-    not exactly one of the row's ``columns`` (the rewrite would not mean the same)."""
+    ``rewritten(column)`` (``column IN (SELECT helper())``) and nothing else changed; None when
+    a call's argument is not exactly one of the row's ``columns`` (the rewrite would not mean
+    the same)."""
     clauses = []
     for label, text, _ in policy.clauses():
         out, last = [], 0
@@ -375,7 +389,7 @@ def _set_rewrite(policy: Policy, function: str, helper: str, columns: set[str]) 
             if column is None:
                 return None
             whole = text[:start].strip() == "" and text[end:].strip() == ""
-            rewrite = f"{quote(column)} IN (SELECT {helper}())"
+            rewrite = rewritten(column)
             out.append(text[last:start] + (rewrite if whole else f"({rewrite})"))
             last = end
         clauses.append(f"{label} ({''.join(out) + text[last:]})")

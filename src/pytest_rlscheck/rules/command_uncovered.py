@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..catalog import quote
+from ..remedies import condition, create_policy, with_comment
 from ..findings import Finding, Severity
 from . import API_ROLES, COMMANDS, SweepContext, policies_for, ref, rule
 
@@ -32,7 +32,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 ref(rel),
                 f"{command} is not covered by any policy although {reason}: every {command} through the API is "
                 "refused (or affects no row). Either a policy is missing or the grant is too wide.",
-                f"CREATE POLICY {quote(f'{rel.name}_{command.lower()}')} ON {rel.shown} FOR {command} TO authenticated ...;"
-                f"  -- or: REVOKE {command} ON {rel.shown} FROM anon, authenticated;",
+                with_comment(cond := condition(ctx, rel, command=command), create_policy(rel, command, "authenticated", cond))
+                + f"\n-- or, if the API must not {command} it: REVOKE {command} ON {rel.shown} FROM anon, authenticated;",
                 details={"command": command},
             )

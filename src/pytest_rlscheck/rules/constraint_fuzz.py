@@ -40,8 +40,10 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
                 Severity.ERROR,
                 check.object,
                 exc.headline,
-                "Test the JSON type before converting: CASE WHEN jsonb_typeof(x) = 'number' THEN (x)::numeric "
-                f"> 0 ELSE false END (in {name})",
+                f"-- rewrite {quote(name)} to test the JSON type before converting, as in\n"
+                "--   CHECK (CASE WHEN jsonb_typeof(x) = 'number' THEN (x)::numeric > 0 ELSE false END)\n"
+                f"-- (ALTER TABLE {rel.shown} DROP CONSTRAINT {quote(name)}, ADD CONSTRAINT {quote(name)} CHECK (the new "
+                "condition); the fuzz's example above fails it today)",
                 details={"constraint": name},
             )
         )
@@ -54,7 +56,8 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
                 check.object,
                 f"{column} is nullable and SQL NULL passes {null.name} ({null.definition}): a CHECK that "
                 "evaluates to NULL passes, so a row without the value gets in.",
-                f"ALTER TABLE {rel.shown} ALTER COLUMN {quote(column)} SET NOT NULL;  -- or CHECK ({quote(column)} IS NOT NULL AND ...)",
+                f"ALTER TABLE {rel.shown} ALTER COLUMN {quote(column)} SET NOT NULL;"
+                f"  -- or add {quote(column)} IS NOT NULL to the CHECK",
                 details={"constraint": null.name},
             )
         )

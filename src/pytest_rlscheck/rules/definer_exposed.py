@@ -121,8 +121,10 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(fn),
             f"{fn.qualified} runs with the rights of {fn.owner} (bypassing RLS: {fn.owner_bypasses_rls}) and "
             f"{', '.join(callers)} may execute it; in an exposed schema it is an RPC endpoint.{extra}",
-            f"Move it to a schema the API does not expose (e.g. private), or REVOKE EXECUTE ON FUNCTION "
-            f"{fn.shown} FROM public, anon, authenticated;"
-            + (" and derive the user from (select auth.uid()) inside it instead of a parameter." if identity else ""),
+            f"REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon, authenticated;"
+            "\n-- or move it to a schema the API does not expose (the role it is for keeps EXECUTE):"
+            f"\n--   ALTER FUNCTION {fn.shown} SET SCHEMA private;"
+            + ("\n-- and derive the user from (SELECT auth.uid()) inside it instead of taking it as a parameter"
+               if identity else ""),
             details={"identity_parameters": identity, "reads_caller": guarded},
         )

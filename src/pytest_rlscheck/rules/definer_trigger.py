@@ -79,9 +79,9 @@ def _unproven(rel: Relation, failed: list[tuple[str, Attempt]]) -> Finding:
         ref(rel),
         f"A SECURITY DEFINER trigger on {rel.qualified}: not verified, writing another tenant's ids failed with an error "
         f"that is not a refusal (42501, or a RAISE of the trigger), so what the trigger would do was not seen:\n"
-        f"{shown}{more}",
-        "Refuse such a write with an error of the schema's own (a policy's WITH CHECK, or raise in the trigger), or "
-        "give the columns the check cannot fill a DEFAULT.",
+        f"{shown}{more}\nTo have it verified, refuse such a write with an error of the schema's own (a policy's WITH "
+        "CHECK, or a RAISE in the trigger), or give the columns the check cannot fill a DEFAULT.",
+        "",
         details={"commands": sorted({c for c, _ in failed}), "statements": [a.statement for _, a in failed],
                  "errors": [a.error for _, a in failed]},
     )
@@ -94,16 +94,17 @@ def _finding(rel: Relation, leaks: list[tuple[str, Attempt]]) -> Finding:
         for command, a in leaks[:3]
     )
     more = f"\n  (and {len(leaks) - 3} more)" if len(leaks) > 3 else ""
-    functions = sorted({quote(*t.function.split(".", 1)) for t in rel.triggers if t.security_definer})
+    functions = sorted({quote(*t.function.split(".", 1)) + "()" for t in rel.triggers if t.security_definer})
     return Finding(
         RULE,
         Severity.ERROR,
         ref(rel),
         f"A SECURITY DEFINER trigger on {rel.qualified} runs with its owner's rights (RLS bypassed) on what a user "
         f"wrote, and reached another tenant's data:\n{shown}{more}",
-        f"Inside {', '.join(functions)}, check that the values it acts on (NEW's tenant, user and path columns) belong "
-        "to the caller, e.g. new.organization_id in (select organization_id from <memberships> where user_id = "
-        "(select auth.uid())), or pin those columns in the table's WITH CHECK; or make the function SECURITY INVOKER "
-        "(its writes then go through RLS).",
+        "-- let RLS apply to what the trigger writes (it then runs as the user who wrote the row):\n"
+        + "\n".join(f"ALTER FUNCTION {f} SECURITY INVOKER;" for f in functions)
+        + "\n-- or keep it SECURITY DEFINER and check inside it that the values it acts on (NEW's tenant, user and "
+        "path columns) belong to the caller (the caller's memberships, by (SELECT auth.uid())), or pin those columns "
+        "in the table's WITH CHECK",
         details={"commands": sorted({c for c, _ in leaks}), "statements": [a.statement for _, a in leaks]},
     )

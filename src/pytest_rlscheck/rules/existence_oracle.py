@@ -101,8 +101,8 @@ def _finding(rel: Relation, tenant: str, oracle: Any, referencing: list[str] | N
         f"{shown_values(oracle.values, key.columns)} (taken from a row of tenant {oracle.other.tenant}) failed with "
         f"{oracle.error} ({key.name}): RLS let the row through and the unique key ({columns}), which leaves out "
         f"{tenant}, told the user that another tenant holds the value. Any value can be tried this way.",
-        f"Make the key per tenant:\n{fix}\nIf the value must be unique across tenants (a hostname), the oracle is "
-        "inherent: claim values through a function that does not say why it failed, and ignore this finding with "
-        "the reason.",
+        f"-- make the key per tenant:\n{fix}\n-- if the value must be unique across tenants (a hostname), the oracle "
+        "is inherent: claim values through a function that does not say why it failed, and ignore this finding with "
+        "the reason",
         details={"constraint": key.name, "user": oracle.user.sub},
     )

@@ -129,9 +129,11 @@ def _unproven(fn: Function, ids: dict[str, str], failed: list[Attempt], rule: st
         Severity.INFO,
         ObjectRef("function", fn.schema, fn.name, fn.arguments),
         f"{fn.qualified} takes {params}: isolation not verified, the call with another tenant's ids failed with an error "
-        f"that is not a refusal (42501, or a RAISE of the function):\n{shown}{more}",
-        "Make the function refuse a caller it does not serve with an error of its own (raise ... using errcode = "
-        "'42501'), or configure values for its other parameters, so that the check can tell a refusal from a failure.",
+        f"that is not a refusal (42501, or a RAISE of the function):\n{shown}{more}\n"
+        "To have it verified, make the function refuse a caller it does not serve with an error of its own (RAISE "
+        "with errcode 42501), or configure values for its other parameters, so that the check can tell a refusal "
+        "from a failure.",
+        "",
         details={"callers": sorted({a.caller for a in failed}), "parameters": ids, "calls": [a.statement for a in failed],
                  "errors": [a.error for a in failed]},
     )
@@ -154,10 +156,10 @@ def _finding(fn: Function, ids: dict[str, str], leaks: list[Attempt], rule: str)
         Severity.WARN if oracle else Severity.ERROR,
         ObjectRef("function", fn.schema, fn.name, fn.arguments),
         f"{fn.qualified} runs {runs} and takes {params}: {reached}:\n{shown}{more}",
-        "Check the caller inside it: compare every id parameter with (select auth.uid()) or the caller's tenants, and "
-        "raise (errcode 42501) or return nothing when they do not match; or derive the user from (select auth.uid()) "
-        "instead of a parameter"
-        + (", or make it SECURITY INVOKER so that RLS applies" if fn.security_definer else "")
-        + f"; or REVOKE EXECUTE ON FUNCTION {fn.shown} FROM public, anon, authenticated;",
+        f"REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon, authenticated;"
+        "\n-- or keep it callable and check the caller inside it: compare every id parameter with (SELECT auth.uid()) "
+        "or the caller's tenants, and raise (errcode 42501) or return nothing when they do not match; or derive the "
+        "user from (SELECT auth.uid()) instead of a parameter"
+        + (f"\n-- or let RLS apply to what it reads: ALTER FUNCTION {fn.shown} SECURITY INVOKER;" if fn.security_definer else ""),
         details={"callers": sorted({a.caller for a in leaks}), "parameters": ids, "calls": [a.statement for a in leaks]},
     )

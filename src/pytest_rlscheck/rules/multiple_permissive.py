@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
+from ..remedies import merge_permissive
 from . import API_ROLES, COMMANDS, SweepContext, ref, rule
 
 RULE = "multiple-permissive"
@@ -36,7 +37,8 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 f"{len(names)} permissive policies apply to {' and '.join(roles)} for {command} "
                 f"({', '.join(repr(n) for n in names)}): PostgreSQL ORs them and evaluates each for every row, "
                 "and a wide one silently widens the narrow ones.",
-                "Merge them into one policy per role and command (OR the conditions), or make the extra "
-                "conditions RESTRICTIVE.",
+                "-- one policy per role and command, the conditions ORed (what PostgreSQL evaluates now):\n"
+                + merge_permissive(rel, command, [next(p for p in rel.policies if p.name == n) for n in names], roles)
+                + "\n-- or, where a condition must hold in addition to the others, make its policy AS RESTRICTIVE",
                 details={"roles": roles, "command": command, "policies": list(names)},
             )

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..catalog import Policy, Relation, quote
+from ..catalog import Policy, Relation
 from ..findings import Finding, Severity
 from ..policy_model import ExprFacts
+from ..remedies import alter_policy, condition, with_comment
 from . import API_ROLES, SweepContext, ref, rule
 
 RULE = "policy-always-true"
@@ -154,6 +155,16 @@ def judge(ctx: SweepContext, rel: Relation, policy: Policy, command: str, clause
     return severity, said
 
 
+def _fix(ctx: SweepContext, rel: Relation, policy: Policy) -> str:
+    """ALTER POLICY with the schema's condition in place of each always-true clause (and in
+    the clauses the command takes that the policy lacks)."""
+    cond = condition(ctx, rel, command=policy.command if policy.command != "ALL" else None)
+    fix = with_comment(cond, alter_policy(rel, policy, cond, keep=lambda label, facts: not (facts.constant_true or facts.every_user)))
+    if _owned(ctx, rel) is None or (policy.command == "SELECT" and _owned(ctx, rel) == "user"):
+        fix += "\n-- if every row is meant to be readable by them (public by design), keep the policy and ignore this finding"
+    return fix
+
+
 @rule(RULE, Severity.ERROR, "table", "a policy that lets every row through")
 def check(ctx: SweepContext) -> Iterator[Finding]:
     for rel in ctx.tables():
@@ -192,6 +203,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 f'Policy "{policy.name}" ({policy.command} TO {", ".join(policy.roles)}) has '
                 + " and ".join(f"{n} ({why})" for n, why in constant)
                 + ": " + "; ".join(worst) + ".",
-                f"ALTER POLICY {quote(policy.name)} ON {rel.shown} USING (<tenant condition>);",
+                _fix(ctx, rel, policy),
                 details={"policy": policy.name, "commands": [c for c, s, _ in judged if s is severity]},
             )

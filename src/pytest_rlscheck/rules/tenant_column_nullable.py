@@ -26,6 +26,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             ref(rel),
             f"{column.name} is the tenant column and accepts NULL: a row without a tenant is either invisible to "
             "everyone or, with a policy written as `tenant IS NULL OR ...`, visible to every tenant.",
-            f"UPDATE {rel.shown} SET {quote(column.name)} = ... WHERE {quote(column.name)} IS NULL;  -- backfill, then\n"
+            f"-- fails while a row has no tenant: give those rows their tenant first (find them with\n"
+            f"-- SELECT * FROM {rel.shown} WHERE {quote(column.name)} IS NULL;)\n"
             f"ALTER TABLE {rel.shown} ALTER COLUMN {quote(column.name)} SET NOT NULL;",
         )

@@ -99,10 +99,11 @@ def _finding(table: AuthorizationTable, command: str, user: Any, gained: list[At
     own_tenant = sql.Identifier(rel.name, table.tenant_column).as_string(None)
     if command == "INSERT":
         fix = (
-            f"Let users insert into {quoted} only where they hold an invitation or are already an admin, in the "
-            f"INSERT policy's WITH CHECK, e.g.\n  with check ({user_col} = (select auth.uid()) and exists (select 1 from "
-            f"invitations i where i.{tenant_col} = {own_tenant} and i.{user_col} = (select auth.uid())))\n"
-            f"or leave memberships to the backend: REVOKE INSERT ON {quoted} FROM anon, authenticated;"
+            f"-- leave memberships to the backend (or to a function that checks an invitation):\n"
+            f"REVOKE INSERT ON {quoted} FROM anon, authenticated;\n"
+            f"-- or let users insert into {quoted} only where they hold an invitation or are already an admin, in the "
+            f"INSERT policy's WITH CHECK: {user_col} = (SELECT auth.uid()) AND EXISTS (SELECT 1 FROM the invitations "
+            f"table AS i WHERE i.{tenant_col} = {own_tenant} AND i.{user_col} = (SELECT auth.uid()))"
         )
     else:
         role, columns = updatable or ("authenticated", tuple(c.name for c in rel.columns))

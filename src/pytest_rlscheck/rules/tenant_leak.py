@@ -9,6 +9,7 @@ are not (other users' rows are often readable by design)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import permutations
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from ..isolation import (
     assert_no_foreign_rows,
     isolation_outcomes,
 )
+from ..remedies import isolation_fix, read_fix
 from . import API_ROLES, Measurement, SweepContext, dynamic_rule, ref
 from .function_calls import id_parameters, leaky_calls
 
@@ -84,16 +86,16 @@ NO_PRINCIPALS = (
     "Isolation not verified: no two principals of different tenants are configured, so no user was tried "
     "against another's rows."
 )
-PRINCIPALS_FIX = (
-    "Add two users of different tenants from your seed data:\n[tool.rlscheck.principals.alice]\n"
-    'sub = "<auth.users id>"\ntenant = "<their tenant id>"\n(and the same for a user of another tenant)'
+PRINCIPALS_HINT = (
+    " To have it verified, add two users of different tenants from your seed data, each as a "
+    "[tool.rlscheck.principals.NAME] table with their auth.users id as sub and their tenant id as tenant."
 )
 
 
 def not_verified(obj: ObjectRef, status: str, table: str | None = None) -> list[Finding]:
     """An info finding that says why isolation was not checked: a pass would claim too much."""
     if status == "no principals":
-        return [Finding(RULE, Severity.INFO, obj, NO_PRINCIPALS, PRINCIPALS_FIX)]
+        return [Finding(RULE, Severity.INFO, obj, NO_PRINCIPALS + PRINCIPALS_HINT)]
     where = f'[tool.rlscheck.tables."{table or obj}"]'
     return [
         Finding(
@@ -103,8 +105,8 @@ def not_verified(obj: ObjectRef, status: str, table: str | None = None) -> list[
             "Isolation not verified: no tenant key — no tenant column is configured or guessed for it "
             f"({', '.join(TENANT_COLUMN_GUESSES)}), its policies compare no one column (or expression over "
             "one) with auth.uid() or a set of tenants, and it is not the table the tenant columns point at. "
-            "If its rows are shared by every tenant (a catalogue), ignore this.",
-            f'{where}\ntenant_column = "<column>"   # or tenant_sql = "(<expression over the row>)"',
+            "If its rows are shared by every tenant (a catalogue), ignore this. Otherwise name its tenant in "
+            f"the configuration: {where} with tenant_column (a column) or tenant_sql (an expression over the row).",
         )
     ]
 
@@ -199,13 +201,24 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                 "Isolation not verified: the seed data has no rows of "
                 + " or ".join(str(u.sub if key.per_user else u.tenant) for u in users)
                 + f" (by {key.describe()}) to try it on"
-                + (f", and none could be synthesized: {ctx.unmade[rel.qualified]}." if rel.qualified in ctx.unmade else "."),
-                "Seed a few rows for the principals' tenants"
-                + (" (the summary says why the sweep could make none)." if rel.qualified in ctx.unmade else "."),
+                + (f", and none could be synthesized: {ctx.unmade[rel.qualified]}." if rel.qualified in ctx.unmade else ".")
+                + " Seed a few rows for the principals' tenants to have it verified.",
             )
         )
         return findings, "no data"
-    return merged(findings), verdict(findings, runs, empty, key)
+    return [_refixed(ctx, rel, key, f) for f in merged(findings)], verdict(findings, runs, empty, key)
+
+
+def _refixed(ctx: SweepContext, rel: Relation, key: TenantKey, finding: Finding) -> Finding:
+    """A leak's fix, for every run merged into it: the policies of the leaking commands that
+    do not limit the tenant key, with the schema's condition (:mod:`..remedies`)."""
+    if finding.severity is Severity.INFO or not finding.details.get("ops"):
+        return finding
+    ops = finding.details["ops"]
+    users = [str(u) for u in finding.details.get("users", [finding.details.get("user")])]
+    fix = isolation_fix(ctx, rel, key, [FAMILIES[o] for o in ops], anon="anon" in users,
+                        unfiltered=any(o.endswith("_unfiltered") for o in ops))
+    return replace(finding, fix=fix)
 
 
 def merged(findings: list[Finding]) -> list[Finding]:
@@ -253,22 +266,16 @@ def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: lis
                 Severity.INFO,
                 ref(rel),
                 f"{actor}: isolation from {victim} not proven for "
-                + "; ".join(f"{o.op} ({o.detail})" for o in unproven),
-                "Seed rows the checks can use for both tenants"
+                + "; ".join(f"{o.op} ({o.detail})" for o in unproven)
+                + ". Seed rows the checks can use for both tenants to have it verified"
                 + ("." if key.column else "; the move check needs a tenant column (or a foreign key) to set."),
+                "",
                 details={**details, "ops": [o.op for o in unproven]},
             )
         ]
     if not leaks:
         return []
     latent = safeupdate and all(o.unfiltered for o in leaks)
-    limit = "the user: (select auth.uid())" if key.per_user else "the user's tenants"
-    fix = (f"Give {rel.qualified} a policy per command that limits {key.describe()} to {limit} (USING, and WITH CHECK "
-           "for INSERT/UPDATE)")
-    if any(o.unfiltered for o in leaks):
-        fix += "; UPDATE and DELETE policies no wider than the SELECT policies (without a WHERE, only they apply)"
-    if details.get("user") == "anon":
-        fix += "; no policy for anon or PUBLIC that admits a tenant's rows (auth.uid() is null for anon)"
     listing = "; ".join(f"{o.op}: {o.detail}" for o in leaks)
     whose = "other users'" if key.per_user else "other tenants'"
     can = (f"{_who(details, key)} can " + ", ".join(dict.fromkeys(_WHAT[FAMILIES[o.op]] for o in leaks))
@@ -280,7 +287,7 @@ def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: lis
         message = f"{actor}, {len(leaks)} operation(s) reached {victim}: {listing}" + (
             " (safeupdate = false: the API runs statements without a WHERE)"
             if not safeupdate and any(o.unfiltered for o in leaks) else "")
-    return [Finding(RULE, Severity.WARN if latent else Severity.ERROR, ref(rel), can + message, fix + ".",
+    return [Finding(RULE, Severity.WARN if latent else Severity.ERROR, ref(rel), can + message, "",  # fixed by _refixed
                     details={**details, "ops": [o.op for o in leaks]})]
 
 
@@ -329,8 +336,12 @@ def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Pri
     if "SELECT" not in ctx.api_privileges(view):
         return [], "not readable by the API"
     quoted = view.ident.as_string(rls.connection)
+    fix = [] if view.security_invoker else [f"ALTER VIEW {view.shown} SET (security_invoker = true);  -- PostgreSQL 15+"]
+    tables = [r for d in view.depends_on for r in ctx.catalog.relations if r.oid == d.oid]
+    fix = [*read_fix(ctx, tables), *fix]
+    anon_fix = "\n".join([*read_fix(ctx, tables), f"REVOKE SELECT ON {view.shown} FROM anon;"])
     return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, ref(view), anon=view.granted("anon", "SELECT"),
-                         names={**principal_names(ctx.config), **ctx.names})
+                         names={**principal_names(ctx.config), **ctx.names}, fix="\n".join(fix), anon_fix=anon_fix)
 
 
 def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal]) -> tuple[list[Finding], str]:
@@ -340,13 +351,18 @@ def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[P
     rel = next((r for r in ctx.catalog.relations if returned in (r.name, r.qualified)), None)
     key = ctx.tenant_key(rel) if rel is not None else None
     call = sql.SQL("{}()").format(sql.Identifier(fn.schema, fn.name)).as_string(rls.connection)
+    fix = read_fix(ctx, [rel] if rel is not None else [])
+    if fn.security_definer:
+        fix.append(f"ALTER FUNCTION {fn.shown} SECURITY INVOKER;  -- what it reads then goes through RLS")
+    anon_fix = f"REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon;\nGRANT EXECUTE ON FUNCTION {fn.shown} TO authenticated;"
+    fix.append(f"-- or, if the API must not call it: REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon, authenticated;")
     return _foreign_rows(rls, call, key, principals, ref(fn), anon=bool({"anon", "public"} & set(fn.executable_by)),
-                         names={**principal_names(ctx.config), **ctx.names})
+                         names={**principal_names(ctx.config), **ctx.names}, fix="\n".join(fix), anon_fix=anon_fix)
 
 
 def _foreign_rows(
     rls: Rls, relation: str, key: TenantKey | None, principals: list[Principal], name: ObjectRef, *, anon: bool = False,
-    names: dict[str, str] | None = None,
+    names: dict[str, str] | None = None, fix: str = "", anon_fix: str = "",
 ) -> tuple[list[Finding], str]:
     if not [p for p in principals if p.tenant]:
         return [], "no principals"  # the tables' items say so
@@ -378,11 +394,11 @@ def _foreign_rows(
         first = leaks[0][1]
         return [Finding(RULE, Severity.ERROR, name, first.headline + (f" (and for {len(leaks) - 1} more user(s))" if len(leaks) > 1 else "")
                         + (f"; and {by_anon}" if read_by_anon else ""),
-                        first.fix, details={"users": [u for u, _ in leaks] + (["anon"] if read_by_anon else [])})], "LEAK"
+                        _explained(first.fix, (f"{anon_fix}\n" if read_by_anon else "") + fix),
+                        details={"users": [u for u, _ in leaks] + (["anon"] if read_by_anon else [])})], "LEAK"
     if read_by_anon:
         return [Finding(RULE, Severity.ERROR, name, by_anon[0].upper() + by_anon[1:] + ".",
-                        f"Give the tables under {name} no policy for anon or PUBLIC that admits a tenant's rows "
-                        "(auth.uid() is null for anon), or revoke SELECT on it from anon.",
+                        anon_fix,
                         details={"users": ["anon"]})], "LEAK (select as anon)"
     if errors:
         return [Finding(RULE, Severity.INFO, name, "Not verified: the check failed: " + "; ".join(errors))], "not proven"
@@ -390,6 +406,13 @@ def _foreign_rows(
         return [], "no data"
     readers = "/".join((names or {}).get(str(p.sub), str(p.sub)) for p in principals if p.tenant)
     return [], f"verified (select as {readers}" + (" and anon)" if anon else ")")
+
+
+def _explained(cause: str, fix: str) -> str:
+    """The isolation check's cause (prose) as SQL comments, then the fix's SQL."""
+    said = [line for line in cause.splitlines() if line.strip() and not line.startswith("Fix:")]
+    lines = [*(f"-- {line}" for line in said), *(fix.splitlines() if fix else [])]
+    return "\n".join(dict.fromkeys(lines))  # the reads' and anon's fixes may share policies
 
 
 def principals_from(config: SweepConfig) -> list[Principal]:

@@ -33,6 +33,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 ref(rel),
                 f"Foreign key {fk.name} ({cols}) → {fk.references} has no index leading with its columns: deleting "
                 f"or updating a {fk.references} row scans all of {rel.qualified}, and joins on it cannot use an index.",
-                f"CREATE INDEX CONCURRENTLY ON {rel.shown} ({', '.join(quote(c) for c in fk.columns)});",
+                f"CREATE INDEX ON {rel.shown} ({', '.join(quote(c) for c in fk.columns)});"
+                "  -- on a live table, CREATE INDEX CONCURRENTLY (outside a transaction: not in a migration the CLI runs)",
                 details={"constraint": fk.name},
             )

@@ -40,6 +40,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 ref(rel),
                 f"The policies compare {column} with the user or their tenants, and no index leads with "
                 f"{column}: every query through the API reads the whole table to apply them.",
-                f"CREATE INDEX CONCURRENTLY ON {rel.shown} ({quote(column)});",
+                f"CREATE INDEX ON {rel.shown} ({quote(column)});"
+                "  -- on a live table, CREATE INDEX CONCURRENTLY (outside a transaction: not in a migration the CLI runs)",
                 details={"column": column},
             )

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..catalog import Policy, Relation, quote
 from ..findings import Finding, Severity
+from ..remedies import clauses, metadata_free
 from . import SweepContext, ref, rule
 
 RULE = "user-metadata-in-policy"
+
+def _fix(rel: Relation, policy: Policy) -> str:
+    using, check = metadata_free(policy.using), metadata_free(policy.with_check)
+    return (
+        "-- read app_metadata instead: only the service role can write it (set the value there, or look the "
+        "role up in a membership table)\n"
+        f"ALTER POLICY {quote(policy.name)} ON {rel.shown} {clauses(policy.command, using, check)};"
+    )
+
 
 @rule(RULE, Severity.ERROR, "table", "a policy trusts user-editable metadata")
 def check(ctx: SweepContext) -> Iterator[Finding]:
@@ -21,7 +32,6 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                 ref(rel),
                 f'Policy "{policy.name}" reads user_metadata, which every user can change for themselves '
                 "(supabase.auth.updateUser): a policy based on it lets users grant themselves access.",
-                "Use app_metadata (only the service role can write it) or a membership table: "
-                "auth.jwt() -> 'app_metadata' ->> 'tenant_id'.",
+                _fix(rel, policy),
                 details={"policy": policy.name},
             )
