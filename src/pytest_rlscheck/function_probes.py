@@ -161,7 +161,10 @@ class Attempt:
         """Its only leak is an answer equal to the owner's (no row of theirs, nothing changed)."""
         return self.leaked and not self.theirs and not self.changes
 
-    def describe(self) -> str:
+    def describe(self, who: str | None = None, given: str = "") -> str:
+        """``as <caller>: <statement> -> what of theirs it returned or changed``; with ``who``
+        (a principal's name) and ``given`` (whose values it was called with): ``called as
+        alice with bob's ...: ...``."""
         found = []
         if self.theirs:
             found.append(f"returned {self.theirs} of {self.rows} row(s) holding the other tenant's id")
@@ -169,7 +172,8 @@ class Attempt:
             found.append(f"returned the same answer ({self.rows} row(s)) the owner gets for the other tenant's ids")
         if self.changes:
             found.append("changed " + "; ".join(c.describe() for c in self.changes))
-        return f"as {self.caller}: {self.statement} -> " + ", and ".join(found or ["nothing of theirs"])
+        lead = f"as {self.caller}" if who is None else f"called as {who}" + (f" with {given}" if given else "")
+        return f"{lead}: {self.statement} -> " + ", and ".join(found or ["nothing of theirs"])
 
 
 # -- which parameters and columns are ids --------------------------------------------------

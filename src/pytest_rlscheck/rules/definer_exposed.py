@@ -1,13 +1,28 @@
 """definer-exposed: a SECURITY DEFINER function the API roles can call.
 
-It is an error when the function takes a user or tenant id as a parameter and never asks
-who is calling: any caller can then pass someone else's id. A parameter counts as an id
-when it is named for a user, owner, member, tenant or organisation (``p_user_id``,
-``_org_id``), for the configured tenant column, or for a column the policies filter on
-(``_gym_id`` where the policies compare ``gym_id``), or any parameter that defaults to
-``auth.uid()``; booleans, text without an ``id`` suffix and OUT/TABLE columns do not. When
-the body reads the caller (``auth.uid()``, the JWT claims), itself or through a function it
-calls, it is a warning: the check is probably there, and is worth a look.
+It is judged by what its body touches (:mod:`pytest_rlscheck.function_body`: the relations it
+reads, the rows it writes and how they are chosen, dynamic SQL, with what the functions it
+calls touch):
+
+* it reads and writes no table and runs no SQL text: no finding (its owner's rights give a
+  caller nothing);
+* it writes a table RLS protects, or the platform's (``auth.users``, ``storage.objects``...),
+  with the rows chosen by a parameter or not chosen at all (no WHERE), its owner bypasses
+  RLS there, and it never reads the caller: an **error**, saying who can do what ("anon and
+  any signed-in user can update any row of public.conversations by id", "... can delete any
+  stored file", "... can create a user");
+* it takes a user or tenant id and never asks who is calling: an **error** as well. A
+  parameter counts as an id when it is named for a user, owner, member, tenant or
+  organisation (``p_user_id``, ``_org_id``), for the configured tenant column, or for a
+  column the policies filter on (``_gym_id`` where the policies compare ``gym_id``), or any
+  parameter that defaults to ``auth.uid()``; booleans, text without an ``id`` suffix and
+  OUT/TABLE columns do not;
+* otherwise a **warning**: an RPC endpoint that bypasses RLS. When the body reads the caller
+  (``auth.uid()``, the JWT claims), itself or through a function it calls, the check is
+  probably there and is worth a look (is every parameter compared?).
+
+The message says whether tenant-leak calls it with the other tenant's ids (and so measures
+what it returns or changes) or why it is not measured.
 """
 
 from __future__ import annotations
@@ -137,7 +152,7 @@ def _measured(ctx: SweepContext, fn: Function) -> str:
     """Whether tenant-leak calls it with the other tenant's ids, or why not."""
     from .function_calls import id_parameters
 
-    if not ctx.names:
+    if not ctx.names and not ctx.config.principals:
         return " Not measured: the sweep has no principals to call it as."
     if id_parameters(ctx, fn) or (fn.returns_set and not fn.argument_types):
         return " tenant-leak calls it as one principal with the other's ids and reports what it returns or changes."
