@@ -325,7 +325,25 @@ def _resolve(name: str, path: tuple[str, ...], known: Mapping[str, object]) -> s
     return None
 
 
-_memo: list[tuple[Catalog, dict[frozenset[int], dict[int, Touches]]]] = []
+@dataclass
+class _Lookup:
+    """What resolving needs of one catalog, built once: relations by name and OID, functions by name."""
+
+    relations: dict[str, object]
+    by_oid: dict[int, str]
+    functions: dict[str, list[Function]]
+    cache: dict[frozenset[int], dict[int, Touches]]
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> _Lookup:
+        functions: dict[str, list[Function]] = {}
+        for f in catalog.functions:
+            functions.setdefault(f.name.lower(), []).append(f)
+        return cls({r.qualified.lower(): r for r in catalog.relations},
+                   {r.oid: r.qualified.lower() for r in catalog.relations}, functions, {})
+
+
+_memo: list[tuple[Catalog, _Lookup]] = []
 
 
 def touches(fn: Function, catalog: Catalog, readers: Iterable[int] = ()) -> Touches:
@@ -334,25 +352,22 @@ def touches(fn: Function, catalog: Catalog, readers: Iterable[int] = ()) -> Touc
     :attr:`Write.by_caller`). Kept for the last catalog."""
     reader_oids = frozenset(readers)
     if not _memo or _memo[0][0] is not catalog:
-        _memo[:] = [(catalog, {})]
-    cache = _memo[0][1].setdefault(reader_oids, {})
+        _memo[:] = [(catalog, _Lookup.of(catalog))]
+    lookup = _memo[0][1]
+    cache = lookup.cache.setdefault(reader_oids, {})
     if fn.oid not in cache:
-        by_name: dict[str, list[Function]] = {}
-        for f in catalog.functions:
-            by_name.setdefault(f.name.lower(), []).append(f)
         reader_names = frozenset(f.name.lower() for f in catalog.functions if f.oid in reader_oids)
-        cache[fn.oid] = _touches(fn, catalog, by_name, reader_names, cache, set())
+        cache[fn.oid] = _touches(fn, lookup, reader_names, cache, set())
     return cache[fn.oid]
 
 
 def _touches(
-    fn: Function, catalog: Catalog, by_name: Mapping[str, list[Function]], reader_names: frozenset[str],
-    cache: dict[int, Touches], visiting: set[int],
+    fn: Function, lookup: _Lookup, reader_names: frozenset[str], cache: dict[int, Touches], visiting: set[int],
 ) -> Touches:
     if fn.oid in cache:
         return cache[fn.oid]
     visiting.add(fn.oid)
-    known = {r.qualified.lower(): r for r in catalog.relations}
+    known, by_oid = lookup.relations, lookup.by_oid
     path = search_path(fn)
     params = tuple(n.lower() for n in fn.argument_names if n)
     text = _read_text(fn.body, params, fn.name.lower())
@@ -372,7 +387,6 @@ def _touches(
             reads.add(resolved)
         elif "." in name and name.split(".", 1)[0] not in ("pg_catalog", "information_schema"):
             reads.add(name)  # a schema the sweep does not read (private.*): a relation all the same
-    by_oid = {r.oid: r.qualified.lower() for r in catalog.relations}
     reads |= {by_oid[o] for o in fn.facts.relation_oids if o in by_oid}
     writes: list[Write] = []
     # a BEGIN ATOMIC body is printed for the loader's search_path: its bare names are the
@@ -390,10 +404,10 @@ def _touches(
         reads.add(table)
     dynamic = text.dynamic_sql
     for called in sorted(fn.calls()):
-        for other in by_name.get(called, ()):
+        for other in lookup.functions.get(called, ()):
             if other.oid in visiting or other.oid == fn.oid:
                 continue
-            inner = _touches(other, catalog, by_name, reader_names, cache, visiting)
+            inner = _touches(other, lookup, reader_names, cache, visiting)
             reads |= inner.reads
             dynamic = dynamic or inner.dynamic_sql
             for w in inner.writes:
