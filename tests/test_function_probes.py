@@ -391,3 +391,23 @@ def test_a_parameter_is_sampled_only_from_a_column_of_its_type(rls, alice, bob) 
     role = next(a for a in args if a.name == "_role")
     # organization_members.role and messages.role are text ('owner', 'user', …): no app_role to sample
     assert not role.source.endswith("of theirs"), role
+
+
+def test_a_definer_rpc_that_writes_by_id_is_called_with_their_rows_id(rls, alice, bob) -> None:
+    """``p_id`` names no table; the UPDATE compares it with conversations.id: it is called with
+    one of the other tenant's conversations, and what it changed is the finding."""
+    rls.execute("""
+        create function public.set_visitor(p_id uuid, p_visitor text) returns void
+        language plpgsql security definer set search_path = ''
+        as $$ begin update public.conversations c set visitor_id = p_visitor where c.id = p_id; end $$;
+    """)
+    ctx = SweepContext(Catalog.load(rls.connection, schemas=SCHEMAS, functions=True), SCHEMAS, rls.config,
+                       names={ALICE: "alice", BOB: "bob"})
+    fn = function(ctx, "set_visitor")
+    assert id_parameters(ctx, fn) == {"p_id": ROW_ID}
+    findings, status = leaky_calls(rls, ctx, fn, [alice, bob], {}, "tenant-leak")
+    assert status == "LEAK" and [f.severity.name for f in findings] == ["ERROR"]
+    message = findings[0].message
+    assert "called as alice with bob's public.conversations.id (p_id)" in message
+    assert f"public.conversations: row(s) of tenant {GLOBEX} updated" in message
+    assert "called as anon with bob's" in message

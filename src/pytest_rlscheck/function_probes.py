@@ -33,6 +33,7 @@ from psycopg import sql
 from .catalog import Catalog, Function, Relation
 from .config import SweepConfig
 from .effects import Change, Scope, diff
+from .function_body import touches
 from .impersonation import OWNER, Identity, Principal
 from .rows import base_row, insert_statement, sample_row, to_json
 from .scratch import OWNER_SQL, bind, identity_sql, rolled_back
@@ -160,7 +161,10 @@ class Attempt:
         """Its only leak is an answer equal to the owner's (no row of theirs, nothing changed)."""
         return self.leaked and not self.theirs and not self.changes
 
-    def describe(self) -> str:
+    def describe(self, who: str | None = None, given: str = "") -> str:
+        """``as <caller>: <statement> -> what of theirs it returned or changed``; with ``who``
+        (a principal's name) and ``given`` (whose values it was called with): ``called as
+        alice with bob's ...: ...``."""
         found = []
         if self.theirs:
             found.append(f"returned {self.theirs} of {self.rows} row(s) holding the other tenant's id")
@@ -168,7 +172,8 @@ class Attempt:
             found.append(f"returned the same answer ({self.rows} row(s)) the owner gets for the other tenant's ids")
         if self.changes:
             found.append("changed " + "; ".join(c.describe() for c in self.changes))
-        return f"as {self.caller}: {self.statement} -> " + ", and ".join(found or ["nothing of theirs"])
+        lead = f"as {self.caller}" if who is None else f"called as {who}" + (f" with {given}" if given else "")
+        return f"{lead}: {self.statement} -> " + ", and ".join(found or ["nothing of theirs"])
 
 
 # -- which parameters and columns are ids --------------------------------------------------
@@ -272,12 +277,18 @@ def row_table(
     bare = _PREFIX.sub("", name).lower()
     returned = fn.result.removeprefix("SETOF ").strip()
     of = _ID_OF.match(bare)
-    for rel, key in _keyed(catalog, schemas, config):
+    keyed = _keyed(catalog, schemas, config)
+    for rel, key in keyed:
         if rel.primary_key != ("id",):
             continue
         if bare == "id" and returned in (rel.name, rel.qualified):
             return rel, key
         if of and bare != "id" and rel.name.lower() in (of.group(1), of.group(1) + "s", of.group(1) + "es"):
+            return rel, key
+    # the table whose primary key the body's write compares it with (``where id = p_id``)
+    compared = touches(fn, catalog).compared_columns(name.lower())
+    for rel, key in keyed:
+        if len(rel.primary_key) == 1 and (rel.qualified.lower(), rel.primary_key[0].lower()) in compared:
             return rel, key
     return None
 
@@ -294,7 +305,7 @@ def _sample_for(
     wanted: list[tuple[Relation, TenantKey, str]] = []
     table = row_table(catalog, schemas, fn, name, config)
     if table is not None:
-        wanted.append((*table, "id"))
+        wanted.append((*table, table[0].primary_key[0]))
     wanted += [(r, k, bare) for r, k in _keyed(catalog, schemas, config) if bare != "id" and r.column(bare) and bare != k.column]
     for rel, key, column in wanted:
         found = rel.column(column)

@@ -93,18 +93,27 @@ def leaky_calls(
     judge = bool({TENANT_ID, ROW_ID} & set(ids.values()))  # a user's public data is often readable by design
     anon = bool({"anon", "public"} & set(fn.executable_by))
     attempts: list[Attempt] = []
+    names = {**{str(p.sub): n for n, p in ctx.config.principals.items()}, **ctx.names}
+    shown: dict[int, str] = {}  # id(attempt) -> "called as alice with bob's ...: ..."
     for user, other in pairs:
         args = function_arguments(rls, ctx.catalog, ctx.schemas, fn, ids, other, ctx.config)
         identity = rls.identity_for(user)
         assert identity is not None
-        attempts.append(call_function(rls, fn, args, identity, other, caller=f"user {user.sub}", scope=scope, judge_answer=judge))
+        theirs = names.get(str(other.sub), f"user {other.sub}")
+        given = ", ".join(f"{theirs}'s {_whose(a.source)} ({a.name})" for a in args if _theirs(a.source))
+        calls = [(call_function(rls, fn, args, identity, other, caller=f"user {user.sub}", scope=scope, judge_answer=judge),
+                  names.get(str(user.sub), f"user {user.sub}"))]
         if anon:
-            attempts.append(call_function(rls, fn, args, anon_identity(rls.config.platform), other, caller="anon", scope=scope, judge_answer=judge))
+            calls.append((call_function(rls, fn, args, anon_identity(rls.config.platform), other, caller="anon", scope=scope,
+                                        judge_answer=judge), "anon"))
+        for attempt, who in calls:
+            attempts.append(attempt)
+            shown[id(attempt)] = attempt.describe(who, given)
         if any(a.leaked for a in attempts):
             break  # shown for one pair: the other directions cost calls and say the same
     leaks = [a for a in attempts if a.leaked]
     if leaks:
-        return [_finding(fn, ids, leaks, rule)], "LEAK"
+        return [_finding(fn, ids, leaks, rule, [shown[id(a)] for a in leaks])], "LEAK"
     failed = [a for a in attempts if a.failed]
     if failed:  # neither an answer nor a refusal: nothing was shown either way
         return [_unproven(fn, ids, failed, rule)], "not proven"
@@ -139,9 +148,19 @@ def _unproven(fn: Function, ids: dict[str, str], failed: list[Attempt], rule: st
     )
 
 
-def _finding(fn: Function, ids: dict[str, str], leaks: list[Attempt], rule: str) -> Finding:
+def _theirs(source: str) -> bool:
+    return source in ("their user id", "their tenant") or source.endswith(" of theirs")
+
+
+def _whose(source: str) -> str:
+    """``their tenant`` -> ``tenant``; ``public.conversations.id of theirs`` -> ``public.conversations.id``."""
+    return source.removeprefix("their ").removesuffix(" of theirs")
+
+
+def _finding(fn: Function, ids: dict[str, str], leaks: list[Attempt], rule: str, lines: list[str] | None = None) -> Finding:
     params = ", ".join(f"{n} ({_KINDS[k]})" for n, k in ids.items())
-    shown = "\n".join(f"  {a.describe()}" for a in leaks[:4])
+    lines = lines or [a.describe() for a in leaks]
+    shown = "\n".join(f"  {line}" for line in lines[:4])
     more = f"\n  (and {len(leaks) - 4} more)" if len(leaks) > 4 else ""
     runs = "with its owner's rights (SECURITY DEFINER)" if fn.security_definer else "as the caller (SECURITY INVOKER)"
     oracle = _oracle(fn, leaks)
