@@ -56,3 +56,18 @@ def test_reading_another_users_file_in_a_private_bucket_is_a_leak(pytester: pyte
     leaks = [f for f in data["findings"] if f["object"] == "storage.objects"]
     assert [(f["rule"], f["severity"]) for f in leaks] == [("tenant-leak", "error")], output
     assert leaks[0]["message"].count("select: the user sees 1 of") == 2, leaks  # as alice, and as bob
+
+
+def test_a_public_buckets_files_read_by_anyone_are_no_leak_whatever_the_key(pytester: pytest.Pytester) -> None:
+    # a helper over the file's name (not a tenant id) does not make the name the tenant key, and
+    # whatever the key, a public bucket's files are anyone's to read: only private ones are judged
+    data, output = _run(pytester, """
+        create function public.not_hidden(path text) returns boolean language sql stable
+          as $$ select path not like '%/hidden/%' $$;
+        drop policy "anyone reads avatars" on storage.objects;
+        create policy "anyone reads shown avatars" on storage.objects for select
+          using (bucket_id = 'avatars' and public.not_hidden(name));
+    """)
+    found = [(f["rule"], f["severity"]) for f in data["findings"] if f["object"] == "storage.objects"]
+    assert not [f for f in found if f[1] != "info"], output
+    assert {t["table"]: t["isolation"] for t in data["tables"]}["storage.objects"].startswith("verified"), output

@@ -138,3 +138,15 @@ def test_a_row_id_in_a_set_is_no_tenant_and_a_membership_table_is_its_tenants(rl
     # each member sees their memberships (user_id = auth.uid()), but a membership is its organization's
     key = find_tenant_key(rls.relation("public.organization_members"))
     assert (key.column, key.per_user) == ("organization_id", False)
+
+
+def test_a_helper_over_a_non_id_column_is_no_tenant_key(rls) -> None:
+    rls.execute("""
+        create function public.is_shown(title text) returns boolean language sql stable as $$ select title <> '' $$;
+        create table public.posts (id bigint primary key, title text not null, author_id uuid not null);
+        alter table public.posts enable row level security;
+        create policy shown on public.posts for select to authenticated
+          using (public.is_shown(title) and author_id = (select auth.uid()));
+    """)
+    key = find_tenant_key(rls.relation("posts"))
+    assert key is not None and key.column == "author_id" and key.per_user

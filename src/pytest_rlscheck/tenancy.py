@@ -90,6 +90,17 @@ def policy_expression(rel: Relation, *, user: bool) -> str | None:
 _NOT_HELPERS = ("pg_catalog", "storage", "auth", "extensions", "information_schema")
 
 
+_ID_TYPES = ("uuid", "integer", "bigint", "smallint")
+
+
+def _id_like(rel: Relation, name: str) -> bool:
+    """A column that can hold a tenant's id: a uuid or integer, or one named for an id. A
+    helper passed a file name or a title (``non_private_exists(name)``) checks something
+    else about the row."""
+    column = rel.column(name)
+    return column is not None and (column.type in _ID_TYPES or name.lower().endswith("id"))
+
+
 @dataclass(frozen=True)
 class PolicyKeys:
     """The keys a relation's policies use, with their weight (a policy for SELECT counts 2,
@@ -113,7 +124,7 @@ class PolicyKeys:
                 users |= facts.compared_with_user()
                 tenants |= facts.set_columns
                 tenants |= {c for call in facts.calls if call.function.partition(".")[0] not in _NOT_HELPERS
-                            for c in call.row_columns}
+                            for c in call.row_columns if _id_like(rel, c)}
             # a row's own id in a set or passed to a helper (shared with, can see) is no tenant;
             # a tenant root's id is its tenant, which synthesis infers (``ctx.inferred_keys``)
             tenants -= primary

@@ -118,12 +118,14 @@ PRIVATE_OBJECT = (
 
 
 def private_objects(rls: Rls, rel: Relation, key: TenantKey) -> TenantKey | None:
-    """For storage.objects, owned per user: the key of the objects of private buckets, whose
-    reads by another user are a leak (a per-user table's reads are otherwise not judged)."""
-    if rel.qualified != "storage.objects" or not key.per_user:
+    """For storage.objects: the key of the objects of private buckets, whose reads by another
+    user (or tenant, or anon) are a leak. A public bucket's files are anyone's to read by URL
+    (that is what public means), so its objects are nobody's by this key: reads of them are
+    not judged (a per-user table's reads are otherwise not judged at all)."""
+    if rel.qualified != "storage.objects":
         return None
     owner = key.sql().as_string(rls.connection)
-    return TenantKey(expression=PRIVATE_OBJECT.format(owner), per_user=True)
+    return TenantKey(expression=PRIVATE_OBJECT.format(owner), per_user=key.per_user)
 
 
 def ops_for(key: TenantKey, *, anon: bool = False) -> tuple[str, ...]:
@@ -154,17 +156,18 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
     findings: list[Finding] = []
     runs: list[tuple[str, list[Outcome]]] = []  # who acted, and what came of it
     empty: list[str] = []
+    private = private_objects(rls, rel, key)
     for user, other in (users, users[::-1]):
         try:
-            outcomes, theirs = isolation_outcomes(rls, rel, key, user, other, ops_for(key))
+            outcomes, theirs = isolation_outcomes(rls, rel, key, user, other,
+                                                  [op for op in ops_for(key) if private is None or op != "select"])
         except NothingToTest:
             empty.append(names.get(str(user.sub), str(user.sub)))
             continue
         except (RlsAssertionError, psycopg.Error) as exc:
             findings.append(Finding(RULE, Severity.INFO, ref(rel), f"Isolation not verified: the check failed: {exc}"))
             continue
-        private = private_objects(rls, rel, key)
-        if private is not None:  # another user's files in a private bucket: their reads are judged too
+        if private is not None:  # another user's files in a private bucket: their reads are judged
             try:
                 read, _ = isolation_outcomes(rls, rel, private, user, other, ("select",))
                 outcomes = [*read, *outcomes]
@@ -182,7 +185,14 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                            {"user": user.sub, "other": other.sub})
     if anon_applies(rel):
         try:
-            outcomes, _ = anon_outcomes(rls, rel, key, None, ops_for(key, anon=True))
+            outcomes, _ = anon_outcomes(rls, rel, key, None,
+                                        [op for op in ops_for(key, anon=True) if private is None or op != "select"])
+            if private is not None:  # files of private buckets: anon must read none
+                try:
+                    read, _ = anon_outcomes(rls, rel, private, None, ("select",))
+                    outcomes = [*read, *outcomes]
+                except NothingToTest:
+                    pass  # no object in a private bucket
         except NothingToTest:
             pass  # the principals' runs say so
         except (RlsAssertionError, psycopg.Error) as exc:
