@@ -131,3 +131,20 @@ def test_anon_is_named_only_where_the_policy_lets_it_in(rls) -> None:
     said = found["signed in"][1].split("): ", 1)[1]  # what it lets whom do, after the policy's own header
     assert "anon" not in said and said.startswith("any signed-in user can change every row")
     assert "anyone, signed in or not" in found["anyone"][1]
+
+
+def test_rows_that_point_at_a_tenant_are_theirs_and_emails_are_personal(rls) -> None:
+    found = judged(rls, """
+        create table judged.invitations (id bigint generated always as identity primary key,
+          team_ref uuid not null references judged.teams, invitee text not null);
+        create table judged.waitlist (id bigint generated always as identity primary key, email text not null);
+        grant select on judged.invitations, judged.waitlist to anon, authenticated;
+        alter table judged.invitations enable row level security;
+        alter table judged.waitlist enable row level security;
+        create policy "Everyone can view invitations" on judged.invitations for select using (true);
+        create policy "see the list" on judged.waitlist for select to anon using (true);
+    """)
+    severity, message = found["Everyone can view invitations"]  # team_ref is no usual name: the key is the parent's
+    assert severity is Severity.ERROR and "anyone, signed in or not (anon key) can read every tenant's rows" in message
+    severity, message = found["see the list"]
+    assert severity is Severity.WARN and "with email: personal data" in message

@@ -61,9 +61,26 @@ def _owned(ctx: SweepContext, rel: Relation) -> str | None:
     key = ctx.tenant_key(rel)
     if key is not None:
         return "user" if key.per_user else "tenant"
+    for fk in rel.foreign_keys():  # a row that points at a tenant's row is that tenant's
+        parent = _relation(ctx, fk.referenced_oid) if fk.referenced_oid and not fk.to_auth_users else None
+        parent_key = ctx.tenant_key(parent) if parent is not None and parent.oid != rel.oid else None
+        if parent_key is not None and not parent_key.per_user:
+            return "tenant"
     if any(fk.to_auth_users for fk in rel.foreign_keys()):
         return "user"
     return None
+
+
+def _relation(ctx: SweepContext, oid: int) -> Relation | None:
+    try:
+        return ctx.catalog.relation(oid)
+    except KeyError:  # a table outside the schemas read
+        return None
+
+
+def _personal(rel: Relation) -> list[str]:
+    """Columns of personal contact data (an email, a phone number)."""
+    return [c.name for c in rel.columns if any(w in c.name.lower() for w in ("email", "phone"))]
 
 
 def _is_root(ctx: SweepContext, rel: Relation) -> bool:
@@ -134,6 +151,10 @@ def judge(ctx: SweepContext, rel: Relation, policy: Policy, command: str, clause
         said = (f"{actor} can rewrite the rows {admitted} admits to any value"
                 + (": move them into another tenant" if owned == "tenant" else
                    ": credit them to another user" if owned == "user" else ""))
+    elif command == "SELECT" and owned != "tenant" and _personal(rel):
+        # whoever's rows they are, everyone reading everyone's email is rarely the design
+        severity, said = Severity.WARN, (f"{actor} can read every row of {rel.qualified}, with "
+                                         f"{', '.join(_personal(rel))}: personal data of people other than the reader")
     elif command == "SELECT" and owned is None:
         return Severity.INFO, f"{actor} can read every row of {rel.qualified}: fine for data that is public by design"
     elif command == "SELECT" and owned == "user":
