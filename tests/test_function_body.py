@@ -193,3 +193,37 @@ def test_with_principals_the_message_says_whether_it_is_called(rls) -> None:
     assert "tenant-leak calls it" in found["public.fb_update_by_id"].message  # p_id: the row its UPDATE compares
     assert "Not measured: none of its parameters" in found["public.fb_files"].message
     assert "Not measured: none of its parameters" in found["public.fb_create_user"].message
+
+
+PLATFORM_CALLS = """
+create function public.fb_set_secret(p_id uuid, p_secret text) returns void
+language plpgsql security definer set search_path = ''
+as $$ begin perform vault.update_secret(p_id, p_secret); end $$;
+
+create function public.fb_delete_file(p_bucket text, p_name text) returns void
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  perform net.http_delete(
+    url := 'https://project.supabase.co/storage/v1/object/' || p_bucket || '/' || p_name,
+    headers := jsonb_build_object('Authorization',
+      'Bearer eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl'));
+end
+$$;
+
+create function public.fb_ping(p_url text) returns void
+language plpgsql security definer set search_path = ''
+as $$ begin perform net.http_get(url := p_url); end $$;
+"""
+
+
+def test_platform_functions_that_write_or_send_requests_are_touches(rls) -> None:
+    rls.execute(PLATFORM_CALLS)
+    found = _findings(rls)
+    secret = found["public.fb_set_secret"]
+    # vault.update_secret writes vault.secrets: any caller overwrites any secret by its id
+    assert secret.severity is Severity.ERROR and "overwrite any secret in the vault" in secret.message
+    deleting = found["public.fb_delete_file"]
+    assert deleting.severity is Severity.ERROR and "with a credential written into its body" in deleting.message
+    ping = found["public.fb_ping"]  # a request without a credential of its own: worth a look, no more
+    assert ping.severity is Severity.WARN and "It sends HTTP requests (http_get) for any caller." in ping.message

@@ -26,6 +26,8 @@ catalog) counts as its own. ``EXECUTE`` of a string (PL/pgSQL), ``dblink`` or
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,7 +39,14 @@ from .sqlsplit import tokens
 __all__ = ["PLATFORM_SCHEMAS", "Touches", "Write", "touches"]
 
 #: Schemas whose tables are the platform's (Supabase Auth, Storage).
-PLATFORM_SCHEMAS = ("auth", "storage")
+PLATFORM_SCHEMAS = ("auth", "storage", "vault")
+#: Functions of the platform's extensions that write its tables (by name, as bodies call them).
+PLATFORM_WRITERS = {"create_secret": ("INSERT", "vault.secrets"), "update_secret": ("UPDATE", "vault.secrets")}
+#: ... and that send HTTP requests (pg_net, the http extension).
+REQUESTS = frozenset({"http_get", "http_post", "http_delete", "http_put", "http_patch", "http_head", "http",
+                      "http_request"})
+#: A JWT (the service_role key, an access token) written into a body.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 #: Functions that run SQL given as text.
 _DYNAMIC_CALLS = frozenset({
     "dblink", "dblink_exec", "dblink_send_query", "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
@@ -74,11 +83,14 @@ class Touches:
     reads: frozenset[str] = frozenset()  # relations read (or written), schema.name
     writes: tuple[Write, ...] = ()
     dynamic_sql: bool = False
+    #: the HTTP requests it sends (pg_net's ``net.http_delete``, the http extension's ``http_post``)
+    requests: tuple[str, ...] = ()
+    credential: bool = False  # its text holds a credential (a JWT such as a service_role key)
 
     @property
     def nothing(self) -> bool:
-        """No relation named and no dynamic SQL: it computes from its arguments alone."""
-        return not self.reads and not self.writes and not self.dynamic_sql
+        """No relation named, no dynamic SQL, no request: it computes from its arguments alone."""
+        return not self.reads and not self.writes and not self.dynamic_sql and not self.requests
 
     def compared_columns(self, parameter: str) -> set[tuple[str, str]]:
         """(table, column) pairs a write's row choice compares ``parameter`` with."""
@@ -414,7 +426,16 @@ def _touches(
                 chosen = w.chosen_by if w.chosen_by != "parameter" or params else "fixed"
                 writes.append(Write(w.command, w.table, chosen, w.by_caller, w.rls, w.platform, (),
                                     w.through or other.qualified))
+    requests: list[str] = []
+    for called in sorted(fn.calls()):
+        if called in PLATFORM_WRITERS and not lookup.functions.get(called):
+            command, table = PLATFORM_WRITERS[called]
+            writes.append(Write(command, table, "parameter" if params else "fixed", False, False, True, (), called))
+            reads.add(table)
+        elif called in REQUESTS and not lookup.functions.get(called):
+            requests.append(called)
+    credential = bool(_JWT.search(fn.body or "")) or "service_role" in (fn.body or "").lower()
     visiting.discard(fn.oid)
-    result = Touches(frozenset(reads), tuple(dict.fromkeys(writes)), dynamic)
+    result = Touches(frozenset(reads), tuple(dict.fromkeys(writes)), dynamic, tuple(requests), credential)
     cache[fn.oid] = result
     return result

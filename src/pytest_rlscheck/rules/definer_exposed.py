@@ -118,6 +118,8 @@ _PLATFORM_CAN = {
     ("INSERT", "storage.buckets"): "create a bucket",
     ("UPDATE", "storage.buckets"): "change any bucket (make it public)",
     ("DELETE", "storage.buckets"): "delete any bucket",
+    ("INSERT", "vault.secrets"): "store secrets in the vault",
+    ("UPDATE", "vault.secrets"): "overwrite any secret in the vault (vault.secrets)",
 }
 _VERB = {"INSERT": "insert", "UPDATE": "update", "DELETE": "delete", "MERGE": "merge into", "TRUNCATE": "empty"}
 
@@ -184,7 +186,14 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         unchecked = [w for w in writes if not w.by_caller]
         defaulted = caller_defaulted(fn)
         extra = ""
-        if writes and not guarded:
+        if touched.requests and touched.credential and not guarded:
+            severity = Severity.ERROR
+            extra = (
+                f" It sends HTTP requests ({', '.join(touched.requests)}) with a credential written into its body "
+                f"(a JWT or the service_role key), and never asks who is calling: {who} can make those requests with "
+                "that credential, e.g. Storage or Auth admin calls on any file or user."
+            )
+        elif writes and not guarded:
             severity = Severity.ERROR
             can = list(dict.fromkeys(_can(w, params) for w in writes))
             extra = (
@@ -213,6 +222,9 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                     f" It takes {', '.join(identity)}; its body reads the caller's identity, so check that it "
                     "compares every one of them with the caller."
                 )
+            if touched.requests:
+                extra += (f" It sends HTTP requests ({', '.join(touched.requests)}) for any caller"
+                          + (" with a credential written into its body." if touched.credential else "."))
             if touched.dynamic_sql:
                 extra += " It runs SQL built at run time (EXECUTE): it may touch any table."
         yield Finding(
