@@ -157,3 +157,25 @@ def test_a_table_without_rows_is_judged_from_the_policy_model_at_warn(rls) -> No
     for statement in split(finding.fix):
         rls.execute(statement.text)
     assert _measure(rls, "empty_notes")[0] == []
+
+
+def test_the_fix_covers_every_policy_and_every_per_row_call_at_once(rls) -> None:
+    # two SELECT policies call auth.uid() per row, one of them auth.jwt() too: each fix is the
+    # whole rewrite of its policy, so applied in any order they leave no per-row call
+    rls.execute(f"""
+        create table public.shared_notes (id bigint generated always as identity primary key, owner uuid, team text);
+        insert into public.shared_notes (owner, team) select '{ALICE}', 't' || g % 3 from generate_series(1, 50) g;
+        alter table public.shared_notes enable row level security;
+        grant select on public.shared_notes to authenticated;
+        create policy "own" on public.shared_notes for select to authenticated using (owner = auth.uid());
+        create policy "team" on public.shared_notes for select to authenticated
+          using (team = (auth.jwt() ->> 'team') and owner is distinct from auth.uid());
+        analyze public.shared_notes;
+    """)
+    findings = _measure(rls, "shared_notes")[0]
+    assert findings and {p for f in findings for p in f.details["fixed_policies"]} == {"own", "team"}
+    statements = list(dict.fromkeys(s.text for f in findings for s in split(f.fix) if s.text.upper().startswith("ALTER")))
+    assert len(statements) == 2, statements  # one rewrite per policy, however many functions were measured
+    for statement in reversed(statements):
+        rls.execute(statement)
+    assert _measure(rls, "shared_notes")[0] == []

@@ -33,6 +33,16 @@ def attribute(
     """The policy a call site comes from, and the call to wrap in it: on the relation the
     site scans, else on the other relations of the plan (a policy's subquery scans another
     table: ``org_id IN (SELECT ... FROM members WHERE user_id = auth.uid())``)."""
+    found = attribute_all(catalog, site, function, statement, plan)
+    return found[0] if found else None
+
+
+def attribute_all(
+    catalog: Catalog, site: CallSite, function: str, statement: str = "", plan: Plan | None = None
+) -> list[tuple[Relation, Policy, str]]:
+    """:func:`attribute`, with every policy of that relation the call may come from: a
+    statement reads all the permissive policies of its command, so a fix for one of them
+    alone leaves the others calling it per row."""
     names = [site.node.relation] + ([n.relation for n in plan.nodes()] if plan is not None else [])
     for name in dict.fromkeys(n for n in names if n):
         try:
@@ -40,19 +50,19 @@ def attribute(
         except KeyError:
             continue
         found = attribute_on(catalog, rel, function, statement)
-        if found is not None:
+        if found:
             return found
-    return None
+    return []
 
 
-def attribute_on(catalog: Catalog, rel: Relation, function: str, statement: str) -> tuple[Relation, Policy, str] | None:
-    """The policy a call site comes from, and the call to wrap in it.
+def attribute_on(catalog: Catalog, rel: Relation, function: str, statement: str) -> list[tuple[Relation, Policy, str]]:
+    """The policies a call site comes from, and the call to wrap in each.
 
     Candidates are the scanned relation's policies for the statement's command first (an
     UPDATE reads its UPDATE policies, then SELECT ones), USING before WITH CHECK (only USING
-    filters a scan). A policy that calls ``function`` per row itself wins; otherwise one that
-    calls per row a function whose body calls it (a wrapper such as ``is_admin()``), and that
-    call is the one to wrap."""
+    filters a scan). Policies that call ``function`` per row themselves win; otherwise those
+    that call per row a function whose body calls it (a wrapper such as ``is_admin()``), and
+    that call is the one to wrap."""
     command = (statement.split(None, 1) or ["select"])[0].upper()
     order = [command, "SELECT"] if command in ("UPDATE", "DELETE") else ["SELECT"]
     policies = sorted(
@@ -60,17 +70,17 @@ def attribute_on(catalog: Catalog, rel: Relation, function: str, statement: str)
         key=lambda p: next(i for i, c in enumerate(order) if p.covers(c)),
     )
     for field in ("using_facts", "check_facts"):
-        for policy in policies:
-            if getattr(policy, field).calls_unwrapped(function):
-                return rel, policy, function
+        direct = [(rel, policy, function) for policy in policies if getattr(policy, field).calls_unwrapped(function)]
+        if direct:
+            return direct
     bare = function.rpartition(".")[2].lower()
     wrappers = [f.qualified for f in catalog.functions if bare in f.calls() and f.qualified != function]
     for field in ("using_facts", "check_facts"):
-        for policy in policies:
-            for wrapper in wrappers:
-                if getattr(policy, field).calls_unwrapped(wrapper):
-                    return rel, policy, wrapper
-    return None
+        through = [(rel, policy, wrapper) for policy in policies for wrapper in wrappers
+                   if getattr(policy, field).calls_unwrapped(wrapper)]
+        if through:
+            return list(dict.fromkeys(through))
+    return []
 
 
 def wrap_fix(rel: Relation, policy: Policy, function: str) -> str:
@@ -85,9 +95,24 @@ def wrap_fix(rel: Relation, policy: Policy, function: str) -> str:
             f"calling {function}()"
         )
 
+    # Every per-row call the policy makes that nothing of the row feeds is wrapped at once, so
+    # that the fixes of one policy (one per function measured) are one and the same rewrite.
+    functions = {function} | {
+        call.function for _, _, facts in policy.clauses() for call in facts.calls
+        if not call.once and not call.row_arguments and call.function.partition(".")[0] != "pg_catalog"
+    } | {
+        call.function for _, _, facts in policy.clauses() for call in facts.calls
+        if not call.once and not call.row_arguments and call.function == "pg_catalog.current_setting"
+    }
+
     def wrap(text: str) -> str:
+        spans = sorted({span for name in functions for span in unwrapped_spans(text, name)}, key=lambda s: (s[0], -s[1]))
+        outer: list[tuple[int, int]] = []
+        for start, end in spans:  # a call inside another that is wrapped goes with it
+            if not outer or start >= outer[-1][1]:
+                outer.append((start, end))
         out, last = [], 0
-        for start, end in unwrapped_spans(text, function):
+        for start, end in outer:
             out.append(text[last:start] + f"(select {text[start:end]})")
             last = end
         return "".join(out) + text[last:]

@@ -242,6 +242,8 @@ class Sweep:
         if finding.file is not None:
             return finding
         policy, policies = finding.details.get("policy"), finding.details.get("policies")
+        if not policy and not policies:  # the policies its fix changes: where the line to change is
+            policies = finding.details.get("fixed_policies")
         if isinstance(policy, str):
             site = self.sites.of(finding.object.qualified, policy)
         elif isinstance(policies, (list, tuple)) and policies:

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from ..catalog import Catalog, Policy, Relation, quote
 from ..findings import Finding, Severity
-from ..attribution import attribute, plan_catalog, wrap_fix
+from ..attribution import attribute_all, plan_catalog, wrap_fix
 from ..plans import FunctionPattern, Plan
 from ..policy_model import unwrapped_spans
 from ..remedies import condition
@@ -184,11 +184,10 @@ def measure(
             catalog = catalog or plan_catalog(rls, plan, known)
             statement_text = statement.as_string(rls.connection)
             blamed, blamed_plan = (repeated, plan) if repeated else (worse[1], forced.plan)  # type: ignore[index,union-attr]
-            fixes = list(dict.fromkeys(
-                _fix(rls, found, tracked, known)
-                for s in blamed
-                if (found := attribute(catalog, s, pattern.name, statement_text, blamed_plan))
+            attributed = list(dict.fromkeys(
+                found for s in blamed for found in attribute_all(catalog, s, pattern.name, statement_text, blamed_plan)
             ))
+            fixes = list(dict.fromkeys(_fix(rls, found, tracked, known) for found in attributed))
             seed_scan = _scan_kind(plan, rel)
             counted = " (counted by PostgreSQL)" if plan.exact_calls(pattern.name) is not None else ""
             if repeated:
@@ -227,6 +226,7 @@ def measure(
                     "\n".join(fixes) or f"Wrap the call: (select {pattern.name}())",
                     details={
                         "statement": kind, "function": pattern.name, "evaluations": evaluations, "rows": rows,
+                        "fixed_policies": list(dict.fromkeys(p.name for _, p, _ in attributed)),
                         "seed_plan": {"scan": seed_scan, "evaluations": total},
                         **({"forced_plan": {"scan": forced.scan, "settings": forced.settings, "evaluations": worse[0]}}
                            if worse is not None and forced is not None else {}),

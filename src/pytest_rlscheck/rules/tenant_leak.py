@@ -23,6 +23,7 @@ from ..findings import Finding, ObjectRef, Severity
 from ..impersonation import Principal
 from ..isolation import (
     ALL_OPS,
+    COMMANDS,
     ANON_OPS,
     FAMILIES,
     SAFEUPDATE_NOTE,
@@ -228,7 +229,9 @@ def _refixed(ctx: SweepContext, rel: Relation, key: TenantKey, finding: Finding)
     users = [str(u) for u in finding.details.get("users", [finding.details.get("user")])]
     fix = isolation_fix(ctx, rel, key, [FAMILIES[o] for o in ops], anon="anon" in users,
                         unfiltered=any(o.endswith("_unfiltered") for o in ops))
-    return replace(finding, fix=fix)
+    commands = {c for o in ops for c in COMMANDS.get(o, ())}
+    fixed = [p.name for p in rel.policies if any(p.covers(c) for c in commands)]
+    return replace(finding, fix=fix, details={**finding.details, "fixed_policies": fixed})
 
 
 def merged(findings: list[Finding]) -> list[Finding]:
