@@ -65,14 +65,18 @@ def table(judgements: list[Judgement]) -> None:
         print(f"{j.schema.name}: " + ("none" if not (j.unexpected or j.missing or j.missing_info) else "\n" + j.explain()))
 
 
+def precision(jobs: int = 2) -> None:
+    """Run every judged schema (``jobs`` at a time) and print the table."""
+    with ThreadPoolExecutor(jobs) as pool:
+        judgements = list(pool.map(lambda s: judge(s, sweep(s)), schemas()))
+    table(judgements)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    judged = schemas()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        judgements = list(pool.map(lambda s: judge(s, sweep(s)), judged))
-    table(judgements)
+    precision(args.jobs)
 
 
 if __name__ == "__main__":

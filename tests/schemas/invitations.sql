@@ -4,12 +4,14 @@
 -- caller administers the workspace.
 --
 -- clean: public.workspaces  -- members read, the owner (checked = auth.uid()) creates and renames
--- clean: public.workspace_members  -- read within one's workspaces; added by admins; left by oneself or removed by admins
+-- expect: error tenant-escalation public.workspace_members  -- "Members update their own membership" (to mute it) checks only user_id: a member sets role = 'owner' and manages the workspace's invitations
+-- expect: warn tenant-leak public.workspace_members  -- a move into another workspace works only without a WHERE (with one, the SELECT policy refuses the new row): latent, safeupdate refuses it through the API
 -- clean: public.invitations  -- admins of the workspace manage them; an invitee reads those sent to their verified e-mail
 -- clean: public.drafts  -- workspace_id and user_id, policies compare user_id = auth.uid(): private to the author
 -- expect: warn definer-exposed public.accept_invitation(p_token text)  -- RPC bypassing RLS; joins the caller (auth.uid()) only with a token sent to the caller's e-mail
 -- expect: error definer-exposed public.invite_member(p_workspace_id uuid, p_email text)  -- takes a workspace id, never checks the caller: anyone invites anyone (themselves) into any workspace
 -- expect: error tenant-leak public.invite_member(p_workspace_id uuid, p_email text)  -- measured: alice creates an invitation in bob's workspace
+-- expect: error immutable-reads-session public.my_email()  -- IMMUTABLE but reads the JWT: a cached plan hands one user's e-mail to the next
 -- clean: private.my_workspace_ids  -- helper outside the exposed schemas
 -- clean: private.my_admin_workspace_ids  -- helper outside the exposed schemas
 -- clean: private.add_workspace_owner  -- trigger function: the owner column is checked = auth.uid() by the INSERT policy
@@ -29,6 +31,7 @@ create table public.workspace_members (
   workspace_id uuid not null references public.workspaces (id) on delete cascade,
   user_id uuid not null references auth.users (id) on delete cascade,
   role text not null default 'member' check (role in ('owner', 'admin', 'member')),
+  muted boolean not null default false,
   primary key (workspace_id, user_id)
 );
 create index workspace_members_user_id_idx on public.workspace_members (user_id);
@@ -95,6 +98,8 @@ create policy "Members view fellow members" on public.workspace_members
   for select to authenticated using (workspace_id in (select private.my_workspace_ids()));
 create policy "Admins add members" on public.workspace_members
   for insert to authenticated with check (workspace_id in (select private.my_admin_workspace_ids()));
+create policy "Members update their own membership" on public.workspace_members
+  for update to authenticated using (user_id = (select auth.uid()));
 create policy "Leave or be removed by an admin" on public.workspace_members
   for delete to authenticated
   using (user_id = (select auth.uid()) or workspace_id in (select private.my_admin_workspace_ids()));
@@ -138,3 +143,7 @@ as $$
   on conflict (workspace_id, email) do update set created_at = now()
   returning id
 $$;
+
+create function public.my_email() returns text
+language sql immutable
+as $$ select auth.jwt() ->> 'email' $$;

@@ -7,6 +7,7 @@
 -- clean: public.user_settings  -- read and insert by the owner only; the UPDATE policy reaches no row
 -- expect: info policy-always-true public.user_settings  -- UPDATE with only WITH CHECK (true), no USING: PostgreSQL reaches no row through it
 -- expect: warn auth-per-row public.notifications  -- USING (user_id = auth.uid()) unwrapped; no row to measure on: from the policy, not measured
+-- expect: error tenant-leak storage.objects  -- "Signed-in users read documents": any signed-in user reads every user's files in the private documents bucket
 -- clean: public.handle_new_user  -- trigger function (not callable as an RPC): inserts the new user's own profile
 -- clean: private.only_backend  -- trigger function outside the exposed schemas
 
@@ -79,3 +80,20 @@ create policy "Users read their notifications" on public.notifications
   for select to authenticated using (user_id = auth.uid());
 create policy "Users mark their notifications read" on public.notifications
   for update to authenticated using (user_id = auth.uid()) with check (user_id = auth.uid());
+
+-- Avatars in a public bucket, each user writing in their own folder; private documents
+-- that are meant to be read by their owner only.
+insert into storage.buckets (id, name, public) values ('avatars', 'avatars', true), ('documents', 'documents', false);
+create policy "Avatar images are publicly accessible" on storage.objects
+  for select using (bucket_id = 'avatars');
+create policy "Users upload their avatar" on storage.objects
+  for insert to authenticated
+  with check (bucket_id = 'avatars' and (storage.foldername(name))[1] = (select auth.uid())::text);
+create policy "Users upload their documents" on storage.objects
+  for insert to authenticated
+  with check (bucket_id = 'documents' and (storage.foldername(name))[1] = (select auth.uid())::text);
+create policy "Signed-in users read documents" on storage.objects
+  for select to authenticated using (bucket_id = 'documents');
+create policy "Users delete their documents" on storage.objects
+  for delete to authenticated
+  using (bucket_id = 'documents' and (storage.foldername(name))[1] = (select auth.uid())::text);

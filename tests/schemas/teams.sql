@@ -5,8 +5,13 @@
 -- clean: public.teams  -- members read their teams, the creator alone updates it; creating a team reaches no existing row
 -- expect: info policy-always-true public.teams  -- INSERT WITH CHECK (true) on the tenant root: the sign-up path
 -- expect: error policy-always-true public.team_members  -- "Everyone can view" USING (true): any signed-in user reads every team's members
--- expect: error tenant-leak public.team_members  -- measured: alice reads the memberships of bob's team
--- clean: public.projects  -- team_id compared with the caller's teams, computed once
+-- expect: error tenant-leak public.team_members  -- measured: alice reads the memberships of bob's team (and, the SELECT policy being true, moves hers into it)
+-- expect: error tenant-escalation public.team_members  -- "Members can update their membership" USING (user_id = auth.uid()): PATCH team_id moves a member into another team, whose projects and documents they then read
+-- expect: warn existence-oracle public.projects  -- slug is unique across all teams: a user learns which slugs other teams hold
+-- expect: warn tenant-column-nullable public.comments  -- team_id takes NULL: a row no team's policy sees, one check away from everyone's
+-- clean: public.documents  -- UPDATE with USING only: PostgreSQL applies it as the WITH CHECK too, so no move to another team
+-- expect: error view-bypasses-rls public.team_overview  -- a view without security_invoker, owned by postgres, readable by the API
+-- expect: error tenant-leak public.team_overview  -- measured: alice reads bob's team through the view
 -- expect: warn auth-per-row public.tasks  -- private.is_member(team_id) is a definer SQL function of the row: runs once per task
 -- expect: warn definer-exposed public.leave_team(p_team_id uuid)  -- an RPC that bypasses RLS, but deletes only the caller's own membership
 -- clean: private.is_member  -- helper outside the exposed schemas, search_path fixed
@@ -38,6 +43,7 @@ create table public.projects (
   id uuid primary key default gen_random_uuid(),
   team_id uuid not null references public.teams (id) on delete cascade,
   name text not null,
+  slug text not null unique check (slug ~ '^[a-z0-9-]+$'),
   created_at timestamptz not null default now()
 );
 create index projects_team_id_idx on public.projects (team_id);
@@ -51,6 +57,25 @@ create table public.tasks (
 );
 create index tasks_team_id_idx on public.tasks (team_id);
 create index tasks_project_id_idx on public.tasks (project_id);
+
+create table public.comments (
+  id bigint generated always as identity primary key,
+  team_id uuid references public.teams (id) on delete cascade,
+  task_id bigint not null references public.tasks (id) on delete cascade,
+  author_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
+  body text not null
+);
+create index comments_team_id_idx on public.comments (team_id);
+create index comments_task_id_idx on public.comments (task_id);
+create index comments_author_id_idx on public.comments (author_id);
+
+create table public.documents (
+  id uuid primary key default gen_random_uuid(),
+  team_id uuid not null references public.teams (id) on delete cascade,
+  title text not null,
+  content text not null default ''
+);
+create index documents_team_id_idx on public.documents (team_id);
 
 create function private.is_member(_team_id uuid) returns boolean
 language sql stable security definer set search_path = ''
@@ -89,6 +114,8 @@ alter table public.teams enable row level security;
 alter table public.team_members enable row level security;
 alter table public.projects enable row level security;
 alter table public.tasks enable row level security;
+alter table public.comments enable row level security;
+alter table public.documents enable row level security;
 
 create policy "Members can view their teams" on public.teams
   for select to authenticated using (id in (select private.my_team_ids()));
@@ -102,6 +129,8 @@ create policy "Everyone can view team members" on public.team_members
   for select to authenticated using (true);
 create policy "Owners can add members" on public.team_members
   for insert to authenticated with check (private.is_owner(team_id));
+create policy "Members can update their membership" on public.team_members
+  for update to authenticated using (user_id = (select auth.uid()));
 create policy "Members can leave" on public.team_members
   for delete to authenticated using (user_id = (select auth.uid()));
 
@@ -114,6 +143,23 @@ create policy "Members manage tasks" on public.tasks
   for all to authenticated
   using (private.is_member(team_id))
   with check (private.is_member(team_id));
+
+create policy "Members read and write comments" on public.comments
+  for all to authenticated
+  using (team_id in (select private.my_team_ids()))
+  with check (team_id in (select private.my_team_ids()) and author_id = (select auth.uid()));
+
+create policy "Members read documents" on public.documents
+  for select to authenticated using (team_id in (select private.my_team_ids()));
+create policy "Members create documents" on public.documents
+  for insert to authenticated with check (team_id in (select private.my_team_ids()));
+create policy "Members edit documents" on public.documents
+  for update to authenticated using (team_id in (select private.my_team_ids()));
+
+create view public.team_overview as
+  select t.id, t.name, count(p.id) as projects
+  from public.teams t left join public.projects p on p.team_id = t.id
+  group by t.id;
 
 create function public.leave_team(p_team_id uuid) returns void
 language plpgsql security definer set search_path = ''
