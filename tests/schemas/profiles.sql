@@ -8,6 +8,9 @@
 -- expect: info policy-always-true public.user_settings  -- UPDATE with only WITH CHECK (true), no USING: PostgreSQL reaches no row through it
 -- expect: warn auth-per-row public.notifications  -- USING (user_id = auth.uid()) unwrapped; no row to measure on: from the policy, not measured
 -- expect: error tenant-leak storage.objects  -- "Signed-in users read documents": any signed-in user reads every user's files in the private documents bucket
+-- clean: public.bookmarks  -- the owner compared with the JWT's sub, read once per statement: private to each user
+-- expect: warn definer-search-path public.username_available(p_username text)  -- SECURITY DEFINER without a fixed search_path
+-- expect: warn definer-exposed public.username_available(p_username text)  -- an RPC that bypasses RLS to read profiles (public anyway): no id, no write
 -- clean: public.handle_new_user  -- trigger function (not callable as an RPC): inserts the new user's own profile
 -- clean: private.only_backend  -- trigger function outside the exposed schemas
 
@@ -52,6 +55,23 @@ create policy "Users create their settings" on public.user_settings
   for insert to authenticated with check (user_id = (select auth.uid()));
 create policy "Users update their settings" on public.user_settings
   for update to authenticated with check (true);
+
+create table public.bookmarks (
+  id bigint generated always as identity primary key,
+  user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
+  url text not null,
+  created_at timestamptz not null default now()
+);
+create index bookmarks_user_id_idx on public.bookmarks (user_id);
+alter table public.bookmarks enable row level security;
+create policy "Users manage their bookmarks" on public.bookmarks
+  for all to authenticated
+  using (user_id = (select (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')::uuid))
+  with check (user_id = (select (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')::uuid));
+
+create function public.username_available(p_username text) returns boolean
+language sql stable security definer
+as $$ select not exists (select 1 from public.profiles where lower(username) = lower(p_username)) $$;
 
 create table public.notifications (
   id bigint generated always as identity primary key,

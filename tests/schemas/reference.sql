@@ -10,6 +10,8 @@
 -- expect: error policy-always-true public.plans  -- "Authenticated users can manage plans" FOR ALL USING (true): any signed-in user changes or deletes every price
 -- clean: public.plan_features  -- readable by everyone, only admins (a flag in app_metadata, set by the backend) write
 -- expect: info policy-always-true public.plan_features  -- "Features are viewable by everyone": a catalogue read
+-- clean: public.changelog  -- release notes any signed-in user reads: a catalogue (nobody's rows)
+-- expect: info policy-always-true public.changelog  -- (select auth.uid()) IS NOT NULL is true for every signed-in user: a catalogue read, the design
 -- clean: public.plan_catalog  -- security_invoker view over catalogues everyone reads
 -- clean: public.price_with_vat(cents integer, rate numeric)  -- SECURITY DEFINER, but reads and writes no table: the owner's rights give nothing
 
@@ -62,6 +64,17 @@ create policy "Admins manage features" on public.plan_features
   for all to authenticated
   using (((select auth.jwt()) -> 'app_metadata' ->> 'role') = 'admin')
   with check (((select auth.jwt()) -> 'app_metadata' ->> 'role') = 'admin');
+
+create table public.changelog (
+  id bigint generated always as identity primary key,
+  version text not null unique,
+  notes text not null,
+  released_at timestamptz not null default now()
+);
+alter table public.changelog enable row level security;
+revoke insert, update, delete on public.changelog from anon, authenticated;
+create policy "Signed-in users read the changelog" on public.changelog
+  for select to authenticated using ((select auth.uid()) is not null);
 
 create view public.plan_catalog with (security_invoker = true) as
   select p.id, p.name, p.price_cents, p.currency, array_agg(f.feature order by f.feature) as features
