@@ -11,6 +11,7 @@
 -- clean: public.bookmarks  -- the owner compared with the JWT's sub, read once per statement: private to each user
 -- expect: warn definer-search-path public.username_available(p_username text)  -- SECURITY DEFINER without a fixed search_path
 -- expect: warn definer-exposed public.username_available(p_username text)  -- an RPC that bypasses RLS to read profiles (public anyway): no id, no write
+-- clean: public.direct_messages  -- read by sender and recipient only; sent only as oneself, to anyone (that is what messaging is)
 -- clean: public.handle_new_user  -- trigger function (not callable as an RPC): inserts the new user's own profile
 -- clean: private.only_backend  -- trigger function outside the exposed schemas
 
@@ -68,6 +69,24 @@ create policy "Users manage their bookmarks" on public.bookmarks
   for all to authenticated
   using (user_id = (select (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')::uuid))
   with check (user_id = (select (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')::uuid));
+
+create table public.direct_messages (
+  id bigint generated always as identity primary key,
+  sender_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
+  recipient_id uuid not null references auth.users (id) on delete cascade,
+  body text not null check (char_length(body) between 1 and 2000),
+  sent_at timestamptz not null default now(),
+  read_at timestamptz
+);
+create index direct_messages_sender_id_idx on public.direct_messages (sender_id);
+create index direct_messages_recipient_id_idx on public.direct_messages (recipient_id);
+alter table public.direct_messages enable row level security;
+revoke update, delete on public.direct_messages from anon, authenticated;
+create policy "Participants read their messages" on public.direct_messages
+  for select to authenticated
+  using ((select auth.uid()) in (sender_id, recipient_id));
+create policy "Users send messages as themselves" on public.direct_messages
+  for insert to authenticated with check (sender_id = (select auth.uid()));
 
 create function public.username_available(p_username text) returns boolean
 language sql stable security definer

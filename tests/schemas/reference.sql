@@ -12,6 +12,8 @@
 -- expect: info policy-always-true public.plan_features  -- "Features are viewable by everyone": a catalogue read
 -- clean: public.changelog  -- release notes any signed-in user reads: a catalogue (nobody's rows)
 -- expect: info policy-always-true public.changelog  -- (select auth.uid()) IS NOT NULL is true for every signed-in user: a catalogue read, the design
+-- clean: public.waitlist  -- the landing page's sign-up form: anon adds an e-mail, nobody reads or changes one through the API
+-- expect: info policy-always-true public.waitlist  -- INSERT WITH CHECK (true) on a table of nobody's rows: a sign-up path that reaches no existing row
 -- clean: public.plan_catalog  -- security_invoker view over catalogues everyone reads
 -- clean: public.price_with_vat(cents integer, rate numeric)  -- SECURITY DEFINER, but reads and writes no table: the owner's rights give nothing
 
@@ -75,6 +77,16 @@ alter table public.changelog enable row level security;
 revoke insert, update, delete on public.changelog from anon, authenticated;
 create policy "Signed-in users read the changelog" on public.changelog
   for select to authenticated using ((select auth.uid()) is not null);
+
+create table public.waitlist (
+  email text primary key check (email ~* '^[^@]+@[^@]+$'),
+  source text,
+  created_at timestamptz not null default now()
+);
+alter table public.waitlist enable row level security;
+revoke select, update, delete on public.waitlist from anon, authenticated;
+create policy "Anyone can join the waitlist" on public.waitlist
+  for insert to anon, authenticated with check (true);
 
 create view public.plan_catalog with (security_invoker = true) as
   select p.id, p.name, p.price_cents, p.currency, array_agg(f.feature order by f.feature) as features
