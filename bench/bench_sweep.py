@@ -3,7 +3,8 @@
     python bench/bench_sweep.py [--tables 500] [--runs 3]
 
 1. Detection: each broken variant of sql/variants applied on top of the example; per rule,
-   the variants that expect it and how many the sweep caught, plus false positives.
+   the variants that expect it and how many the sweep caught, plus false positives. Next to
+   it, precision on the judged schemas of tests/schemas (bench_judgement.py).
 2. Cost on the example: a pytest run of one test with and without --rlscheck (whole runs,
    server start included, median of --runs), side by side.
 3. Scale: the sweep (catalog, static rules, dynamic rules) over the example plus a generated
@@ -185,6 +186,8 @@ def main() -> None:
         detection(session)
     finally:
         session.close()
+    from bench_judgement import precision  # beside this file
+    precision()
     example_cost(args.runs)
     scale(args.tables)
 
