@@ -72,7 +72,7 @@ _PREFIX = re.compile(r"^(p|in|arg|param|v|i)_+|^_+", re.IGNORECASE)
 _ID_OF = re.compile(r"^(\w+?)_?id$", re.IGNORECASE)
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 #: SQLSTATEs that are the schema refusing: insufficient privilege / RLS, and RAISE EXCEPTION.
-REFUSED = ("42501", "P0001")
+REFUSED = ("42501", "P0001", "P0002", "P0004")  # privileges or RLS; RAISE, no data found, ASSERT
 #: A value for an id parameter that belongs to nobody, by type (uuid: a fresh one).
 _NOBODY = {
     "text": "rlscheck-nobody", "character varying": "rlscheck-nobody", "citext": "rlscheck-nobody",
@@ -147,7 +147,8 @@ class Attempt:
 
     @property
     def refused(self) -> bool:
-        """The schema refused it: privileges or RLS (42501), or a RAISE of the function or trigger (P0001)."""
+        """The schema refused it: privileges or RLS (42501), or a RAISE of the function or trigger (P0001; P0002
+        no data found; P0004 an ASSERT)."""
         return self.error is not None and self.error.startswith(REFUSED)
 
     @property

@@ -108,7 +108,9 @@ ANON = "anon"
 
 #: RAISE EXCEPTION's SQLSTATE: a trigger (or a function) of the schema refused the write, as
 #: it refuses it through the API; nothing was written.
-RAISED = "P0001"
+#: What a function or trigger raises to refuse: RAISE (P0001), a lookup that found nothing
+#: (P0002: no_data_found, a STRICT INTO or a RAISE with that errcode), an ASSERT (P0004).
+RAISED = ("P0001", "P0002", "P0004")
 
 IsolationError = RlsAssertionError  # a tenant isolation check failed (or had nothing to test)
 
@@ -477,7 +479,7 @@ class _Probe:
                 f"({error.sqlstate} {error.diag.constraint_name or ''}: {error.diag.message_primary}); "
                 "PostgreSQL checks policies before constraints, so no policy refused it",
             )
-        if error is not None and error.sqlstate == RAISED and not changed:
+        if error is not None and error.sqlstate in RAISED and not changed:
             return Outcome(op, True, f"refused by the schema (a trigger or function raised: {error.diag.message_primary})")
         if error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {error.sqlstate}: {error.diag.message_primary}")
@@ -499,7 +501,7 @@ class _Probe:
         if done.error is not None and done.sqlstate.startswith("23") and constraint_is_leak:
             return Outcome(op, False, f"{what}: a row of theirs got past RLS and was stopped only by a constraint "
                            f"({done.error_text()}); PostgreSQL checks policies before constraints")
-        if done.error is not None and done.sqlstate == RAISED and not done.changed:
+        if done.error is not None and done.sqlstate in RAISED and not done.changed:
             return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
@@ -802,7 +804,7 @@ class _Probe:
                 return Outcome(op, False, f"{what}: got past RLS and was stopped only by a constraint ({done.error_text()}); "
                                "PostgreSQL checks policies before constraints, so no policy refused it")
             return Outcome(op, True, f"stopped by a constraint ({done.error_text()}); nothing moved")
-        if done.error is not None and done.sqlstate == RAISED and not done.changed:
+        if done.error is not None and done.sqlstate in RAISED and not done.changed:
             return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")

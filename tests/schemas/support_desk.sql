@@ -8,7 +8,7 @@
 -- expect: error definer-trigger public.ticket_messages  -- the definer trigger bumps the ticket new.ticket_id names, and the INSERT policy does not check that ticket is of the same organization: alice changes bob's ticket
 -- clean: public.kb_articles  -- published articles are the public help centre (anon reads them by design); agents write their organization's
 -- expect: error definer-exposed public.org_ticket_stats(p_org_id uuid)  -- takes an organization id and never asks who calls: anyone reads any organization's ticket counts
--- expect: warn tenant-leak public.org_ticket_stats(p_org_id uuid)  -- measured: alice (and anon) get the same answer for bob's organization as its owner: counts, no row of theirs (a count tells: warn, as the model says)
+-- expect: error tenant-leak public.org_ticket_stats(p_org_id uuid)  -- measured: alice (and anon) get bob's organization's answer, rows with values of their tickets (each status and its count), not a single count or flag: their data, an error
 -- clean: public.open_ticket_count(p_org_id uuid)  -- SECURITY INVOKER: RLS applies, another organization's id counts nothing
 -- clean: private.my_org_ids  -- helper outside the exposed schemas
 -- clean: private.touch_ticket  -- trigger function outside the exposed schemas (its effect is judged on public.ticket_messages)

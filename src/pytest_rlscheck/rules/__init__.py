@@ -70,6 +70,23 @@ class SweepContext:
         created it), unless configured."""
         return self.inferred_keys.get(rel.oid) or find_tenant_key(rel, self.config)
 
+    def whose_rows(self, rel: Relation) -> str | None:
+        """Whose a table's rows are: "tenant" (a tenant key, or a foreign key to a table with
+        one), "user" (a per-user key, or a foreign key to auth.users), or None (a catalogue:
+        nobody's)."""
+        key = self.tenant_key(rel)
+        if key is not None:
+            return "user" if key.per_user else "tenant"
+        by_oid = {r.oid: r for r in self.catalog.relations}
+        for fk in rel.foreign_keys():  # a row that points at a tenant's row is that tenant's
+            parent = by_oid.get(fk.referenced_oid) if fk.referenced_oid and not fk.to_auth_users else None
+            parent_key = self.tenant_key(parent) if parent is not None and parent.oid != rel.oid else None
+            if parent_key is not None and not parent_key.per_user:
+                return "tenant"
+        if any(fk.to_auth_users for fk in rel.foreign_keys()):
+            return "user"
+        return None
+
     def expected_commands(self, rel: Relation) -> set[str] | None:
         commands = self.table_config(rel).commands
         return set(commands) if commands is not None else None

@@ -245,11 +245,16 @@ def unmeasured(rel: Relation, rows: int) -> list[Finding]:
     unwrapped = [
         (policy, name)
         for policy in rel.policies
-        for name in dict.fromkeys(c.function for c in policy.using_facts.unwrapped(*AUTH_FUNCTIONS, "pg_catalog.current_setting"))
+        for name in dict.fromkeys(
+            [c.function for c in policy.using_facts.unwrapped(*AUTH_FUNCTIONS, "pg_catalog.current_setting")]
+            # a project's function passed the row's columns (is_member(team_id)): once per row, wrapped or not
+            + [c.function for c in policy.using_facts.calls
+               if not c.once and c.row_columns and c.function.partition(".")[0] not in (*BUILT_IN, "auth", "storage")])
     ]
     if not unwrapped:
         return []
     listed = "; ".join(f'policy "{p.name}" ({p.command}) calls {name.removeprefix("pg_catalog.")}()' for p, name in unwrapped)
+    listed = listed.replace(") calls ", ") calls ", 1)
     return [
         Finding(
             RULE,

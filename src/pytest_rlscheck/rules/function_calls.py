@@ -74,8 +74,13 @@ def effects_scope(rls: Rls, ctx: SweepContext, memo: dict[str, Any]) -> Scope:
 
 
 def _pairs(principals: list[Principal]) -> list[tuple[Principal, Principal]]:
+    """Principals of different tenants; in a project without tenants (per-user data), of
+    different users: a user's id, or the id of one of their rows, is then what is theirs."""
     tenants = [p for p in principals if p.tenant is not None]
-    return [(a, b) for a in tenants for b in tenants if str(a.tenant) != str(b.tenant)]
+    pairs = [(a, b) for a in tenants for b in tenants if str(a.tenant) != str(b.tenant)]
+    if pairs or tenants:
+        return pairs
+    return [(a, b) for a in principals for b in principals if str(a.sub) != str(b.sub)]
 
 
 def leaky_calls(
@@ -124,9 +129,21 @@ def leaky_calls(
 _SCALARS = ("boolean", "integer", "bigint", "smallint", "numeric", "real", "double precision")
 
 
+def _counts_only(result: str) -> bool:
+    """A result of flags and numbers only: a scalar one, or ``TABLE(open bigint, closed bigint)``."""
+    result = result.removeprefix("SETOF ").strip()
+    if result in _SCALARS:
+        return True
+    if not result.startswith("TABLE(") or not result.endswith(")"):
+        return False
+    columns = [c.strip() for c in result[len("TABLE("):-1].split(",")]
+    return bool(columns) and all(c.split(" ", 1)[-1].strip() in _SCALARS for c in columns)
+
+
 def _oracle(fn: Function, leaks: list[Attempt]) -> bool:
-    """Its only leak is a flag or a number equal to the owner's answer (one bit, a count)."""
-    return fn.result in _SCALARS and all(a.answer_only for a in leaks)
+    """Its only leak is flags or numbers equal to the owner's answer (a bit, a count): it tells
+    the caller something about them, not their rows."""
+    return _counts_only(fn.result) and all(a.answer_only for a in leaks)
 
 
 def _unproven(fn: Function, ids: dict[str, str], failed: list[Attempt], rule: str) -> Finding:

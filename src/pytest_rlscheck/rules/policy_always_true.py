@@ -56,26 +56,7 @@ def who(policy: Policy, facts: list[ExprFacts]) -> str:
 
 
 def _owned(ctx: SweepContext, rel: Relation) -> str | None:
-    """Whose the rows are: "tenant" (a tenant key), "user" (a per-user key, or a column that
-    points at auth.users), or None (a catalogue: nobody's)."""
-    key = ctx.tenant_key(rel)
-    if key is not None:
-        return "user" if key.per_user else "tenant"
-    for fk in rel.foreign_keys():  # a row that points at a tenant's row is that tenant's
-        parent = _relation(ctx, fk.referenced_oid) if fk.referenced_oid and not fk.to_auth_users else None
-        parent_key = ctx.tenant_key(parent) if parent is not None and parent.oid != rel.oid else None
-        if parent_key is not None and not parent_key.per_user:
-            return "tenant"
-    if any(fk.to_auth_users for fk in rel.foreign_keys()):
-        return "user"
-    return None
-
-
-def _relation(ctx: SweepContext, oid: int) -> Relation | None:
-    try:
-        return ctx.catalog.relation(oid)
-    except KeyError:  # a table outside the schemas read
-        return None
+    return ctx.whose_rows(rel)
 
 
 def _personal(rel: Relation) -> list[str]:

@@ -19,12 +19,18 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
         anon = {p for g, p in rel.grants if g in ("anon", "public")} & privileges
         who = ("anyone with the project's anon key (signed in or not)" if anon
                else "any signed-in user")
+        # Reading a catalogue (rows of nobody's) is its design; writing it, or reading rows
+        # that are someone's, is what RLS is for.
+        catalogue = privileges <= {"SELECT"} and ctx.whose_rows(rel) is None and not any(
+            w in c.name.lower() for c in rel.columns for w in ("email", "phone"))
         yield Finding(
             RULE,
-            Severity.ERROR,
+            Severity.WARN if catalogue else Severity.ERROR,
             ref(rel),
             f"Row level security is off, and anon/authenticated hold {', '.join(sorted(privileges))} on it: "
-            f"{who} can {', '.join(sorted(anon or privileges)).lower()} every row through the API.",
+            f"{who} can {', '.join(sorted(anon or privileges)).lower()} every row through the API"
+            + (". Its rows are nobody's (no tenant or user column), so reading them may be the design; latent: one "
+               "GRANT of INSERT, UPDATE or DELETE away from anyone writing them." if catalogue else "."),
             f"ALTER TABLE {rel.shown} ENABLE ROW LEVEL SECURITY;  -- then add policies"
             f" (or REVOKE ALL ON {rel.shown} FROM anon, authenticated; if the API must not see it)",
         )
