@@ -186,6 +186,9 @@ class Relation:
     grants: tuple[tuple[str, str], ...] = ()  # (grantee or "public", privilege)
     depends_on: tuple[Dependency, ...] = ()  # for views: the relations they read, in any schema
     triggers: tuple[Trigger, ...] = ()
+    #: for views: each output column that is a column of a table, as PostgreSQL resolved it
+    #: (the query tree's ``resorigtbl``/``resorigcol``): (view column, table oid, column number)
+    column_origins: tuple[tuple[str, int, int], ...] = ()
 
     def granted(self, role: str, privilege: str) -> bool:
         """Directly granted to ``role`` or to PUBLIC."""

@@ -56,6 +56,9 @@ def load(
         add(oid, "grants", (grantee, privilege))
     for oid, referenced, name, rls in tuples(q.VIEW_DEPENDENCIES_SQL):
         add(oid, "depends_on", Dependency(referenced, name, rls))
+    for oid, action in tuples(q.VIEW_QUERIES_SQL):
+        for origin in _column_origins(action):
+            add(oid, "column_origins", origin)
     for oid, *rest, columns in tuples(q.TRIGGERS_SQL):
         add(oid, "triggers", Trigger(*rest, tuple(columns or ())))
 
@@ -99,6 +102,25 @@ def load(
         for r, (defaults, sqlbody) in zip(function_rows, function_trees, strict=True)
     )
     return Catalog(built, funcs)
+
+
+def _column_origins(action: str | None) -> list[tuple[str, int, int]]:
+    """(column, table oid, column number) of each output column of a view's query that is
+    a plain column of a table."""
+    try:
+        tree = parse(action)
+    except ValueError:
+        return []
+    query = tree[0] if isinstance(tree, list) and tree else None
+    out = []
+    entries = query.get("targetList") if query is not None and hasattr(query, "get") else None
+    for entry in entries or []:
+        if getattr(entry, "type", None) != "TARGETENTRY" or entry.get("resjunk"):
+            continue
+        table, column, name = entry.get("resorigtbl"), entry.get("resorigcol"), entry.get("resname")
+        if table and column and name:
+            out.append((str(name), int(table), int(column)))
+    return out
 
 
 def _function(r: dict[str, Any], executable: tuple[str, ...], defaults: Any, sqlbody: str | None, names: Names) -> Function:

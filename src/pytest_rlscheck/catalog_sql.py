@@ -18,6 +18,7 @@ __all__ = [
     "SEARCH_PATH_SQL",
     "TRIGGERS_SQL",
     "VIEW_DEPENDENCIES_SQL",
+    "VIEW_QUERIES_SQL",
 ]
 
 _SCOPE = "(c.oid = any(%(oids)s::oid[]) or n.nspname = any(%(schemas)s::text[]))"
@@ -197,3 +198,12 @@ RESOLVE_SQL = "select c.oid, n.nspname, c.relname from pg_class c join pg_namesp
 
 
 SEARCH_PATH_SQL = "select current_setting('search_path')"
+
+#: A view's query tree (its ``_RETURN`` rule): where each output column comes from.
+VIEW_QUERIES_SQL = f"""
+select w.ev_class, w.ev_action::text
+from pg_rewrite w
+join pg_class c on c.oid = w.ev_class
+join pg_namespace n on n.oid = c.relnamespace
+where w.rulename = '_RETURN' and c.relkind in ('v', 'm') and {_SCOPE}
+"""

@@ -365,6 +365,7 @@ class _Maker:
         """Insert ``row`` (adjusted until the constraints take it); the row made, or why not."""
         last = ""
         tried: set[str] = set()
+        repaired: set[str] = set()  # the CHECKs whose candidates are queued: tried in turn, not renewed
         candidates: Iterator[dict[str, Any]] = iter([row])
         for _ in range(MAX_ATTEMPTS):
             current = next(candidates, None)
@@ -382,6 +383,10 @@ class _Maker:
                 last = f"{exc.sqlstate}: {(exc.diag.message_primary or str(exc)).strip()}"
                 if exc.sqlstate not in VALUE_ERRORS:
                     break  # a trigger, a foreign key, a privilege: another value does not help
+                if exc.sqlstate == "23514" and exc.diag.constraint_name in repaired:
+                    continue  # the next of that CHECK's candidates (a fresh list would start over)
+                if exc.sqlstate == "23514" and exc.diag.constraint_name:
+                    repaired.add(exc.diag.constraint_name)
                 candidates = self._repair(rel, current, exc, membership, tag, candidates)
         return None, last or "no values found that its constraints accept"
 

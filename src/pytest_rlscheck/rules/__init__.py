@@ -68,7 +68,28 @@ class SweepContext:
     def tenant_key(self, rel: Relation) -> TenantKey | None:
         """The configured or guessed key; for the tenant root, its own key (not the user who
         created it), unless configured."""
-        return self.inferred_keys.get(rel.oid) or find_tenant_key(rel, self.config)
+        if rel.oid in self.inferred_keys:
+            return self.inferred_keys[rel.oid]
+        table = self.table_config(rel)
+        if rel.kind in ("v", "m") and not (table.tenant_column or table.tenant_sql):
+            inherited = self._view_key(rel)
+            if inherited is not None:
+                return inherited
+        return find_tenant_key(rel, self.config)
+
+    def _view_key(self, view: Relation) -> TenantKey | None:
+        """A view's column that is its table's tenant key (``t.id`` of the tenant root, ``p.org_id``
+        of a tenant table), as PostgreSQL resolved the view's output columns."""
+        by_oid = {r.oid: r for r in self.catalog.relations}
+        for name, oid, number in view.column_origins:
+            table = by_oid.get(oid)
+            if table is None or table.oid == view.oid:
+                continue
+            key = self.tenant_key(table)
+            column = next((c.name for c in table.columns if c.position == number), None)
+            if key is not None and key.column and column == key.column:
+                return TenantKey(name, per_user=key.per_user)
+        return None
 
     def whose_rows(self, rel: Relation) -> str | None:
         """Whose a table's rows are: "tenant" (a tenant key, or a foreign key to a table with
