@@ -262,7 +262,7 @@ def test_the_promotion_fix_refuses_the_promotion_under_a_table_level_grant(rls, 
     # the column-level REVOKE the rule used to suggest leaves the promotion in place
     rls.execute("revoke update (organization_id, role) on public.organization_members from anon, authenticated")
     _, tables = members(rls)
-    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob, exhaustive=True)
     assert any(a.gains for a in attempts if a.kind == "promote")
     for statement in split(finding.fix):
         rls.execute(statement.text)
@@ -328,3 +328,19 @@ def test_a_user_chosen_primary_key_gets_steps_not_a_drop_of_the_primary_key(rls,
         rolled_back(rls.connection, ['alter table "public"."org_slugs" drop constraint "org_slugs_pkey", '
                                      'add constraint x unique ("organization_id", "slug")'])
     assert refused.value.sqlstate == "2BP01"  # dependent objects still exist
+
+
+def test_a_moved_membership_is_caught_by_the_other_tenants_rows_it_then_sees(rls, alice, bob) -> None:
+    # the move trades alice's own rows for bob's tenant's: as many rows as before, but theirs
+    rls.execute("alter policy organization_members_update on public.organization_members "
+                "using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()))"
+                if rls.scalar("select count(*) from pg_policy where polname = 'organization_members_update'")
+                else "create policy organization_members_update on public.organization_members for update to authenticated "
+                     "using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()))")
+    rls.execute("grant update on public.organization_members to authenticated")
+    _, tables = members(rls)
+    attempts = escalation_attempts(rls, tables[rls.relation(MEMBERS).oid], alice, bob, commands=("UPDATE",))
+    moved = [a for a in attempts if a.kind == "move"]
+    assert moved and moved[0].outcome == "done", attempts
+    assert any(g.operation == "select theirs" and g.after > g.before == 0 for g in moved[0].gains), moved
+    assert "of the other tenant instead of 0" in str(next(g for g in moved[0].gains if g.operation == "select theirs"))

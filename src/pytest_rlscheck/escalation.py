@@ -50,11 +50,15 @@ ROW_SQL = "select to_jsonb(t) from {rel} t where {column}::text = %(value)s limi
 @dataclass(frozen=True)
 class Gain:
     table: str
-    operation: str  # "select", "update" or "delete": the rows the user reaches with it
+    #: "select", "update" or "delete": the rows the user reaches with it; "select theirs": the
+    #: other tenant's rows it sees (by the tenant column, where the table has one)
+    operation: str
     before: int
     after: int
 
     def __str__(self) -> str:
+        if self.operation == "select theirs":
+            return f"sees {self.after:,} row(s) of {self.table} of the other tenant instead of {self.before:,}"
         verb = {"select": "sees", "update": "can update", "delete": "can delete"}[self.operation]
         return f"{verb} {self.after:,} row(s) of {self.table} instead of {self.before:,}"
 
@@ -108,10 +112,21 @@ class _Escalation:
             sql.Identifier("t", self.table.user_column), sql.Literal(self.me)
         )
 
+    def _counted(self) -> list[tuple[Relation, str, sql.Composable]]:
+        """What is counted per readable table: its rows (but the user's own memberships), and,
+        where it has the membership table's tenant column, the other tenant's rows — a move of
+        one's membership trades one's own rows for theirs, which the first count cannot tell."""
+        column = self.table.tenant_column
+        out: list[tuple[Relation, str, sql.Composable]] = []
+        for d in self.readable:
+            out.append((d, "select", sql.SQL("(select count(*) from {} t where {})").format(d.ident, self._not_own(d))))
+            if d.column(column) is not None:
+                out.append((d, "select theirs", sql.SQL("(select count(*) from {} t where t.{}::text = {} and {})").format(
+                    d.ident, sql.Identifier(column), sql.Literal(self.theirs), self._not_own(d))))
+        return out
+
     def _reads(self) -> str:
-        counts = sql.SQL(", ").join(
-            sql.SQL("(select count(*) from {} t where {})").format(d.ident, self._not_own(d)) for d in self.readable
-        )
+        counts = sql.SQL(", ").join(query for _, _, query in self._counted())
         return sql.SQL("select {}").format(counts).as_string(self.conn)
 
     def _writes(self) -> list[tuple[Relation, str, str]]:
@@ -129,13 +144,13 @@ class _Escalation:
         """The rows of each readable table after ``head``, one table per round trip: a read
         that fails (a policy function raising) is left out, not blamed on the write."""
         out = {}
-        for d in self.readable:
-            statement = sql.SQL("select count(*) from {} t where {}").format(d.ident, self._not_own(d)).as_string(self.conn)
+        for d, op, query in self._counted():
+            statement = sql.SQL("select {}").format(query).as_string(self.conn)
             try:
                 rows = rolled_back(self.conn, [*head, statement])[-1].rows
             except psycopg.Error:
                 continue
-            out[(d.qualified, "select")] = rows[0][0]  # type: ignore[index]
+            out[(d.qualified, op)] = rows[0][0]  # type: ignore[index]
         return out
 
     def reach(self, write: str | None, *, reads: bool = True, writes: bool = False) -> tuple[int, dict[tuple[str, str], int]]:
@@ -161,7 +176,8 @@ class _Escalation:
                 if write:
                     changed = results[1].rowcount
                 if measured:
-                    reached.update(((d.qualified, "select"), n) for d, n in zip(self.readable, results[-1].rows[0], strict=False))  # type: ignore[index]
+                    reached.update(((d.qualified, op), n)
+                                   for (d, op, _), n in zip(self._counted(), results[-1].rows[0], strict=False))  # type: ignore[index]
         if writes and (changed or write is None):
             for d, op, statement in self._writes():
                 try:
