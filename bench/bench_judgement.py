@@ -42,9 +42,9 @@ def table(judgements: list[Judgement]) -> None:
             right[rule] += 1
         for sev, rule, obj in j.unexpected:
             false_errors[rule] += sev == "error"
-        for _, rule, _ in j.schema.judged:
+        for _, rule, _ in [*j.schema.judged, *j.schema.known_misses]:
             expected[rule] += 1
-        for _, rule, _ in j.missing:
+        for _, rule, _ in [*j.missing, *j.known_missed]:
             missed[rule] += 1
     rules = sorted(r for r in RULES if found[r] or expected[r])
     print(f"\nPrecision on the judged schemas ({len(judgements)} projects of tests/schemas, findings at error/warn)")
@@ -62,7 +62,8 @@ def table(judgements: list[Judgement]) -> None:
     print(f"expected info findings present: {infos - missing_info} / {infos}")
     print("\nDifferences, schema by schema")
     for j in judgements:
-        print(f"{j.schema.name}: " + ("none" if not (j.unexpected or j.missing or j.missing_info) else "\n" + j.explain()))
+        print(f"{j.schema.name}: " + ("none" if not (j.unexpected or j.missing or j.missing_info) else "\n" + j.explain())
+              + "".join(f"\n  known miss: {k[0]} {k[1]} {k[2]} ({j.schema.known_misses[k]})" for k in sorted(j.known_missed)))
 
 
 def precision(jobs: int = 2) -> None:

@@ -9,6 +9,9 @@ In a schema file:
   severity. At error and warn the set is exact; an ``info`` expectation must be among the
   info findings (info is hygiene and not-verified notes: the rest of it is not judged).
 * ``-- clean: OBJECT  -- why``: no finding at error or warn on that object.
+* ``-- known-miss: SEVERITY RULE OBJECT  -- why``: a finding a reader expects that the sweep
+  does not make yet, said so rather than left out: it counts as expected and missed in the
+  bench (recall), and the test fails once the sweep finds it (the line becomes an expect).
 
 Every table, view and function the file creates is named by at least one of those lines.
 """
@@ -30,7 +33,8 @@ JUDGED = ("error", "warn")
 
 _EXPECT = re.compile(r"^--\s*expect:\s*(error|warn|info)\s+(\S+)\s+(.+?)\s+--\s+(.+?)\s*$", re.M)
 _CLEAN = re.compile(r"^--\s*clean:\s*(.+?)\s+--\s+(.+?)\s*$", re.M)
-_MALFORMED = re.compile(r"^--\s*(expect|clean):.*$", re.M)
+_KNOWN = re.compile(r"^--\s*known-miss:\s*(error|warn)\s+(\S+)\s+(.+?)\s+--\s+(.+?)\s*$", re.M)
+_MALFORMED = re.compile(r"^--\s*(expect|clean|known-miss):.*$", re.M)
 _CREATED = re.compile(
     r"^\s*create\s+(?:or\s+replace\s+)?(?:materialized\s+)?(table|view|function)\s+(?:if\s+not\s+exists\s+)?"
     r"([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)",
@@ -47,6 +51,7 @@ class Schema:
     sql: str
     expected: dict[Key, str]  # -> why
     clean: dict[str, str]  # object -> why
+    known_misses: dict[Key, str]  # -> why
 
     @property
     def judged(self) -> set[Key]:
@@ -63,7 +68,7 @@ class Schema:
 
     def named(self) -> set[str]:
         """``schema.name`` of every object an expect or clean line names."""
-        objects = [obj for _, _, obj in self.expected] + list(self.clean)
+        objects = [obj for _, _, obj in self.expected] + list(self.clean) + [obj for _, _, obj in self.known_misses]
         return {obj.split("(")[0] for obj in objects}
 
 
@@ -71,10 +76,11 @@ def load(path: Path) -> Schema:
     text = path.read_text()
     expected = {(sev, rule, obj): why for sev, rule, obj, why in _EXPECT.findall(text)}
     clean = {obj: why for obj, why in _CLEAN.findall(text)}
+    known = {(sev, rule, obj): why for sev, rule, obj, why in _KNOWN.findall(text)}
     lines = len(_MALFORMED.findall(text))
-    if lines != len(_EXPECT.findall(text)) + len(_CLEAN.findall(text)):
-        raise ValueError(f"{path.name}: an expect/clean line without its '  -- why'")
-    return Schema(path.stem, path, text, expected, clean)
+    if lines != len(_EXPECT.findall(text)) + len(_CLEAN.findall(text)) + len(_KNOWN.findall(text)):
+        raise ValueError(f"{path.name}: an expect/clean/known-miss line without its '  -- why'")
+    return Schema(path.stem, path, text, expected, clean, known)
 
 
 def schemas() -> list[Schema]:
@@ -123,12 +129,22 @@ class Judgement:
     @property
     def unexpected(self) -> set[Key]:
         """Found at error/warn, not expected so (a false finding, or a wrong severity)."""
-        return self.judged_found - self.schema.judged
+        return self.judged_found - self.schema.judged - set(self.schema.known_misses)
 
     @property
     def missing(self) -> set[Key]:
         """Expected at error/warn and not found so."""
         return self.schema.judged - self.judged_found
+
+    @property
+    def known_missed(self) -> set[Key]:
+        """The known misses, still missed."""
+        return set(self.schema.known_misses) - self.judged_found
+
+    @property
+    def stale(self) -> set[Key]:
+        """Known misses the sweep now finds: their lines are expectations now."""
+        return set(self.schema.known_misses) & self.judged_found
 
     @property
     def missing_info(self) -> set[Key]:
@@ -150,6 +166,8 @@ class Judgement:
         expected_moved = {(s, *k[1:]) for k, s in self.wrong_severity()}
         for k in sorted(self.missing - expected_moved):
             lines.append(f"  missing: {k[0]} {k[1]} {k[2]} ({self.schema.expected[k]})")
+        for k in sorted(self.stale):
+            lines.append(f"  now found (make the known-miss line an expect line): {k[0]} {k[1]} {k[2]}")
         for k in sorted(self.missing_info):
             lines.append(f"  missing info: {k[1]} {k[2]} ({self.schema.expected[k]})")
         return "\n".join(lines)

@@ -34,7 +34,7 @@ def test_every_object_is_judged(schema) -> None:
 def test_the_sweep_finds_what_a_reader_expects(schema, tmp_path) -> None:
     judgement = judge(schema, sweep(schema, tmp_path))
     clean_hit = {k for k in judgement.judged_found if k[2] in schema.clean}
-    if judgement.unexpected or judgement.missing or judgement.missing_info:
+    if judgement.unexpected or judgement.missing or judgement.missing_info or judgement.stale:
         pytest.fail(
             f"{schema.name}: the sweep's findings differ from the expected ones"
             + (f" (on objects expected clean: {sorted(k[2] for k in clean_hit)})" if clean_hit else "")
