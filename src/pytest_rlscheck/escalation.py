@@ -29,7 +29,7 @@ from psycopg import sql
 from .authorization import AuthorizationTable
 from .catalog import Relation
 from .impersonation import Principal
-from .scratch import identity_sql, rolled_back
+from .scratch import OWNER_SQL, identity_sql, rolled_back
 from .tenancy import updatable_column
 
 if TYPE_CHECKING:
@@ -73,6 +73,9 @@ class Attempt:
     statement: str  # as run, identifiers quoted
     outcome: str
     gains: tuple[Gain, ...] = ()
+    #: what the user's own membership was set to first, by the owner ("role = 'member'"): a
+    #: member who starts lower than the synthesized one
+    start: str = ""
 
 
 def _text(value: Any) -> str | None:
@@ -153,11 +156,13 @@ class _Escalation:
             out[(d.qualified, op)] = rows[0][0]  # type: ignore[index]
         return out
 
-    def reach(self, write: str | None, *, reads: bool = True, writes: bool = False) -> tuple[int, dict[tuple[str, str], int]]:
+    def reach(self, write: str | None, *, reads: bool = True, writes: bool = False,
+              setup: Sequence[str] = ()) -> tuple[int, dict[tuple[str, str], int]]:
         """The rows ``write`` changed (None: nothing written) and the rows reached after it, per
         (table, operation); raises the write's error when PostgreSQL refuses it. The reads and
-        the writes measured that fail are left out."""
-        head = [self.identity] + ([write] if write else [])
+        the writes measured that fail are left out. ``setup``: the owner's statements first."""
+        head = [*setup, self.identity] + ([write] if write else [])
+        at = len(setup) + 1  # the write's result
         reached: dict[tuple[str, str], int] = {}
         changed = 0
         if reads or write:
@@ -170,11 +175,11 @@ class _Escalation:
                 # the write, or one of the reads: the write alone says which (its error is
                 # the refusal); then each read on its own, a failing one left out
                 if write:
-                    changed = rolled_back(self.conn, head)[1].rowcount
+                    changed = rolled_back(self.conn, head)[at].rowcount
                 reached.update(self._read_each(head))
             else:
                 if write:
-                    changed = results[1].rowcount
+                    changed = results[at].rowcount
                 if measured:
                     reached.update(((d.qualified, op), n)
                                    for (d, op, _), n in zip(self._counted(), results[-1].rows[0], strict=False))  # type: ignore[index]
@@ -209,6 +214,19 @@ class _Escalation:
             sql.SQL(", ").join(map(sql.Identifier, row)),
             sql.SQL(", ").join(sql.Literal(_text(v)) for v in row.values()),
         ).as_string(self.conn)
+
+    def demoted(self, column: str, value: Any) -> list[str]:
+        """The owner's statements that give the user's own membership ``column`` = ``value``:
+        a member who starts lower than the synthesized one (who holds the highest role)."""
+        return [OWNER_SQL, sql.SQL("update {} set {} = {} where {}::text = {} and {}::text = {}").format(
+            self.rel.ident, sql.Identifier(column), sql.Literal(_text(value)),
+            sql.Identifier(self.table.user_column), sql.Literal(self.me),
+            sql.Identifier(self.table.tenant_column), sql.Literal(self.mine),
+        ).as_string(self.conn)]
+
+    def own_value(self, column: str) -> str | None:
+        own = self._owner_row(self.table.user_column, self.me)
+        return _text(own.get(column)) if own else None
 
     def _update(self, column: str, value: Any) -> str:
         return sql.SQL("update {} set {} = {} where {} = {}").format(
@@ -292,6 +310,44 @@ def escalation_attempts(
         attempts.append(Attempt(command, kind, statement, "done", gains))
         if gains and not exhaustive:
             done.add(command)
+    if "UPDATE" in commands and probe.rel.granted(probe.role, "UPDATE") and not any(
+            a.command == "UPDATE" and a.gains for a in attempts):
+        attempts += _promotions_from_below(probe, roles, exhaustive=exhaustive)
+    return attempts
+
+
+def _promotions_from_below(probe: _Escalation, roles: Mapping[str, Sequence[str]], *, exhaustive: bool) -> list[Attempt]:
+    """A promotion of a member who starts with a lower role: the user's own membership set (by
+    the owner, rolled back) to each other value of a role column, then, as the user, to each
+    value but that one. Synthesized members hold the highest role, so their own promotions
+    reach nothing new; a real member starts lower."""
+    attempts: list[Attempt] = []
+    for column, values in roles.items():
+        current = probe.own_value(column)
+        for low in (v for v in values if v != current):
+            setup = probe.demoted(column, low)
+            try:
+                before = {**probe.reach(None, setup=setup)[1], **probe.reach(None, reads=False, writes=True, setup=setup)[1]}
+            except psycopg.Error:
+                continue  # the owner could not set it (a trigger, a constraint): no such member
+            for high in (v for v in values if v != low):
+                statement = probe._update(column, high)
+                start = f"{column} = {low!r}"
+                try:
+                    changed, after = probe.reach(statement, setup=setup)
+                    after.update(probe.reach(statement, reads=False, writes=True, setup=setup)[1])
+                except psycopg.Error as exc:
+                    attempts.append(Attempt("UPDATE", "promote", statement, f"refused: {exc.sqlstate}: {exc.diag.message_primary}",
+                                            start=start))
+                    continue
+                if not changed:
+                    attempts.append(Attempt("UPDATE", "promote", statement, "no row changed", start=start))
+                    continue
+                gains = tuple(Gain(name, op, before[(name, op)], n) for (name, op), n in after.items()
+                              if n > before.get((name, op), n))
+                attempts.append(Attempt("UPDATE", "promote", statement, "done", gains, start=start))
+                if gains and not exhaustive:
+                    return attempts
     return attempts
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -444,6 +444,7 @@ def write_columns(
     A foreign key to ``auth.users`` is a user id; one to a table whose tenant key is its own
     ``id`` (the tenant root) a tenant id."""
     roots = {r.qualified for r in catalog.relations if (k := find_tenant_key(r, config)) is not None and k.column == "id"}
+    keyed = {r.oid for r in catalog.relations if r.oid != rel.oid and find_tenant_key(r, config) is not None}
     found: dict[str, str] = {}
     for fk in (c for c in rel.constraints if c.type == "f" and len(c.columns) == 1):
         ref = (fk.references or "").replace('"', "")
@@ -452,6 +453,9 @@ def write_columns(
             found[fk.columns[0]] = USER_ID
         elif ref in roots:
             found[fk.columns[0]] = TENANT_ID
+        elif fk.referenced_oid in keyed and fk.referenced_columns:
+            # one of a tenant's rows (a ticket id): set to one of theirs, what does the trigger do to it?
+            found[fk.columns[0]] = f"{ROW_ID} {fk.referenced_oid} {fk.referenced_columns[0]}"
     for column in rel.columns:
         if column.generated or column.identity or column.name in found or column.name in rel.primary_key:
             continue
@@ -475,8 +479,35 @@ class _Values:
     bucket: str | None = None
     path: str | None = None
 
+    rows: Mapping[str, str | None] = field(default_factory=dict)  # "row <oid> <column>" -> one of theirs
+
     def of(self, kind: str) -> str | None:
+        if kind.startswith(f"{ROW_ID} "):
+            return self.rows.get(kind)
         return {USER_ID: self.user, TENANT_ID: self.tenant, "path": self.path, "bucket": self.bucket}[kind]
+
+
+THEIR_ROW_SQL = "select t.{column}::text from {rel} t where ({key})::text = %(theirs)s limit 1"
+
+
+def _their_rows(rls: Rls, kinds: Iterable[str], other: Principal, config: SweepConfig | None) -> dict[str, str | None]:
+    """For each "row <oid> <column>" kind: ``column`` of one of ``other``'s rows of that table
+    (by its tenant key), read with the owner's rights."""
+    out: dict[str, str | None] = {}
+    for kind in {k for k in kinds if k.startswith(f"{ROW_ID} ")}:
+        _, oid, column = kind.split(" ", 2)
+        try:
+            target = next(r for r in Catalog.load(rls.connection, oids=[int(oid)]).relations if r.oid == int(oid))
+        except StopIteration:
+            continue
+        key = find_tenant_key(target, config)
+        theirs = None if key is None else (str(other.sub) if key.per_user else other.tenant)
+        if key is None or theirs is None:
+            continue
+        query = sql.SQL(THEIR_ROW_SQL).format(column=sql.Identifier(column), rel=target.ident, key=key.sql())
+        rows = rls.owner_fetchall(query, {"theirs": str(theirs)})
+        out[kind] = rows[0][0] if rows else None
+    return out
 
 
 def write_attempts(
@@ -497,7 +528,8 @@ def write_attempts(
     conn = rls.connection
     key = find_tenant_key(rel, config)
     mine_key = None if key is None else (str(user.sub) if key.per_user else user.tenant)
-    theirs = _Values(str(other.sub), other.tenant, *_storage_object(rls, scope, other))
+    theirs = _Values(str(other.sub), other.tenant, *_storage_object(rls, scope, other),
+                     rows=_their_rows(rls, columns.values(), other, config))
     settable = {c: k for c, k in columns.items() if theirs.of(k) is not None}
     variations = [{c: k} for c, k in settable.items()] + ([dict(settable)] if len(settable) > 1 else [])
     if not variations:

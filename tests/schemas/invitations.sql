@@ -4,7 +4,7 @@
 -- caller administers the workspace.
 --
 -- clean: public.workspaces  -- members read, the owner (checked = auth.uid()) creates and renames
--- known-miss: error tenant-escalation public.workspace_members  -- "Members update their own membership" (to mute it) checks only user_id: a member sets role = 'owner' and manages the workspace's invitations (known miss: synthesized members get the most privileged role, so no promotion is left to try)
+-- expect: error tenant-escalation public.workspace_members  -- "Members update their own membership" (to mute it) checks only user_id: a member sets role = 'owner' and manages the workspace's invitations (measured from a member who starts lower than the synthesized owner)
 -- expect: warn tenant-leak public.workspace_members  -- a move into another workspace works only without a WHERE (with one, the SELECT policy refuses the new row): latent, safeupdate refuses it through the API
 -- clean: public.invitations  -- admins of the workspace manage them; an invitee reads those sent to their verified e-mail
 -- clean: public.drafts  -- workspace_id and user_id, policies compare user_id = auth.uid(): private to the author

@@ -5,7 +5,7 @@
 -- clean: public.organizations  -- members read their organization; created by the backend (no write grant)
 -- clean: public.org_members  -- read within one's organizations; written by the backend only
 -- clean: public.tickets  -- agents of the organization read and write its tickets
--- known-miss: error definer-trigger public.ticket_messages  -- the definer trigger bumps the ticket new.ticket_id names, and the INSERT policy does not check that ticket is of the same organization: alice changes bob's ticket (known miss: the probe sets user and tenant id columns to the other's, not a foreign key to one of their rows)
+-- expect: error definer-trigger public.ticket_messages  -- the definer trigger bumps the ticket new.ticket_id names, and the INSERT policy does not check that ticket is of the same organization: alice changes bob's ticket (measured: ticket_id set to one of bob's tickets)
 -- clean: public.kb_articles  -- published articles are the public help centre (anon reads them by design); agents write their organization's
 -- expect: error definer-exposed public.org_ticket_stats(p_org_id uuid)  -- takes an organization id and never asks who calls: anyone reads any organization's ticket counts
 -- expect: error tenant-leak public.org_ticket_stats(p_org_id uuid)  -- measured: alice (and anon) get bob's organization's answer, rows with values of their tickets (each status and its count), not a single count or flag: their data, an error

@@ -87,8 +87,12 @@ def _finding(table: AuthorizationTable, command: str, user: Any, gained: list[At
     first = gained[0]
     what = {"join": "joined another tenant", "move": "moved their membership into another tenant",
             "promote": "changed their own role"}[first.kind]
+    who = {"join": "Any signed-in user can join another tenant", "move": "Any member can move into another tenant",
+           "promote": "Any member can raise their own role"}[first.kind]
+    start = f" (a member whose {first.start}, set for the probe)" if first.start else ""
     message = (
-        f"Acting as {user.sub} (tenant {user.tenant}), `{shown(first.statement)}` was accepted: the user {what} and then "
+        f"{who} through {rel.qualified}. Acting as {user.sub} (tenant {user.tenant}){start}, "
+        f"`{shown(first.statement)}` was accepted: the user {what} and then "
         + "; ".join(str(g) for g in first.gains)
         + f". The policies of {', '.join(d.qualified for d in table.dependents)} read {rel.qualified} to decide "
         "who belongs to a tenant, so whoever can write their own id there gets in."
