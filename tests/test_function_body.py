@@ -227,3 +227,16 @@ def test_platform_functions_that_write_or_send_requests_are_touches(rls) -> None
     assert deleting.severity is Severity.ERROR and "with a credential written into its body" in deleting.message
     ping = found["public.fb_ping"]  # a request without a credential of its own: worth a look, no more
     assert ping.severity is Severity.WARN and "It sends HTTP requests (http_get) for any caller." in ping.message
+
+
+def test_requests_of_a_callee_are_its_callers(rls) -> None:
+    rls.execute(PLATFORM_CALLS + """
+        create function public.fb_delete_from_bucket(p_bucket text, p_name text) returns void
+        language plpgsql security definer set search_path = ''
+        as $$ begin perform public.fb_delete_file(p_bucket, p_name); end $$;
+        revoke execute on function public.fb_delete_file(text, text) from public, anon, authenticated;
+    """)
+    found = _findings(rls)
+    outer = found["public.fb_delete_from_bucket"]  # revoking the inner one leaves this door open
+    assert outer.severity is Severity.ERROR and "http_delete through public.fb_delete_file" in outer.message
+    assert "public.fb_delete_file" not in found

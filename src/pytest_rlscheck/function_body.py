@@ -415,6 +415,8 @@ def _touches(
                             table.split(".", 1)[0] in PLATFORM_SCHEMAS, raw.compared))
         reads.add(table)
     dynamic = text.dynamic_sql
+    inner_requests: list[str] = []
+    inner_credential = False
     for called in sorted(fn.calls()):
         for other in lookup.functions.get(called, ()):
             if other.oid in visiting or other.oid == fn.oid:
@@ -422,6 +424,8 @@ def _touches(
             inner = _touches(other, lookup, reader_names, cache, visiting)
             reads |= inner.reads
             dynamic = dynamic or inner.dynamic_sql
+            inner_requests += [f"{r} through {other.qualified}" for r in inner.requests]
+            inner_credential = inner_credential or inner.credential
             for w in inner.writes:
                 chosen = w.chosen_by if w.chosen_by != "parameter" or params else "fixed"
                 writes.append(Write(w.command, w.table, chosen, w.by_caller, w.rls, w.platform, (),
@@ -435,6 +439,9 @@ def _touches(
         elif called in REQUESTS and not lookup.functions.get(called):
             requests.append(called)
     credential = bool(_JWT.search(fn.body or "")) or "service_role" in (fn.body or "").lower()
+    if inner_requests:  # a callee's requests are its caller's too, and so are their credentials
+        requests += inner_requests
+        credential = credential or inner_credential
     visiting.discard(fn.oid)
     result = Touches(frozenset(reads), tuple(dict.fromkeys(writes)), dynamic, tuple(requests), credential)
     cache[fn.oid] = result

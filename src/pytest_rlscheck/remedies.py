@@ -129,7 +129,9 @@ def condition(ctx: object, rel: Relation, *, column: str | None = None, per_row:
     if column is not None:
         key = TenantKey(column)
     if key is not None and key.per_user and key.column:
-        return Condition(f"{quote(key.column)} = {USER}",
+        owner = rel.column(key.column)
+        typed = USER if owner is None or owner.type == "uuid" else f"{USER}::{owner.type}"  # owner_id text: cast
+        return Condition(f"{quote(key.column)} = {typed}",
                          f"-- {quote(key.column)} holds the owning user's id: the caller's rows only")
     if key is not None:
         every = list(tables) if tables is not None else list(ctx.tables())  # type: ignore[attr-defined]

@@ -827,6 +827,27 @@ def _is_auth_users(fk: Constraint, tables: Mapping[int, Relation]) -> bool:
     return fk.referenced_oid not in tables and fk.to_auth_users
 
 
+USERS_ROW_SQL = "select to_jsonb(t) from {rel} t where {column}::text = %(sub)s limit 1"
+
+
+def _users_row(conn: psycopg.Connection[Any], parent: Relation, sub: str, tables: Mapping[int, Relation]
+               ) -> dict[str, Any] | None:
+    """The user's own row of a per-user table that something else made (a profile the sign-up
+    trigger inserted): keyed by its user, through its primary key or a column that points
+    at auth.users."""
+    columns = [fk.columns[0] for fk in parent.foreign_keys() if len(fk.columns) == 1 and _is_auth_users(fk, tables)]
+    for column in dict.fromkeys(columns):
+        query = sql.SQL(USERS_ROW_SQL).format(rel=parent.ident, column=sql.Identifier(column))
+        try:
+            with conn.transaction():
+                row = conn.execute(query, {"sub": sub}).fetchone()
+        except psycopg.Error:
+            return None
+        if row is not None:
+            return row[0]
+    return None
+
+
 def _row_for(
     rel: Relation,
     p: Principal,
@@ -850,7 +871,7 @@ def _row_for(
             continue
         if parent is None or parent.oid == rel.oid:
             continue
-        theirs = mine.get((parent.oid, sub))
+        theirs = mine.get((parent.oid, sub)) or _users_row(maker.conn, parent, sub, tables)
         if theirs is None:
             if any((rel.column(c) and rel.column(c).not_null) for c in fk.columns):  # type: ignore[union-attr]
                 return None, f"no row of {parent.qualified} for {tenant or sub} to point {', '.join(fk.columns)} at"

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from ..protocol import RlsProtocol as Rls
 
 RULE = "tenant-leak"
+#: Schemas of the platform's tables the project writes policies for, written by its own APIs
+PLATFORM_SCHEMAS = ("storage",)
 
 
 def _applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
@@ -288,6 +290,17 @@ def judged(rel: Relation, key: TenantKey, actor: str, victim: str, outcomes: lis
         ]
     if not leaks:
         return []
+    if rel.schema in PLATFORM_SCHEMAS and all(o.unfiltered for o in leaks):
+        # storage.objects is written through the Storage API, which sends no UPDATE or DELETE
+        # without a WHERE (and sets owner and path itself): no client can send these statements
+        return [Finding(
+            RULE, Severity.INFO, ref(rel),
+            f"{actor}, only statements without a WHERE reached {victim} ("
+            + "; ".join(f"{o.op}: {o.detail}" for o in leaks)
+            + f"). {rel.schema} is not exposed through the API: its clients go through the platform's API, which "
+            "sends none; not reachable today, but the UPDATE/DELETE policies are wider than the SELECT ones.",
+            "", details={**details, "ops": [o.op for o in leaks]},
+        )]
     latent = safeupdate and all(o.unfiltered for o in leaks)
     listing = "; ".join(f"{o.op}: {o.detail}" for o in leaks)
     whose = "other users'" if key.per_user else "other tenants'"
