@@ -9,6 +9,7 @@ created on a server is dropped the same way. What goes into the template is
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -178,12 +179,23 @@ class Janitor:
         """On an existing server: drop every database of ours, the template last (one that
         cannot be dropped now is left to the reaper)."""
         for name in sorted(self._owned, key=lambda n: n.endswith("_template")):
+            if self._drop_now(server, name):
+                self._reaper.forget_database(name)
+
+    @staticmethod
+    def _drop_now(server: ExternalServer, name: str, attempts: int = 5) -> bool:
+        """DROP … WITH (FORCE), tried again for a moment: a backend that is still exiting
+        (a connection just closed, an autovacuum worker) can make one attempt fail, and a
+        database left now keeps the roles its grants name from being dropped after it."""
+        for attempt in range(attempts):
             try:
                 with server.admin() as conn:
                     conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
+                return True
             except psycopg.Error:
-                continue
-            self._reaper.forget_database(name)
+                if attempt + 1 < attempts:
+                    time.sleep(0.2)
+        return False
 
     def forget(self) -> None:
         """The server is gone (stopped, or its databases dropped)."""
