@@ -45,6 +45,7 @@ from .tenancy import (  # noqa: F401 - re-exported: the tenant model is public h
     configured_key,
     example_policy_condition,
     find_tenant_key,
+    keyed_by_itself,
     owner_column,
     tenant_key,
     updatable_column,
@@ -586,13 +587,7 @@ class _Probe:
         return self._judge(op, *attempt, what=what)
 
     def _is_root(self) -> bool:
-        """The tenant root: its tenant key is its own primary key, which points at nothing (or
-        at the user the tenant is: a personal account keyed by its user's id). A row keyed
-        by a tenant root's key (billing per organization) is a row per tenant instead, and a
-        per-user row keyed by its user (a profile) one that another user may forge."""
-        column = self.key.column
-        return bool(column) and not self.key.per_user and self.rel.primary_key == (column,) and not any(
-            column in k.columns and not k.to_auth_users for k in self.rel.foreign_keys())
+        return keyed_by_itself(self.rel, self.key)
 
     def _policies_read_key(self) -> bool:
         """Whether the table's policies read its tenant column (compare it, test it against a

@@ -21,6 +21,8 @@ __all__ = [
     "configured_key",
     "example_policy_condition",
     "find_tenant_key",
+    "keyed_by_itself",
+    "personal_columns",
     "membership_tenant",
     "owner_column",
     "policy_expression",
@@ -227,6 +229,21 @@ def tenant_key(
     if key.column and not rel.column(key.column):
         raise RlsAssertionError(f"{rel.qualified} has no column {key.column!r} (its columns: {', '.join(c.name for c in rel.columns)})")
     return key
+
+
+def keyed_by_itself(rel: Relation, key: TenantKey | None) -> bool:
+    """The tenant root: its tenant key is its own primary key, which points at nothing (or at
+    the user the tenant is: a personal account keyed by its user's id), so a new row is a new
+    tenant. A row keyed by a tenant root's key (billing per organization) is a row per tenant
+    instead, and a per-user row keyed by its user (a profile) one another user may forge."""
+    column = key.column if key is not None else None
+    return bool(column) and not key.per_user and rel.primary_key == (column,) and not any(  # type: ignore[union-attr]
+        column in fk.columns and not fk.to_auth_users for fk in rel.foreign_keys())
+
+
+def personal_columns(rel: Relation) -> list[str]:
+    """Columns of personal contact data (an email, a phone number)."""
+    return [c.name for c in rel.columns if any(w in c.name.lower() for w in ("email", "phone"))]
 
 
 def updatable_column(rel: Relation) -> str:

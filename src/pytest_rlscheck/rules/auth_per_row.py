@@ -254,7 +254,6 @@ def unmeasured(rel: Relation, rows: int) -> list[Finding]:
     if not unwrapped:
         return []
     listed = "; ".join(f'policy "{p.name}" ({p.command}) calls {name.removeprefix("pg_catalog.")}()' for p, name in unwrapped)
-    listed = listed.replace(") calls ", ") calls ", 1)
     return [
         Finding(
             RULE,

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from ..catalog import Policy, Relation
 from ..findings import Finding, Severity
 from ..policy_model import ExprFacts
+from ..tenancy import keyed_by_itself, personal_columns
 from ..remedies import alter_policy, condition, with_comment
 from . import API_ROLES, SweepContext, ref, rule
 
@@ -55,21 +56,8 @@ def who(policy: Policy, facts: list[ExprFacts]) -> str:
     return "any signed-in user"
 
 
-def _owned(ctx: SweepContext, rel: Relation) -> str | None:
-    return ctx.whose_rows(rel)
-
-
-def _personal(rel: Relation) -> list[str]:
-    """Columns of personal contact data (an email, a phone number)."""
-    return [c.name for c in rel.columns if any(w in c.name.lower() for w in ("email", "phone"))]
-
-
 def _is_root(ctx: SweepContext, rel: Relation) -> bool:
-    """The tenant root, or a table keyed by its own primary key (pointing at nothing, or at
-    the user a personal account is): a new row is a new tenant."""
-    key = ctx.tenant_key(rel)
-    return key is not None and not key.per_user and bool(key.column) and rel.primary_key == (key.column,) and not any(
-        key.column in fk.columns and not fk.to_auth_users for fk in rel.foreign_keys())
+    return keyed_by_itself(rel, ctx.tenant_key(rel))
 
 
 def _limited_by_restrictive(rel: Relation, policy: Policy, command: str) -> bool:
@@ -105,7 +93,7 @@ def judge(ctx: SweepContext, rel: Relation, policy: Policy, command: str, clause
     ``policy`` for one ``command``; None when it lets nobody do anything."""
     facts = [f for _, _, f in policy.clauses()]
     actor = who(policy, facts)
-    owned = _owned(ctx, rel)
+    owned = ctx.whose_rows(rel)
     rows = {"tenant": "every tenant's rows", "user": "every user's rows", None: "every row"}[owned]
     granted = command in ctx.api_privileges(rel)
     if _limited_by_restrictive(rel, policy, command):
@@ -132,10 +120,10 @@ def judge(ctx: SweepContext, rel: Relation, policy: Policy, command: str, clause
         said = (f"{actor} can rewrite the rows {admitted} admits to any value"
                 + (": move them into another tenant" if owned == "tenant" else
                    ": credit them to another user" if owned == "user" else ""))
-    elif command == "SELECT" and owned != "tenant" and _personal(rel):
+    elif command == "SELECT" and owned != "tenant" and personal_columns(rel):
         # whoever's rows they are, everyone reading everyone's email is rarely the design
         severity, said = Severity.WARN, (f"{actor} can read every row of {rel.qualified}, with "
-                                         f"{', '.join(_personal(rel))}: personal data of people other than the reader")
+                                         f"{', '.join(personal_columns(rel))}: personal data of people other than the reader")
     elif command == "SELECT" and owned is None:
         return Severity.INFO, f"{actor} can read every row of {rel.qualified}: fine for data that is public by design"
     elif command == "SELECT" and owned == "user":
@@ -162,7 +150,7 @@ def _fix(ctx: SweepContext, rel: Relation, policy: Policy) -> str:
     the clauses the command takes that the policy lacks)."""
     cond = condition(ctx, rel, command=policy.command if policy.command != "ALL" else None)
     fix = with_comment(cond, alter_policy(rel, policy, cond, keep=lambda label, facts: not (facts.constant_true or facts.every_user)))
-    if _owned(ctx, rel) is None or (policy.command == "SELECT" and _owned(ctx, rel) == "user"):
+    if ctx.whose_rows(rel) is None or (policy.command == "SELECT" and ctx.whose_rows(rel) == "user"):
         fix += "\n-- if every row is meant to be readable by them (public by design), keep the policy and ignore this finding"
     return fix
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..findings import Finding, Severity
+from ..tenancy import personal_columns
 from . import SweepContext, ref, rule
 
 RULE = "rls-disabled"
@@ -21,8 +22,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
                else "any signed-in user")
         # Reading a catalogue (rows of nobody's) is its design; writing it, or reading rows
         # that are someone's, is what RLS is for.
-        catalogue = privileges <= {"SELECT"} and ctx.whose_rows(rel) is None and not any(
-            w in c.name.lower() for c in rel.columns for w in ("email", "phone"))
+        catalogue = privileges <= {"SELECT"} and ctx.whose_rows(rel) is None and not personal_columns(rel)
         yield Finding(
             RULE,
             Severity.WARN if catalogue else Severity.ERROR,
