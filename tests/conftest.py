@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,10 @@ from pytest_rlscheck.migrations import SqlFile, apply_files
 from pytest_rlscheck.session import Database, RlsSession
 
 _counter = itertools.count()
+#: The pytest runs the tests start build their template every time, as each test says
+#: (a kill during the build must find a build): tests/test_template_cache.py turns the
+#: template cache on for its own runs, with a cache directory of their own.
+os.environ["RLSCHECK_TEMPLATE_CACHE"] = "0"
 #: Small Supabase-like projects, each run as its own pytest session by test_projects.py.
 collect_ignore = ["projects"]
 

@@ -49,6 +49,7 @@ KNOWN_KEYS = frozenset(
         "fail_on",
         "server_settings",
         "stand_ins",
+        "template_cache",
         "safeupdate",
     }
 )
@@ -159,6 +160,9 @@ class Settings:
     notes: tuple[str, ...] = ()
     #: Stand-ins for extensions no server here has (``stand_ins = false`` turns them off).
     stand_ins: bool = True
+    #: Reuse a migrated template between runs (off: --rlscheck-no-cache,
+    #: RLSCHECK_TEMPLATE_CACHE=0 or ``template_cache = false``).
+    template_cache: bool = True
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -177,6 +181,7 @@ def load_settings(
     cli_pg_bin: str | None = None,
     cli_dsn: str | None = None,
     cli_pg_settings: Sequence[str] = (),
+    cli_no_cache: bool = False,
     environ: Mapping[str, str] = os.environ,
 ) -> Settings:
     """Merge the command line, the environment and ``[tool.rlscheck]`` into :class:`Settings`."""
@@ -232,6 +237,13 @@ def load_settings(
     stand_ins = table.get("stand_ins", True)
     if not isinstance(stand_ins, bool):
         raise ConfigError(f"{_name(pyproject)}: [tool.rlscheck] stand_ins must be true or false, got {stand_ins!r}")
+    template_cache = table.get("template_cache", True)
+    if not isinstance(template_cache, bool):
+        raise ConfigError(
+            f"{_name(pyproject)}: [tool.rlscheck] template_cache must be true or false, got {template_cache!r}"
+        )
+    if cli_no_cache or environ.get("RLSCHECK_TEMPLATE_CACHE") == "0":
+        template_cache = False
     _check_versions(migrations)
     sweep = _sweep_config(table, pyproject)
     if cli_config is not None:
@@ -260,6 +272,7 @@ def load_settings(
         pg_major=cli_config.major_version if cli_config is not None and not pg_bin else None,
         notes=tuple(seed_notes),
         stand_ins=stand_ins,
+        template_cache=template_cache,
     )
 
 

@@ -51,6 +51,7 @@ class HandedOver:
         self.run_id: str = self._info["run_id"]
         self.parts: tuple[str, ...] = tuple(self._info["parts"])
         self.owner: str | None = self._info.get("owner")
+        self.cache_status = None  # the controller's to report
 
     @property
     def planned(self) -> ExtensionPlan | None:
@@ -77,6 +78,9 @@ class HandedOver:
 
     def stand_in_lines(self) -> list[str]:
         return list(self._info.get("stand_ins", ()))
+
+    def clear_cache(self) -> int:
+        return 0  # the controller's to do
 
     def clean_up(self, server: ExternalServer) -> None:
         """Nothing: the controller cleans up what its build added."""

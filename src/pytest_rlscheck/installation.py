@@ -111,7 +111,10 @@ def prune_cache(cache: Path) -> None:
         if entry.name.startswith(("pg-", "cluster-", ".pg-", ".cluster-")):
             try:
                 if entry.lstat().st_mtime < limit and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:  # a cached cluster's password file
+                        entry.unlink()
             except OSError:
                 pass
 

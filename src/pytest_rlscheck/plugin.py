@@ -106,6 +106,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a PostgreSQL setting for the throw-away server (repeatable; over [tool.rlscheck] server_settings)",
     )
     group.addoption(
+        "--rlscheck-no-cache",
+        action="store_true",
+        default=False,
+        help="build the template on this run, neither using nor storing the template cache "
+        "(or RLSCHECK_TEMPLATE_CACHE=0)",
+    )
+    group.addoption(
+        "--rlscheck-cache-clear",
+        action="store_true",
+        default=False,
+        help="empty the template cache before the run (entries another run is using stay)",
+    )
+    group.addoption(
         "--rlscheck-dsn",
         metavar="URL",
         help="use an existing server (or RLSCHECK_DSN): rlscheck creates and drops its own rlscheck_* databases",
@@ -130,6 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
             cli_pg_bin=config.getoption("rlscheck_pg_bin"),
             cli_dsn=config.getoption("rlscheck_dsn"),
             cli_pg_settings=config.getoption("rlscheck_pg_setting"),
+            cli_no_cache=config.getoption("rlscheck_no_cache"),
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -142,6 +156,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     if workerinput is None:  # said once, by the controller
         _warn_empty_migration_dirs(config, settings)
+        if config.getoption("rlscheck_cache_clear"):
+            session.clear_template_cache()
     if config.getoption("rlscheck"):
         for path in config.getoption("rlscheck_report"):
             if Path(path).suffix.lower() not in (".json", ".md", ".sarif"):

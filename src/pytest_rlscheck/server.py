@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 from mirakuru.base import ENV_UUID
 from psycopg import conninfo as pg_conninfo
+from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 from .binaries import PgBinaries
@@ -39,7 +40,7 @@ from .installation import cache_directory, private_installation, prune_cache, to
 from .errors import PrivilegeError, RlscheckWarning, ServerError
 from .reaper import Reaper, kill_server_processes
 
-__all__ = ["ExternalServer", "LocalServer", "Server", "ServerFiles", "start_server"]
+__all__ = ["ExternalServer", "InitialData", "LocalServer", "Server", "ServerFiles", "server_account", "start_server"]
 
 #: Settings for a server whose data is thrown away: durability off, no JIT noise in plans.
 TEST_SETTINGS = {
@@ -48,6 +49,9 @@ TEST_SETTINGS = {
     "full_page_writes": "off",
     "jit": "off",
     "max_connections": "200",
+    # WAL the cluster keeps for reuse after a checkpoint: the least there can be (two of
+    # its 1 MB segments), so that a data directory copied into the template cache is small
+    "min_wal_size": "2MB",
 }
 #: The socket's name (``.s.PGSQL.5432``); the directory it is in is the run's own.
 PORT = 5432
@@ -62,7 +66,11 @@ PG_USER_ENV = "RLSCHECK_PG_USER"
 #: ``RLSCHECK_CLUSTER_CACHE=0``: initdb for every run instead of copying the cached cluster.
 CLUSTER_CACHE_ENV = "RLSCHECK_CLUSTER_CACHE"
 #: Bumped when what goes into a cached cluster changes.
-CLUSTER_LAYOUT = "2"
+CLUSTER_LAYOUT = "3"
+#: WAL segments of 1 MB (initdb's default is 16): a copied cluster carries less WAL.
+WAL_SEGMENT_MB = 1
+#: Next to a cached cluster: its superuser's password (mode 0600, as private as the cluster).
+PASSWORD_SUFFIX = ".password"
 
 
 @dataclass(frozen=True)
@@ -139,9 +147,10 @@ def start_server(
     reaper: Reaper,
     settings: Sequence[tuple[str, str]] = (),
     major: int | None = None,
+    initial: InitialData | None = None,
 ) -> Server:
     """The --rlscheck-dsn server, or a throw-away one of the installation ``plan`` chose,
-    with its stand-ins."""
+    with its stand-ins (started from a copy of ``initial``, a cached template's cluster)."""
     if dsn:
         return ExternalServer(dsn)
     assert plan.binaries is not None
@@ -150,7 +159,16 @@ def start_server(
         warnings.warn(RlscheckWarning(
             f"rlscheck: PostgreSQL {major} was asked for ([db] major_version) but {binaries.describe()} is used"
         ), stacklevel=2)
-    return LocalServer(binaries, reaper, settings=settings, stand_ins=plan.stood_in)
+    return LocalServer(binaries, reaper, settings=settings, stand_ins=plan.stood_in, initial=initial)
+
+
+@dataclass(frozen=True)
+class InitialData:
+    """A stopped cluster for a server to start from (a copy of it), and the password its
+    superuser has there."""
+
+    datadir: Path
+    password: str
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,8 @@ class _Setup:
     timeout: float
     settings: tuple[tuple[str, str], ...] = ()
     cluster_cache: Path | None = None
+    #: A stopped cluster to start from (a cached template), copied as is.
+    initial_data: Path | None = None
     track_dir: Any = lambda path: None
     forget_dir: Any = lambda path: None
 
@@ -215,29 +235,33 @@ class _Executor(PostgreSQLExecutor):
         return self
 
     def init_directory(self) -> None:
-        """The data directory: a copy of the installation's initdb'd cluster (made once, in
-        the cache) whose superuser then gets this run's password, in single-user mode, before
-        the server accepts a connection. Without a cache, initdb here."""
+        """The data directory: a copy of a cached template's cluster (which has the settings
+        already), or of the installation's initdb'd cluster (made once, in the cache), or
+        initdb here without a cache. The superuser's password is the one the copied cluster
+        has: the server changes it to the run's own on its first connection."""
         if os.path.isfile(os.path.join(self.datadir, "PG_VERSION")):
+            return
+        if self.rlscheck.initial_data is not None:
+            self._run_as_account(["cp", "-a", "--reflink=auto", "--", str(self.rlscheck.initial_data), self.datadir],
+                                 "copying the cached template's cluster")
             return
         template = self._cached_cluster() if self.rlscheck.cluster_cache is not None else None
         if template is None:
             self._initdb(self.datadir, self.password or "", self.rlscheck.cwd)
         else:
-            self._run_as_account(["cp", "-a", "--", str(template), self.datadir], "copying the initdb'd cluster")
-            statement = f"ALTER ROLE {self.user} PASSWORD '{scram_verifier(self.password or '')}';\n"
-            postgres = os.path.join(os.path.dirname(self.executable), "postgres")
-            out = self._run_as_account(
-                [postgres, "--single", "-D", self.datadir, "-c", "log_min_messages=error", "postgres"],
-                "setting the run's password", stdin=statement,
-            )
-            if "ERROR" in out:
-                raise ServerError(f"rlscheck: setting the run's password in {self.datadir} failed:\n{out.strip()}")
+            self._run_as_account(["cp", "-a", "--reflink=auto", "--", str(template), self.datadir],
+                                 "copying the initdb'd cluster")
         if self.rlscheck.settings:  # in the configuration file: no shell quoting between them and postgres
             with open(os.path.join(self.datadir, "postgresql.conf"), "a", encoding="utf-8") as conf:
                 conf.write("\n# pytest-rlscheck: server_settings / --rlscheck-pg-setting\n")
                 for name, value in self.rlscheck.settings:
                     conf.write(f"{name} = '{value.replace(chr(39), chr(39) * 2)}'\n")
+
+    def initial_password(self) -> str:
+        """The password the superuser has in the data directory as it starts."""
+        if self.rlscheck.initial_data is not None or self.rlscheck.cluster_cache is None:
+            return self.password or ""
+        return _read_password(self._cached_cluster())
 
     def _initdb(self, datadir: str, password: str, scratch: str) -> None:
         """initdb with scram-sha-256 for every connection; the password file (the verifier
@@ -255,18 +279,20 @@ class _Executor(PostgreSQLExecutor):
             os.unlink(pwfile)
 
     def _initdb_options(self, pwfile: str) -> list[str]:
-        return [f"--username={self.user}", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        return [f"--username={self.user}", "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                f"--wal-segsize={WAL_SEGMENT_MB}"]
 
     def _cached_cluster(self) -> Path:
-        """The installation's initdb'd cluster in the cache, made on first use. Its
-        superuser's password was random and is gone: a copy is of no use to anyone until a
-        run gives it its own. Owned by the server's account, mode 0700."""
+        """The installation's initdb'd cluster in the cache, made on first use, owned by the
+        server's account (mode 0700). Its superuser's password is random, kept next to it
+        (mode 0600: readable by whoever can read the cluster itself); every run changes it
+        to its own as it first connects."""
         setup = self.rlscheck
         assert setup.cluster_cache is not None
         key = hashlib.sha256(
             "\0".join([
-                CLUSTER_LAYOUT, os.path.realpath(self.executable), _file_identity(self.executable),
-                _file_identity(os.path.join(os.path.dirname(self.executable), "postgres")),
+                CLUSTER_LAYOUT, os.path.realpath(self.executable), file_identity(self.executable),
+                file_identity(os.path.join(os.path.dirname(self.executable), "postgres")),
                 " ".join(self._initdb_options("PWFILE")), str(setup.run_as), repr(sorted(
                     (name, value) for name, value in self._environment().items()
                     if name.startswith("LC_") or name in ("LANG", "LANGUAGE", "TZ", "PGTZ")  # what initdb records
@@ -274,20 +300,26 @@ class _Executor(PostgreSQLExecutor):
             ]).encode()
         ).hexdigest()[:16]
         target = setup.cluster_cache / f"cluster-{key}"
-        if (target / "PG_VERSION").is_file():
+        if (target / "PG_VERSION").is_file() and _has_password(target):
             touch(target)
+            touch(Path(f"{target}{PASSWORD_SUFFIX}"))
             return target
+        if target.exists():  # its password is gone: of no use to anyone
+            shutil.rmtree(target, ignore_errors=True)
         prune_cache(setup.cluster_cache)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=setup.cluster_cache))
         setup.track_dir(str(staging))
         try:
             if setup.run_as:
                 os.chown(staging, *setup.run_as)
-            self._initdb(str(staging / "data"), secrets.token_urlsafe(32), str(staging))
-            try:
+            password = secrets.token_urlsafe(32)
+            self._initdb(str(staging / "data"), password, str(staging))
+            _write_password(staging / f"data{PASSWORD_SUFFIX}", password)
+            try:  # the password first: a cluster without one next to it is not used
+                os.rename(staging / f"data{PASSWORD_SUFFIX}", f"{target}{PASSWORD_SUFFIX}")
                 os.rename(staging / "data", target)
             except OSError:
-                if not (target / "PG_VERSION").is_file():  # not another run's rename
+                if not ((target / "PG_VERSION").is_file() and _has_password(target)):  # not another run's rename
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -321,10 +353,11 @@ class _Executor(PostgreSQLExecutor):
         )
         return result.returncode == 0
 
-    def stop(self, sig: int | None = None, exp_sig: int | None = None) -> _Executor:
-        """``pg_ctl stop -m immediate``: the data is thrown away, no checkpoint is needed."""
+    def stop(self, sig: int | None = None, exp_sig: int | None = None, mode: str = "immediate") -> _Executor:
+        """``pg_ctl stop -m immediate``: the data is thrown away, no checkpoint is needed
+        (``mode="fast"``: a clean shutdown, for a data directory to be kept)."""
         subprocess.run(
-            [self.executable, "stop", "-D", self.datadir, "-m", "immediate", "-w"],
+            [self.executable, "stop", "-D", self.datadir, "-m", mode, "-w"],
             capture_output=True,
             timeout=self.rlscheck.timeout,
             **self._as_user(),
@@ -346,8 +379,10 @@ class LocalServer(Server):
         *,
         settings: Sequence[tuple[str, str]] = (),
         stand_ins: Sequence[StandIn] = (),
+        initial: InitialData | None = None,
     ) -> None:
         self.settings = tuple(settings)
+        self.initial = initial
         self.stand_ins = tuple(stand_ins)
         self.user = SUPERUSER
         self.maintenance_db = MAINTENANCE_DB
@@ -356,6 +391,8 @@ class LocalServer(Server):
         self.tmpdir = ""
         run_as = _unprivileged_account() if os.geteuid() == 0 else None
         self.run_as = run_as[1:] if run_as else None
+        #: The superuser's password (the run's own once the server is up).
+        self.password = ""
         unreachable = bool(self.run_as) and not _traversable(binaries.bindir / "postgres", *self.run_as)
         if unreachable or self.stand_ins:
             original = binaries
@@ -386,14 +423,15 @@ class LocalServer(Server):
             os.chown(self.tmpdir, *self.run_as)
         self.datadir = os.path.join(self.tmpdir, "data")
         self.logfile = os.path.join(self.tmpdir, "postgresql.log")
-        password = secrets.token_urlsafe(32)
         settings = {**TEST_SETTINGS, "listen_addresses": "''", "unix_socket_permissions": "0700"}
         options = " ".join(f"-c {key}={value}" for key, value in settings.items())
         self._reaper.track_server(binaries.pg_ctl, self.datadir, self.run_as)
+        initial = self.initial
         self._executor = _Executor(
             rlscheck=_Setup(
                 run_as=self.run_as, cwd=self.tmpdir, timeout=90, settings=self.settings,
-                cluster_cache=_cluster_cache(), track_dir=self._reaper.track_dir, forget_dir=self._reaper.forget_dir,
+                cluster_cache=_cluster_cache(), initial_data=initial.datadir if initial else None,
+                track_dir=self._reaper.track_dir, forget_dir=self._reaper.forget_dir,
             ),
             executable=binaries.pg_ctl,
             host=self.tmpdir,
@@ -404,27 +442,35 @@ class LocalServer(Server):
             startparams="-w -t 60",
             dbname=MAINTENANCE_DB,
             user=SUPERUSER,
-            password=password,
+            password=initial.password if initial else secrets.token_urlsafe(32),
             postgres_options=options,
         )
         try:
             self._executor.start()
+            self.password = self._executor.initial_password()
         except (_StartFailed, OSError) as exc:
             raise ServerError(
                 f"rlscheck: the throw-away server ({binaries.describe()}) did not start: {exc}\n"
                 f"Server log:\n{self._log_tail()}"
             ) from None
-        self._base = {"host": self.tmpdir, "port": PORT, "user": SUPERUSER, "password": password}
+        self._base = {"host": self.tmpdir, "port": PORT, "user": SUPERUSER, "password": self.password}
         owner = f", run as OS user {pwd.getpwuid(self.run_as[0]).pw_name}" if self.run_as else ""
         self.description = f"{binaries.describe()}, throw-away server{owner}"
-        self.server_version = self._first_connection(deadline=time.monotonic() + 30)
+        self.server_version = self._first_connection(deadline=time.monotonic() + 30, new_password=True)
 
-    def _first_connection(self, deadline: float) -> int:
+    def _first_connection(self, deadline: float, new_password: bool = False) -> int:
         """The server version, over the unix socket (a moment after pg_ctl returns, under
-        load, the socket file can still be missing)."""
+        load, the socket file can still be missing); ``new_password``: the superuser gets
+        the run's own password (a copied cluster came with the password of its cache)."""
         while True:
             try:
                 with self.admin() as conn:
+                    if new_password:
+                        password = secrets.token_urlsafe(32)
+                        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            sql.Identifier(SUPERUSER), sql.Literal(scram_verifier(password))))
+                        self.password = password
+                        self._base = {**self._base, "password": password}
                     return conn.info.server_version
             except psycopg.OperationalError as exc:
                 transient = any(t in str(exc) for t in ("No such file", "Connection refused", "starting up"))
@@ -434,6 +480,28 @@ class LocalServer(Server):
                         f"{self.tmpdir}: {exc}\nServer log:\n{self._log_tail()}"
                     ) from None
                 time.sleep(0.05)
+
+    def snapshot(self, target: Path) -> None:
+        """A copy of the data directory at ``target``, as a clean shutdown leaves it: the
+        server stops, is copied, and starts again (connections to it are lost)."""
+        executor = self._executor
+        assert executor is not None
+        executor.stop(mode="fast")
+        try:
+            if os.path.exists(os.path.join(self.datadir, "postmaster.pid")):
+                raise ServerError(f"rlscheck: the throw-away server did not stop for its data to be cached:\n"
+                                  f"{self._log_tail()}")
+            executor._run_as_account(["cp", "-a", "--reflink=auto", "--", self.datadir, str(target)],
+                                     "copying the template's cluster into the cache")
+        finally:
+            try:
+                executor.start()
+            except (_StartFailed, OSError) as exc:
+                raise ServerError(
+                    f"rlscheck: the throw-away server did not start again after its data was cached: {exc}\n"
+                    f"Server log:\n{self._log_tail()}"
+                ) from None
+            self._first_connection(deadline=time.monotonic() + 30)
 
     @property
     def files(self) -> ServerFiles:
@@ -481,6 +549,28 @@ def scram_verifier(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
 
 
+def server_account() -> tuple[int, int] | None:
+    """(uid, gid) the throw-away server runs as: None when we are not root (our own)."""
+    if os.geteuid() != 0:
+        return None
+    return _unprivileged_account()[1:]
+
+
+def _write_password(path: Path, password: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password)
+
+
+def _has_password(cluster: Path) -> bool:
+    return os.path.isfile(f"{cluster}{PASSWORD_SUFFIX}")
+
+
+def _read_password(cluster: Path) -> str:
+    with open(f"{cluster}{PASSWORD_SUFFIX}", encoding="utf-8") as f:
+        return f.read().strip()
+
+
 def _cluster_cache() -> Path | None:
     """Where initdb'd clusters are kept (the installation cache); None when there is none
     to be had (then each run runs initdb)."""
@@ -492,7 +582,7 @@ def _cluster_cache() -> Path | None:
         return None
 
 
-def _file_identity(path: str) -> str:
+def file_identity(path: str) -> str:
     """Size and modification time: a changed binary (a package upgrade) is a new cluster."""
     try:
         st = os.stat(path)
@@ -582,8 +672,15 @@ def _unprivileged_account() -> tuple[str, int, int]:
 
 
 def _temp_parent(run_as: tuple[int, int] | None) -> str:
-    """A temp directory parent the server's account can reach (a root-only $TMPDIR won't do)."""
+    """A temp directory parent the server's account can reach (a root-only $TMPDIR won't do):
+    $TMPDIR when it is set; else a memory file system with room to spare (the data is
+    thrown away, and files are made there many times faster than on a disk's journal);
+    else the system's temp directory."""
     parent = tempfile.gettempdir()
+    if not os.environ.get("TMPDIR"):
+        memory = _memory_parent(run_as)
+        if memory:
+            return memory
     if run_as is None or _traversable(Path(parent), *run_as):
         return parent
     for fallback in ("/tmp", "/var/tmp"):
@@ -593,6 +690,26 @@ def _temp_parent(run_as: tuple[int, int] | None) -> str:
         f"rlscheck: the temp directory {parent} cannot be reached by uid {run_as[0]}, which the server runs as; "
         "set TMPDIR to a world-traversable directory."
     )
+
+
+#: A memory file system for the server's data when it has this much room (a container's
+#: 64 MB /dev/shm has not).
+MEMORY_FS_FREE = 2 * 1024**3
+MEMORY_FS = "/dev/shm"
+
+
+def _memory_parent(run_as: tuple[int, int] | None) -> str | None:
+    try:
+        st = os.statvfs(MEMORY_FS)
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            tmpfs = any(line.split()[1:3] == [MEMORY_FS, "tmpfs"] for line in mounts)
+    except OSError:
+        return None
+    if not tmpfs or st.f_bavail * st.f_frsize < MEMORY_FS_FREE or not os.access(MEMORY_FS, os.W_OK | os.X_OK):
+        return None
+    if run_as is not None and not _traversable(Path(MEMORY_FS), *run_as):
+        return None
+    return MEMORY_FS
 
 
 def _traversable(path: Path, uid: int, gid: int) -> bool:

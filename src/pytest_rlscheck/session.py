@@ -40,6 +40,7 @@ class RlsSession:
         self._server: Server | None = None
         self._template: str | None = None
         self._error: RlscheckError | None = None
+        self._cleared: int | None = None  # entries --rlscheck-cache-clear removed
         self._origin: TemplateSource
         if shared:
             handed = HandedOver(shared)
@@ -107,9 +108,18 @@ class RlsSession:
     # -- for the report -------------------------------------------------------------
 
     def environment_lines(self) -> list[str]:
-        """For the report header: the server chosen and why, the stand-ins it gets. Never
-        raises (a broken file is reported where the build fails)."""
-        return self._origin.header_lines()
+        """For the report header: the server chosen and why, the stand-ins it gets, and
+        whether the template comes from the cache. Never raises (a broken file is reported
+        where the build fails)."""
+        lines = self._origin.header_lines()
+        if self._cleared is not None:
+            lines.append(f"template cache cleared ({self._cleared} entr{'y' if self._cleared == 1 else 'ies'} removed)")
+        return lines
+
+    def clear_template_cache(self) -> int:
+        """--rlscheck-cache-clear: remove the cached templates no run is using."""
+        self._cleared = self._origin.clear_cache()
+        return self._cleared
 
     def stand_in_lines(self) -> list[str]:
         """The stand-ins in use, one line each ("simulated: pg_net — ...")."""
@@ -118,8 +128,15 @@ class RlsSession:
     def environment(self) -> dict[str, Any]:
         """For the JSON report: the server and the stand-ins."""
         plan = self._origin.planned
+        status = self._origin.cache_status
         return {
             "server": self._server.description if self._server is not None else None,
+            "template": None if status is None else {
+                "source": status.state,
+                "key": status.key,
+                "built_at": status.entry.built_at if status.entry is not None else None,
+                "reason": status.reason or None,
+            },
             "stand_ins": [{"extension": s.name, "version": s.version, "simulated": s.note} for s in plan.stood_in]
             if plan
             else [],

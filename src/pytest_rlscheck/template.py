@@ -10,19 +10,22 @@ xdist worker gets a template built by the controller (:mod:`.handover`).
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psycopg
 
 from .binaries import all_pg_binaries, find_pg_binaries
+from .build_inputs import CLOCK_ROWS_SQL, reads_clock, reads_server_files
 from .cluster import ClusterState, RunLocks, clean_up, mark, snapshot
 from .config import Settings
 from .databases import Database
-from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerLost
+from .errors import MigrationError, RlscheckError, RlscheckWarning, ServerError, ServerLost
 from .extensions import (
     MISSING_EXTENSION,
     PART_EXTENSIONS,
@@ -36,7 +39,18 @@ from .extensions import (
 from .migrations import SqlFile, apply_files, load_files
 from .reaper import Reaper
 from .owner import owner_role_sql, refusal_sql, supautils_plan, supautils_refusal
-from .server import ExternalServer, LocalServer, Server, start_server
+from .installation import cache_directory
+from .server import (
+    TEST_SETTINGS,
+    ExternalServer,
+    InitialData,
+    LocalServer,
+    Server,
+    file_identity,
+    server_account,
+    start_server,
+)
+from .template_cache import Entry, TemplateCache, directory_identity, plugin_digest, template_key
 from .supabase import NO_API_GRANTS_SQL, created_objects, needed_parts, shim_failure_hint, shim_sql
 
 __all__ = ["OWNER_ROLE", "SUPABASE_SEARCH_PATH", "TemplateBuild", "TemplateSource", "connection_options"]
@@ -86,12 +100,37 @@ class TemplateSource(Protocol):
     def build(self, server: Callable[[], Server], create: Callable[[], str]) -> str:
         """The template's name; ``create`` makes the empty database (its name)."""
 
+    #: Where the template came from (the template cache, a build); None: not known here.
+    cache_status: CacheStatus | None
+
     def header_lines(self) -> list[str]: ...
 
     def stand_in_lines(self) -> list[str]: ...
 
+    def clear_cache(self) -> int:
+        """Remove the cached templates no run is using; how many went."""
+
     def clean_up(self, server: ExternalServer) -> None:
         """At the end of the run: remove what the build added to the cluster."""
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """Where the run's template came from: ``cached`` (an entry), ``built`` (and stored as
+    ``entry``, unless that failed), or ``off`` (``reason``)."""
+
+    state: str
+    key: str | None
+    entry: Entry | None
+    reason: str = ""
+
+    def line(self) -> str:
+        if self.state == "cached" and self.entry is not None:
+            return self.entry.describe()
+        if self.state == "built":
+            stored = "stored in the cache" if self.entry is not None else "not stored"
+            return f"template built (key {(self.key or '')[:12]}, {stored})"
+        return f"template built (the template cache is off: {self.reason})"
 
 
 class TemplateBuild:
@@ -108,6 +147,12 @@ class TemplateBuild:
         self._locks: RunLocks | None = None  # on a DSN server: the run's advisory locks
         self._created: ClusterState | None = None  # roles and memberships the build added there
         self._unmarked: list[str] = []
+        self._started = False  # start_server was called
+        self._holds_rows = False  # the built template holds rows (see build_inputs)
+        self._initial: InitialData | None = None  # the cached cluster the server starts from
+        self._cached: tuple[TemplateCache, str] | bool | None = None  # see _cache
+        #: Where the template came from (the report says); None until known.
+        self.cache_status: CacheStatus | None = None
 
     # -- the server ---------------------------------------------------------------------
 
@@ -156,17 +201,27 @@ class TemplateBuild:
         return self._plan
 
     def start_server(self) -> Server:
+        self._started = True
         return start_server(
-            self.settings.dsn, self.plan(), self._reaper, self.settings.server_settings, self.settings.pg_major
+            self.settings.dsn, self.plan(), self._reaper, self.settings.server_settings, self.settings.pg_major,
+            initial=self._initial,
         )
 
     def header_lines(self) -> list[str]:
         """For the report header: the server chosen and why, the stand-ins it gets. Never
         raises (a broken file is reported where the build fails)."""
         try:
-            return self.plan().header_lines()
+            lines = self.plan().header_lines()
         except RlscheckError:
             return []
+        cache = self.cache_line()
+        return [*lines, cache] if cache else lines
+
+    def clear_cache(self) -> int:
+        try:
+            return TemplateCache.at(cache_directory(), server_account()).clear()
+        except (OSError, RlscheckError):
+            return 0
 
     def stand_in_lines(self) -> list[str]:
         """The stand-ins in use, one line each ("simulated: pg_net — ...")."""
@@ -175,13 +230,11 @@ class TemplateBuild:
 
     # -- the template -------------------------------------------------------------------
 
-    def build(self, server: Callable[[], Server], create: Callable[[], str]) -> str:
-        """Read the sources, choose and start the server (in that order: a broken file
-        starts nothing), create the template database and apply the shim, the migrations
-        and the seed to it."""
-        files = self.sources()
+    def _shim(self, files: list[SqlFile]) -> tuple[list[SqlFile], frozenset[str]]:
+        """The Supabase shim's files for these sources, and the objects the sources create
+        themselves (a dump's own schemas: the shim leaves them be)."""
         self.parts = needed_parts((f.text for f in files), self.settings.supabase)
-        owned = created_objects(f.text for f in files)  # a dump's own schemas: the shim leaves them be
+        owned = created_objects(f.text for f in files)
         shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p, owned), "shim") for p in self.parts]
         plan = self.plan()
         if "core" in self.parts and not self.settings.sweep.platform.grants_new_tables:
@@ -190,6 +243,131 @@ class TemplateBuild:
             platform = platform_extensions_sql(plan, (f.text for f in files))
             if platform:
                 shim.insert(1, SqlFile("<rlscheck supabase shim: platform extensions>", platform, "shim"))
+        return shim, owned
+
+    def build(self, server: Callable[[], Server], create: Callable[[], str]) -> str:
+        """Read the sources, choose and start the server (in that order: a broken file
+        starts nothing), create the template database and apply the shim, the migrations
+        and the seed to it; or, when the template cache has this build, start the server
+        from a copy of it (and put a new build there)."""
+        files = self.sources()
+        shim, owned = self._shim(files)
+        cached = self._cache(files, shim)
+        if cached is None:
+            name, notes = self._build(server, create, files, shim, owned)
+            self._say(notes)
+            return name
+        cache, key = cached
+        with cache.locked(key):  # one builder per key; a second run waits, then copies
+            entry = cache.lookup(key)
+            if entry is not None and not self._started:
+                self._initial = InitialData(entry.data, entry.password)
+                try:
+                    server()
+                except ServerError as exc:  # a cluster that does not start is no entry
+                    cache.evict(key)
+                    self._initial = None
+                    warnings.warn(RlscheckWarning(
+                        f"rlscheck: the cached template (key {entry.short_key}) did not start and was removed; "
+                        f"building it again. {str(exc).splitlines()[0]}"), stacklevel=1)
+                else:
+                    self.parts, self.owner, self.platform_dump = entry.parts, entry.owner, entry.platform_dump
+                    self.cache_status = CacheStatus("cached", key, entry)
+                    self._say(entry.notes)
+                    return entry.template
+            name, notes = self._build(server, create, files, shim, owned)
+            started = server()
+            stored = None
+            if isinstance(started, LocalServer):
+                try:
+                    clock = self._holds_rows and reads_clock(f.text for f in [*shim, *files])
+                    stored = cache.store(
+                        key, started.snapshot, template=name, parts=list(self.parts), owner=self.owner,
+                        platform_dump=self.platform_dump, notes=list(notes), password=started.password, clock=clock,
+                        track=self._reaper.track_dir, forget=self._reaper.forget_dir,
+                    )
+                except (OSError, ServerError) as exc:
+                    if isinstance(exc, ServerError) and not started.files.running():
+                        raise
+                    warnings.warn(RlscheckWarning(f"rlscheck: the template was not cached: {exc}"), stacklevel=1)
+            self.cache_status = CacheStatus("built", key, stored)
+        self._say(notes)
+        return name
+
+    @staticmethod
+    def _say(notes: Iterable[str]) -> None:
+        for note in notes:
+            warnings.warn(RlscheckWarning(note), stacklevel=1)
+
+    def _cache(self, files: list[SqlFile], shim: list[SqlFile]) -> tuple[TemplateCache, str] | None:
+        """The template cache and this build's key in it; None when the run builds without
+        one (--rlscheck-no-cache, an existing server, no cache directory)."""
+        if self._cached is not None:
+            return self._cached or None
+        self._cached = False
+        if not self.settings.template_cache:
+            self.cache_status = CacheStatus("off", None, None, "--rlscheck-no-cache")
+            return None
+        if self.settings.dsn:
+            self.cache_status = CacheStatus("off", None, None, "an existing server (--rlscheck-dsn)")
+            return None
+        if reads_server_files(f.text for f in files):
+            self.cache_status = CacheStatus(
+                "off", None, None, "the sources have the server read a file (COPY … FROM 'file', pg_read_file), "
+                "whose contents cannot be part of the cache key"
+            )
+            return None
+        try:
+            run_as = server_account()
+            cache = TemplateCache.at(cache_directory(), run_as)
+        except (OSError, RlscheckError) as exc:
+            self.cache_status = CacheStatus("off", None, None, f"no cache directory: {str(exc).splitlines()[0]}")
+            return None
+        plan = self.plan()
+        assert plan.binaries is not None
+        binaries = plan.binaries
+        locale = sorted(
+            (k, v) for k, v in os.environ.items() if k.startswith("LC_") or k in ("LANG", "LANGUAGE", "TZ", "PGTZ")
+        )
+        ingredients = [
+            ("plugin", plugin_digest()),
+            ("server", f"{binaries.bindir.resolve()} {binaries.version} {file_identity(str(binaries.bindir / 'postgres'))}"),
+            ("extensions", directory_identity(binaries.sharedir / "extension", binaries.pkglibdir)),
+            ("stand-ins", " ".join(f"{s.name} {s.version}" for s in plan.stood_in)),
+            ("account", repr(run_as)),
+            ("locale", repr(locale)),
+            ("settings", repr(sorted(TEST_SETTINGS.items())) + repr(list(self.settings.server_settings))),
+            ("parts", " ".join(self.parts)),
+            ("owner", repr(owner_role_sql(OWNER_ROLE, "rlscheck_template", supabase="core" in self.parts))),
+            *((f"{f.kind} {f.display}", f.text) for f in [*shim, *files]),
+        ]
+        self._cached = (cache, template_key(ingredients))
+        return self._cached
+
+    def cache_line(self) -> str | None:
+        """For the report header, before the build: whether the template will come from
+        the cache (and which entry), or be built. Never raises."""
+        if self.cache_status is not None and self.cache_status.state != "off":
+            return self.cache_status.line()
+        try:
+            files = self.sources()
+            cached = self._cache(files, self._shim(files)[0])
+        except RlscheckError:
+            return None
+        if cached is None:
+            return self.cache_status.line() if self.cache_status else None
+        cache, key = cached
+        entry = cache.peek(key)
+        if entry is not None and not entry.expired():
+            return entry.describe()
+        return f"template to be built (key {key[:12]}, not in the cache yet)"
+
+    def _build(
+        self, server: Callable[[], Server], create: Callable[[], str], files: list[SqlFile], shim: list[SqlFile],
+        owned: frozenset[str],
+    ) -> tuple[str, tuple[str, ...]]:
+        """Start the server and build the template on it: the shim, the migrations, the
+        seed. Returns its name and what the migration runner said."""
         started = server()
         # on the throw-away server the project's SQL runs as Supabase's postgres, not as the superuser
         owner = OWNER_ROLE if isinstance(started, LocalServer) else None
@@ -211,6 +389,8 @@ class TemplateBuild:
                     else:
                         notes = self._apply_sources(conn, started, files, elevate=None)
                     conn.execute("ANALYZE")  # deterministic statistics: autovacuum is off on our server
+                    row = conn.execute(CLOCK_ROWS_SQL).fetchone()
+                    self._holds_rows = bool(row and row[0])
             except ServerLost as exc:
                 raise ServerLost(f"{exc}\n  {started.lost_report()}", location=exc.location) from None
             finally:
@@ -220,9 +400,7 @@ class TemplateBuild:
                     except psycopg.Error:  # the server is gone: the error that says so goes on
                         pass
         self.owner = owner
-        for note in notes:
-            warnings.warn(RlscheckWarning(note), stacklevel=1)
-        return name
+        return name, notes
 
     def _apply_shim(self, conn: psycopg.Connection[Any], server: Server, shim: list[SqlFile]) -> None:
         if not shim:
