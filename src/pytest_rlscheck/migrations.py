@@ -128,11 +128,32 @@ def apply_files(
             count += len(statements)
             continue
         pending: list[Statement] = []  # applied since the last commit, in this file
+        batch: list[tuple[Statement, list[str]]] = []  # plain statements, sent together
+
+        def flush() -> None:
+            if batch:
+                _run_batch(conn, batch, file, source, files, index, server)
+                batch.clear()
+
         for statement in statements:
             skipped = _skipped(conn, file, source, statement)
             if skipped:
                 notes.append(skipped)
                 continue
+            after = elevate(statement.text) if elevate is not None else None
+            refused = refuse(statement.text) if refuse is not None and after is None else None
+            control = _transaction_control(statement)
+            if _batchable(statement, control):
+                queries = [statement.text] if refused is None and after is None else (
+                    [refused] if refused is not None else [ELEVATE_SQL, statement.text, *after, BACK_SQL]
+                )
+                if not batch and conn.info.transaction_status == TransactionStatus.IDLE:
+                    queries = ["BEGIN", *queries]
+                batch.append((statement, queries))
+                count += 1
+                pending.append(statement)
+                continue
+            flush()
             status = conn.info.transaction_status
             try:
                 if statement.no_transaction:
@@ -140,8 +161,6 @@ def apply_files(
                         conn.execute("COMMIT")
                 elif status == TransactionStatus.IDLE:
                     conn.execute("BEGIN")
-                after = elevate(statement.text) if elevate is not None else None
-                refused = refuse(statement.text) if refuse is not None and after is None else None
                 if refused is not None:
                     conn.execute(refused)
                 elif after is not None:
@@ -159,16 +178,60 @@ def apply_files(
                     conn.execute("ROLLBACK")
                 raise report.failure(file, source, statement, exc, files, index, server) from None
             count += 1
-            control = _transaction_control(statement)
             if control == "rollback" and pending:
                 notes.append(report.discarded(file, source, statement, pending))
             if control in ("rollback", "commit") or statement.no_transaction:
                 pending = []
             elif control is None:
                 pending.append(statement)
+        flush()
         if conn.info.transaction_status == TransactionStatus.INTRANS:
             conn.execute("COMMIT")
     return ApplyReport(files=len(files), statements=count, seconds=time.perf_counter() - started, notes=tuple(notes))
+
+
+#: ``$1``: a parameter reference, which the extended protocol (a pipeline's) would read as the
+#: query's own: such a statement runs on its own, in the simple protocol, as psql sends it.
+_PARAMETER = re.compile(r"\$[0-9]")
+
+
+def _batchable(statement: Statement, control: str | None) -> bool:
+    """Whether ``statement`` can go in a pipeline with its neighbours: it runs inside the
+    file's transaction, copies nothing, controls no transaction and names no ``$n``."""
+    return (statement.copy is None and control is None and not statement.no_transaction
+            and not _PARAMETER.search(statement.text))
+
+
+def _run_batch(
+    conn: psycopg.Connection[Any],
+    batch: Sequence[tuple[Statement, Sequence[str]]],
+    file: SqlFile,
+    source: SourceText,
+    files: Sequence[SqlFile],
+    index: int,
+    server: str,
+) -> None:
+    """The statements of ``batch`` in one pipeline: one round trip for all of them, each
+    still a statement of its own (an error names it: the first one without a result is the
+    one that failed, or that the server died in). On an error the file's transaction is
+    rolled back, as one statement at a time would leave it."""
+    sent: list[tuple[Statement, psycopg.Cursor[Any]]] = []
+    prepare, conn.prepare_threshold = conn.prepare_threshold, None  # no statement of theirs is kept prepared
+    try:
+        with conn.pipeline():
+            for statement, queries in batch:
+                for query in queries:
+                    sent.append((statement, conn.execute(query)))  # no parameters: '%' stays as written
+    except psycopg.Error as exc:
+        at = next((statement for statement, cursor in sent if cursor.pgresult is None), batch[-1][0])
+        if conn.closed or conn.broken:
+            raise report.lost(file, source, at, exc) from None
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        raise report.failure(file, source, at, exc, files, index, server) from None
+    finally:
+        if not conn.closed:
+            conn.prepare_threshold = prepare
 
 
 #: For one statement supautils runs as the superuser, and back to the connection's role

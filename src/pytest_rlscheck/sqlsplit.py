@@ -2,8 +2,8 @@
 
 Statement boundaries come from a small PostgreSQL-aware scanner: ``sqlparse.split`` is
 wrong for two things migrations contain (nested ``/* /* */ */`` comments, and a backslash
-at the end of a standard string such as ``'C:\\'``). sqlparse then classifies each
-statement from its leading keywords, which decides what must run outside a transaction.
+at the end of a standard string such as ``'C:\\'``). The same scanner then gives each
+statement's leading keywords, which decide what must run outside a transaction.
 
 Dumps load too, as psql reads them: ``COPY ... FROM stdin;`` takes the lines after it, up
 to a line ``\\.``, as its data (:attr:`Statement.copy_data`); the ``\\restrict <key>`` /
@@ -19,16 +19,17 @@ import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
-from sqlparse import lexer as _sqlparse_lexer
-from sqlparse import tokens as _T
 
 __all__ = ["code_only", "MetaCommandError", "SourceText", "SplitError", "Statement", "dollar_bodies", "split", "tokens"]
 
 
-#: How much of a statement's head sqlparse reads to classify it.
+#: How much of a statement's head sqlparse reads to classify it, and how many of its words
+#: (every classification looks at the first few: ``ALTER TABLE … DETACH PARTITION …
+#: CONCURRENTLY`` is the longest, at seven).
 _HEAD_CHARS = 600
+_HEAD_WORDS = 24
 
 
 class SplitError(ValueError):
@@ -99,13 +100,20 @@ class Statement:
 
     @cached_property
     def keywords(self) -> tuple[str, ...]:
-        """The statement's leading words, upper-cased, as sqlparse tokenises them."""
+        """The statement's leading words (keywords and unquoted names), upper-cased, and its
+        parentheses, as :func:`tokens` scans them: comments, strings, quoted names and
+        dollar bodies are no words."""
         words: list[str] = []
-        for ttype, value in _sqlparse_lexer.tokenize(self.text[:_HEAD_CHARS]):
-            if ttype in _T.Keyword or ttype in _T.Name:
-                words.append(value.upper())
-            elif ttype in _T.Punctuation and value in "();":
-                words.append(value)
+        text = self.text[:_HEAD_CHARS]
+        for kind, start, end in tokens(text):
+            if kind == "word":
+                words.append(text[start:end].upper())
+            elif kind == "punct" and text[start:end] in "();":
+                words.append(text[start:end])
+            else:
+                continue
+            if len(words) >= _HEAD_WORDS:
+                break
         return tuple(words)
 
     @property
@@ -161,9 +169,11 @@ _TOKEN = re.compile(
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 
 
+@lru_cache(maxsize=1024)
 def code_only(text: str) -> str:
     """``text`` with its comments blanked out, offsets kept (strings and dollar bodies stay:
-    what a ``create extension`` or a schema reference inside them does, counts)."""
+    what a ``create extension`` or a schema reference inside them does, counts). Kept for
+    the texts seen last: the sources are read this way by several callers each."""
     return "".join(" " * (end - start) if kind in ("comment", "block") else text[start:end] for kind, start, end in tokens(text))
 
 

@@ -148,7 +148,8 @@ class TemplateBuild:
         self._created: ClusterState | None = None  # roles and memberships the build added there
         self._unmarked: list[str] = []
         self._started = False  # start_server was called
-        self._holds_rows = False  # the built template holds rows (see build_inputs)
+        self._holds_rows = False
+        self._parts: tuple[str, ...] | None = None  # the shim's parts these sources need  # the built template holds rows (see build_inputs)
         self._initial: InitialData | None = None  # the cached cluster the server starts from
         self._cached: tuple[TemplateCache, str] | bool | None = None  # see _cache
         #: Where the template came from (the report says); None until known.
@@ -171,7 +172,7 @@ class TemplateBuild:
         nothing."""
         if self._plan is None:
             files = self.sources()
-            parts = needed_parts((f.text for f in files), self.settings.supabase)
+            parts = self._needed_parts(files)
             requested = requested_extensions((f.display, f.text) for f in files)
             wanted = list(requested)
             if "core" in parts:
@@ -230,10 +231,15 @@ class TemplateBuild:
 
     # -- the template -------------------------------------------------------------------
 
+    def _needed_parts(self, files: list[SqlFile]) -> tuple[str, ...]:
+        if self._parts is None:
+            self._parts = needed_parts((f.text for f in files), self.settings.supabase)
+        return self._parts
+
     def _shim(self, files: list[SqlFile]) -> tuple[list[SqlFile], frozenset[str]]:
         """The Supabase shim's files for these sources, and the objects the sources create
         themselves (a dump's own schemas: the shim leaves them be)."""
-        self.parts = needed_parts((f.text for f in files), self.settings.supabase)
+        self.parts = self._needed_parts(files)
         owned = created_objects(f.text for f in files)
         shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p, owned), "shim") for p in self.parts]
         plan = self.plan()
