@@ -13,6 +13,7 @@ import psycopg
 
 from .access_token import AuthUser
 from .errors import SignUpFailed
+from .savepoints import bind, guarded
 
 __all__ = [
     "AS_AUTH_SQL", "CREATE_USER_SQL", "EXISTS_SQL", "LOOKUP_SQL", "NOW_SQL", "create", "exists", "lookup", "now",
@@ -74,10 +75,14 @@ def now(conn: psycopg.Connection[Any]) -> int:
 
 
 def lookup(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> tuple[int, AuthUser | None]:
-    """The transaction's now() (seconds) and the user's row, or None when there is none."""
-    row = conn.execute(LOOKUP_SQL, {"id": user_id}).fetchone()
-    assert row is not None
-    issued_at, found = row
+    """The transaction's now() (seconds) and the user's row, or None when there is none.
+
+    In a savepoint inside a transaction, all in one round trip: an auth.users a migration
+    changed must not abort the test. Raises ``UndefinedTable`` (or ``InvalidSchemaName``)
+    when there is no auth.users, the transaction as it was."""
+    [result] = guarded(conn, [bind(conn, LOOKUP_SQL, {"id": user_id})])
+    assert result.rows
+    issued_at, found = result.rows[0]
     if not found:
         return int(issued_at), None
     return int(issued_at), AuthUser(

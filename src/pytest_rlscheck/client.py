@@ -385,16 +385,17 @@ class Rls:
         if self.identity is not None and self.identity.role != self._owner.role:  # look up with the owner's rights
             with self.as_owner():
                 return self._lookup_user(sub)
-        if self._has_auth_users is None:
-            self._has_auth_users = auth_users.exists(self.connection)
         try:
             user_id = uuid.UUID(str(sub))
         except ValueError:
             user_id = None
-        with self.safely():  # a migration may have changed auth.users
-            if user_id is None or not self._has_auth_users:
-                return auth_users.now(self.connection), None
-            return auth_users.lookup(self.connection, user_id)
+        if user_id is not None and self._has_auth_users is not False:
+            try:  # one round trip, in a savepoint: a migration may have changed auth.users
+                return auth_users.lookup(self.connection, user_id)
+            except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+                self._has_auth_users = False  # no auth.users: a token of the sub alone
+        with self.safely():
+            return auth_users.now(self.connection), None
 
     def create_user(
         self,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +31,7 @@ from .errors import RlscheckUsageError
 from .impersonation import CLAIMS, Identity
 from .platform_config import PlatformConfig
 from .safeupdate import Safeupdate
+from .sqlsplit import SplitError, split
 
 __all__ = ["Api", "Request", "probe_identity", "request_identity"]
 
@@ -43,11 +45,11 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 #: A signature that is not one: the placeholder tokens are JWT-shaped but unsigned.
 UNSIGNED = "rlscheck-unsigned"
 
-#: Both roles' settings, general (database 0) and for this database, that a session of
-#: theirs may set; and authenticator's pre-request function. One round trip.
+#: Both roles' settings, general (database 0) and for this database; and authenticator's
+#: pre-request function. One round trip, and cheap: which of the names a session may set
+#: is asked apart (:data:`SETTABLE_SQL`), once per name and connection.
 ROLE_SETTINGS_SQL = """
-select r.rolname, s.setdatabase <> 0 as this_database, c.name, c.value,
-       exists (select from pg_catalog.pg_settings p where p.name = c.name and p.context = 'user') as settable
+select r.rolname, s.setdatabase <> 0 as this_database, c.name, c.value
   from pg_catalog.pg_db_role_setting s
   join pg_catalog.pg_roles r on r.oid = s.setrole
   cross join lateral (
@@ -58,6 +60,9 @@ select r.rolname, s.setdatabase <> 0 as this_database, c.name, c.value,
    and s.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database()))
  order by s.setdatabase
 """
+#: Which of these settings a session may set (pg_settings is the costly part: it renders
+#: every setting the server has, ~1.5 ms).
+SETTABLE_SQL = "select name from pg_catalog.pg_settings where context = 'user' and name = any(%(names)s::text[])"
 PRE_REQUEST = "pgrst.db_pre_request"
 READ_ONLY_SQL = "select set_config('transaction_read_only', 'on', true)"
 
@@ -85,19 +90,34 @@ class RoleSettings:
     pre_request: str | None
 
 
+#: Per connection, what pg_settings said of a setting name: whether a session may set it
+#: (context 'user'). A custom name's no is not kept: it turns settable once the session
+#: defines it (set_config makes a placeholder); a built-in name's context never changes.
+_SETTABLE: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[str, bool]] = weakref.WeakKeyDictionary()
+
+
+def _settable(conn: psycopg.Connection[Any], names: set[str]) -> set[str]:
+    known = _SETTABLE.setdefault(conn, {})
+    unknown = sorted(name for name in names if name not in known or (not known[name] and "." in name))
+    if unknown:
+        yes = {name for (name,) in conn.execute(SETTABLE_SQL, {"names": unknown}).fetchall()}
+        known.update((name, name in yes) for name in unknown)
+    return {name for name in names if known.get(name)}
+
+
 def read_role_settings(conn: psycopg.Connection[Any], role: str) -> RoleSettings:
     session: dict[str, str] = {}
     own: dict[str, str] = {}
     pre_request: str | None = None
-    for rolname, this_database, name, value, settable in conn.execute(
-        ROLE_SETTINGS_SQL, {"roles": [role, AUTHENTICATOR]}
-    ).fetchall():
+    rows = conn.execute(ROLE_SETTINGS_SQL, {"roles": [role, AUTHENTICATOR]}).fetchall()
+    settable = _settable(conn, {name for _, _, name, _ in rows if name != PRE_REQUEST})
+    for rolname, this_database, name, value in rows:
         if rolname == AUTHENTICATOR:
             if name == PRE_REQUEST:
                 pre_request = value  # this database's overrides the general one (ordered)
-            elif settable:  # a login applies both, this database's last
+            elif name in settable:  # a login applies both, this database's last
                 session[name] = value
-        if rolname == role and not this_database and settable and name != "default_transaction_isolation":
+        if rolname == role and not this_database and name in settable and name != "default_transaction_isolation":
             # PostgREST reads pg_roles.rolconfig (general settings only) and lower-cases values
             own[name] = value.lower()
     return RoleSettings(session, own, pre_request or None)
@@ -235,10 +255,13 @@ class Api:
         (a read-only one is always undone: that is how the transaction gets out of READ ONLY)."""
         conn = self._conn
         text = query if isinstance(query, str) else query.as_string(conn)
-        if conn.info.transaction_status == TransactionStatus.IDLE:
+        status = conn.info.transaction_status
+        if status == TransactionStatus.IDLE:
             # autocommit (a fresh database): one transaction per request, committed unless read-only
             with conn.transaction(force_rollback=request.read_only):
                 return self._run(request, text, query, params, commits=False)
+        if status == TransactionStatus.INTRANS and _one_statement(text, params):
+            return self._pipelined(request, text, query, params)
         with conn.transaction(force_rollback=request.read_only):
             return self._run(request, text, query, params, commits=True)
 
@@ -249,9 +272,7 @@ class Api:
         if request.read_only:
             conn.execute(READ_ONLY_SQL)
         if request.pre_request_function is not None:
-            schema, name = request.pre_request_function
-            target = sql.Identifier(schema, name) if schema else sql.Identifier(name)
-            conn.execute(sql.SQL("select {}()").format(target))
+            conn.execute(_pre_request_sql(request.pre_request_function))
         self.safeupdate.before(text)
         cursor = conn.execute(query, params)
         after = self.safeupdate.after_sql()
@@ -260,3 +281,56 @@ class Api:
         elif after:
             conn.execute("\n;\n".join(after))
         return cursor
+
+    def _pipelined(self, request: Request, text: str, query: str | sql.Composable, params: Any) -> psycopg.Cursor[Any]:
+        """:meth:`_run` inside the test's transaction, savepoint and all, in one round trip
+        (psycopg's pipeline mode: one statement per message, so the statement's own syntax
+        error cannot stop the savepoint in front). On a failure the server skips the rest;
+        rolling back to the savepoint leaves the test's transaction as it was."""
+        conn = self._conn
+        try:
+            with conn.pipeline():
+                conn.execute(REQUEST_SAVEPOINT_SQL)
+                if request.read_only:
+                    conn.execute(READ_ONLY_SQL)
+                if request.pre_request_function is not None:
+                    conn.execute(_pre_request_sql(request.pre_request_function))
+                self.safeupdate.before(text)
+                cursor = conn.execute(query, params)
+                if request.read_only:
+                    for statement in self.safeupdate.after_sql():
+                        conn.execute(statement)
+                else:
+                    for statement in (*self.safeupdate.after_sql(), *commit_checks.COMMIT_CHECK):
+                        conn.execute(statement)
+                for statement in REQUEST_UNDO_SQL if request.read_only else (REQUEST_RELEASE_SQL,):
+                    conn.execute(statement)
+        except psycopg.Error:
+            if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
+                conn.execute(";\n".join(REQUEST_UNDO_SQL))
+            raise
+        return cursor
+
+
+#: The savepoint each request of a transactional test runs in (pipelined).
+REQUEST_SAVEPOINT = "rlscheck_request"
+REQUEST_SAVEPOINT_SQL = f"SAVEPOINT {REQUEST_SAVEPOINT}"
+REQUEST_RELEASE_SQL = f"RELEASE SAVEPOINT {REQUEST_SAVEPOINT}"
+REQUEST_UNDO_SQL = (f"ROLLBACK TO SAVEPOINT {REQUEST_SAVEPOINT}", REQUEST_RELEASE_SQL)
+
+
+def _pre_request_sql(function: tuple[str | None, str]) -> sql.Composed:
+    schema, name = function
+    target = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    return sql.SQL("select {}()").format(target)
+
+
+def _one_statement(text: str, params: Any) -> bool:
+    """Whether psycopg sends ``text`` as one statement (pipeline mode takes no more): with
+    parameters always; without, when it is one statement (else the simple protocol runs them all)."""
+    if params is not None:
+        return True
+    try:
+        return len(split(text)) <= 1
+    except SplitError:
+        return False
