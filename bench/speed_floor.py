@@ -29,7 +29,6 @@ import io
 import json
 import os
 import pstats
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -238,33 +237,39 @@ def timed_run(project_dir: Path, installation: Path) -> tuple[float, dict[str, f
     return end - launch, t
 
 
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+def _covered(span: tuple[float, float], others: list[tuple[float, float]]) -> float:
+    """Seconds of ``span`` that the union of ``others`` covers."""
+    pieces = sorted((max(span[0], a), min(span[1], b)) for a, b in others if min(span[1], b) > max(span[0], a))
+    covered, reach = 0.0, span[0]
+    for start, end in pieces:
+        start = max(start, reach)
+        if end > start:
+            covered, reach = covered + end - start, end
+    return covered
 
 
 def phases(t: dict) -> list[tuple[str, float]]:
-    """The cold run's wall time in phases, each counted once (nested calls subtracted)."""
+    """The cold run's wall time in phases that do not overlap: the plugin's plan, server
+    start and template build wherever they happen (collection, in practice), the rest of
+    each pytest phase without them."""
     spans = {name: tuple(span) for name, span in t["spans"].items()}
     marks = t["marks"]
-    server, plan, build, stop = (spans.get(k, (0.0, 0.0)) for k in ("server", "plan", "build", "stop"))
-    items = (marks["first_item"], marks["last_item"])
+    plan, server, build, stop = (spans.get(k, (0.0, 0.0)) for k in ("plan", "server", "build", "stop"))
+    work = [plan, server, build]
     length = lambda s: s[1] - s[0]  # noqa: E731
-    build_only = length(build) - _overlap(build, server) - _overlap(build, plan)
-    inside_items = sum(_overlap(items, s) for s in (server, plan)) + _overlap(items, build) \
-        - _overlap(build, server) - _overlap(build, plan)
-    out = [
-        ("interpreter start, imports (pytest, plugins)", marks["configured"] - t["launch"]),
+    rest = lambda s: length(s) - _covered(s, work)  # noqa: E731
+    return [
+        ("interpreter start, imports (pytest, plugins)", rest((t["launch"], marks["configured"]))),
         ("  of which up to the first -p plugin's import", marks["early"] - t["launch"]),
-        ("configure, collection (the sweep's items)", marks["collected"] - marks["configured"]),
-        ("session start to the first item", marks["first_item"] - marks["collected"]),
+        ("configure, collection: the sweep's prepare (catalog, items)", rest((marks["configured"], marks["collected"]))),
         ("plan (server choice, its extension list)", length(plan)),
-        ("server start (reaper, cluster copy, pg_ctl start)", length(server)),
-        ("template build (shim, migrations, seed, ANALYZE)", build_only),
-        ("sweep (items, minus the three above)", length(items) - inside_items),
-        ("last item to pytest's exit (server stop included)", t["exit"] - marks["last_item"]),
+        ("server start (reaper, cluster copy, pg_ctl start)", length(server) - _covered(server, [plan])),
+        ("template build (shim, migrations, seed, ANALYZE)", length(build) - _covered(build, [plan, server])),
+        ("session start to the first item", rest((marks["collected"], marks["first_item"]))),
+        ("the sweep's items (first to last)", rest((marks["first_item"], marks["last_item"]))),
+        ("last item to pytest's exit (server stop included)", rest((marks["last_item"], t["exit"]))),
         ("  of which LocalServer.stop", length(stop)),
     ]
-    return out
 
 
 def profile(project_dir: Path, installation: Path, top: int = 25) -> str:
