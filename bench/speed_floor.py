@@ -44,11 +44,9 @@ sys.path.insert(0, str(BENCH))
 
 from project_generator import generate_project  # noqa: E402
 from pytest_rlscheck.config import load_settings  # noqa: E402
-from pytest_rlscheck.extensions import platform_extensions_sql  # noqa: E402
 from pytest_rlscheck.owner import owner_role_sql  # noqa: E402
 from pytest_rlscheck.reaper import Reaper  # noqa: E402
-from pytest_rlscheck.server import SUPERUSER, TEST_SETTINGS  # noqa: E402
-from pytest_rlscheck.supabase import NO_API_GRANTS_SQL, created_objects, needed_parts, shim_sql  # noqa: E402
+from pytest_rlscheck.server import SUPERUSER, TEST_SETTINGS, WAL_SEGMENT_MB, server_account, temp_parent  # noqa: E402
 from pytest_rlscheck.template import OWNER_ROLE, SUPABASE_SEARCH_PATH, TemplateBuild  # noqa: E402
 
 __all__ = ["generate_project", "main", "shell_floor", "shim_script"]
@@ -70,10 +68,10 @@ BUILD_FAILED = "rlscheck::migrations::"
 FLOOR_SCRIPT = r"""
 set -euo pipefail
 B=$1; SHIM=$2; SOURCE_OPTIONS=$3; shift 3
-D=$(mktemp -d /tmp/rlscheck-floor-XXXXXX)
+D=$(mktemp -d {parent}/rlscheck-floor-XXXXXX)
 trap 'runuser -u {account} -- "$B/pg_ctl" stop -D "$D/data" -m immediate -w -s >/dev/null 2>&1; rm -rf "$D"' EXIT
 chown {account}: "$D"
-runuser -u {account} -- env LC_ALL={locale} LANG={locale} "$B/initdb" -D "$D/data" -U {superuser} -A trust -N >/dev/null
+runuser -u {account} -- env LC_ALL={locale} LANG={locale} "$B/initdb" -D "$D/data" -U {superuser} -A trust -N --wal-segsize={wal_mb} >/dev/null
 runuser -u {account} -- "$B/pg_ctl" start -D "$D/data" -w -s -l "$D/log" \
   -o "-F -c listen_addresses='' -c unix_socket_directories='$D' -c unix_socket_permissions=0700 {settings}"
 export PGHOST=$D PGUSER={superuser}
@@ -87,7 +85,8 @@ runuser -u {account} -- "$B/pg_ctl" stop -D "$D/data" -m immediate -w -s
 rm -rf "$D"
 trap - EXIT
 """.format(
-    account=SERVER_ACCOUNT, locale=LOCALE, superuser=SUPERUSER, db=FLOOR_DB,
+    account=SERVER_ACCOUNT, locale=LOCALE, superuser=SUPERUSER, db=FLOOR_DB, wal_mb=WAL_SEGMENT_MB,
+    parent=temp_parent(server_account()),  # where the plugin puts its server's data: the same file system
     search_path=SUPABASE_SEARCH_PATH.replace(" ", ""),
     settings=" ".join(f"-c {name}={value}" for name, value in TEST_SETTINGS.items()),
 )
@@ -106,22 +105,13 @@ def _settings(project_dir: Path):
 def shim_script(project_dir: Path) -> tuple[str, tuple[str, ...], Path]:
     """What the plugin's build (template.py's TemplateBuild.build) runs as the superuser
     before the project's SQL, as one script; the shim parts; the server's bin directory.
-    Assembled from the same public functions, in the same order: the owner role, the shim's
-    core part, the platform extensions, the API privileges, the other parts."""
+    The build's own shim files (TemplateBuild.shim_files), after the owner role's SQL."""
     settings = _settings(project_dir)
     build = TemplateBuild(settings, Reaper())  # plan() reads files and looks at servers; starts nothing
-    files = build.sources()
-    texts = [f.text for f in files]
-    parts = needed_parts(texts, settings.supabase)
-    owned = created_objects(texts)
-    shim = [shim_sql(part, owned) for part in parts]
     plan = build.plan()
-    if "core" in parts and not settings.sweep.platform.grants_new_tables:
-        shim.insert(1, NO_API_GRANTS_SQL)
-    if "core" in parts:
-        platform = platform_extensions_sql(plan, texts)
-        if platform:
-            shim.insert(1, platform)
+    files, _owned = build.shim_files()
+    parts = build.parts
+    shim = [f.text for f in files]
     owner = owner_role_sql(OWNER_ROLE, FLOOR_DB, supabase="core" in parts).as_string(None)
     assert plan.binaries is not None
     return "\n".join([owner, *shim]), parts, plan.binaries.bindir
@@ -189,11 +179,11 @@ def _fresh_cache(installation: Path | None) -> Path:
 
 
 def run_pytest(project_dir: Path, cache: Path, extra_env: dict[str, str] | None = None,
-               prefix: list[str] | None = None) -> tuple[float, str]:
+               prefix: list[str] | None = None, args: tuple[str, ...] = ()) -> tuple[float, str]:
     """Wall seconds of one ``pytest --rlscheck -m rlscheck`` process, and its output."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RLSCHECK_CACHE_DIR": str(cache), **(extra_env or {})}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    command = [*(prefix or [sys.executable]), *PYTEST[1:]]
+    command = [*(prefix or [sys.executable]), *PYTEST[1:], *args]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started

@@ -299,6 +299,8 @@ class _Executor(PostgreSQLExecutor):
                 )),
             ]).encode()
         ).hexdigest()[:16]
+        if setup.run_as:  # the server's account copies from it (a 0700 one of root's it cannot enter)
+            os.chmod(setup.cluster_cache, 0o755)
         target = setup.cluster_cache / f"cluster-{key}"
         if (target / "PG_VERSION").is_file() and _has_password(target):
             touch(target)
@@ -418,7 +420,7 @@ class LocalServer(Server):
             raise
 
     def _start(self, binaries: PgBinaries) -> None:
-        self.tmpdir = _private_dir(_temp_parent(self.run_as), self._reaper)
+        self.tmpdir = _private_dir(temp_parent(self.run_as), self._reaper)
         if self.run_as:
             os.chown(self.tmpdir, *self.run_as)
         self.datadir = os.path.join(self.tmpdir, "data")
@@ -671,7 +673,7 @@ def _unprivileged_account() -> tuple[str, int, int]:
     )
 
 
-def _temp_parent(run_as: tuple[int, int] | None) -> str:
+def temp_parent(run_as: tuple[int, int] | None) -> str:
     """A temp directory parent the server's account can reach (a root-only $TMPDIR won't do):
     $TMPDIR when it is set; else a memory file system with room to spare (the data is
     thrown away, and files are made there many times faster than on a disk's journal);

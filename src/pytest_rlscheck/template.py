@@ -236,9 +236,11 @@ class TemplateBuild:
             self._parts = needed_parts((f.text for f in files), self.settings.supabase)
         return self._parts
 
-    def _shim(self, files: list[SqlFile]) -> tuple[list[SqlFile], frozenset[str]]:
-        """The Supabase shim's files for these sources, and the objects the sources create
-        themselves (a dump's own schemas: the shim leaves them be)."""
+    def shim_files(self, files: list[SqlFile] | None = None) -> tuple[list[SqlFile], frozenset[str]]:
+        """The Supabase shim's files for these sources (as the build runs them after the
+        owner role's SQL), and the objects the sources create themselves (a dump's own
+        schemas: the shim leaves them be)."""
+        files = self.sources() if files is None else files
         self.parts = self._needed_parts(files)
         owned = created_objects(f.text for f in files)
         shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p, owned), "shim") for p in self.parts]
@@ -257,7 +259,7 @@ class TemplateBuild:
         and the seed to it; or, when the template cache has this build, start the server
         from a copy of it (and put a new build there)."""
         files = self.sources()
-        shim, owned = self._shim(files)
+        shim, owned = self.shim_files(files)
         cached = self._cache(files, shim)
         if cached is None:
             name, notes = self._build(server, create, files, shim, owned)
@@ -357,7 +359,7 @@ class TemplateBuild:
             return self.cache_status.line()
         try:
             files = self.sources()
-            cached = self._cache(files, self._shim(files)[0])
+            cached = self._cache(files, self.shim_files(files)[0])
         except RlscheckError:
             return None
         if cached is None:

@@ -194,6 +194,8 @@ class TemplateCache:
 
     @classmethod
     def at(cls, cache: Path, run_as: tuple[int, int] | None) -> TemplateCache:
+        if run_as:  # the server's account copies from it (a 0700 one of root's it cannot enter)
+            os.chmod(cache, 0o755)
         root = cache / "templates"
         root.mkdir(mode=0o755, exist_ok=True)
         os.chmod(root, 0o755)  # the server's account copies from it
