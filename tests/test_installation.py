@@ -253,10 +253,12 @@ def test_runs_copy_one_cached_cluster_and_each_gets_its_own_password(cache: Path
     first = LocalServer(binaries, reaper)
     second = LocalServer(binaries, reaper)
     try:
-        clusters = [p for p in cache.iterdir() if p.name.startswith("cluster-")]
+        clusters = [p for p in cache.iterdir() if p.name.startswith("cluster-") and p.is_dir()]
         assert len(clusters) == 1  # initdb ran once
         info = clusters[0].stat()
         assert info.st_mode & 0o077 == 0  # the server account's alone
+        password = Path(f"{clusters[0]}.password").stat()
+        assert password.st_mode & 0o077 == 0  # as private as the cluster
         if first.run_as:
             assert info.st_uid == first.run_as[0]
         for server, other in ((first, second), (second, first)):

@@ -238,3 +238,13 @@ def test_sources_that_read_server_files_are_not_cached(project: pytest.Pytester,
                                  "read a file *"])
     assert [p["source"] for p in _probes(tmp_path)] == ["off"]
     assert _cache(tmp_path).entries() == []
+
+
+def test_xdist_workers_use_the_controllers_cached_template(project: pytest.Pytester, tmp_path: Path) -> None:
+    """The controller takes the template from the cache and hands it to each worker."""
+    _run(project)
+    project.makepyfile(test_more=PROBE.replace("def test_probe", "def test_probe_again"))
+    _run(project, "-n", "2")
+    sources = [p["source"] for p in _probes(tmp_path)]
+    assert sources == ["built", "cached", "cached"]
+    assert len({p["key"] for p in _probes(tmp_path)}) == 1

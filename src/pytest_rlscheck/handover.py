@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import RlscheckError, error_from_shared, error_to_shared
 from .extensions import ExtensionPlan
 from .server import ExternalServer, LocalServer, Server, ServerFiles
+from .template import CacheStatus
 
 if TYPE_CHECKING:
     from .session import RlsSession
@@ -35,6 +36,8 @@ def shared_info(session: RlsSession) -> dict[str, Any]:
         info["conninfo"] = server.conninfo(server.maintenance_db)
         info["description"] = server.description
         info["stand_ins"] = session.stand_in_lines()
+        status = session.template_source
+        info["template_source"] = [status.state, status.key, status.reason] if status is not None else None
         if isinstance(server, LocalServer):
             info["files"] = dataclasses.asdict(server.files)
     except RlscheckError as exc:
@@ -51,7 +54,9 @@ class HandedOver:
         self.run_id: str = self._info["run_id"]
         self.parts: tuple[str, ...] = tuple(self._info["parts"])
         self.owner: str | None = self._info.get("owner")
-        self.cache_status = None  # the controller's to report
+        source = self._info.get("template_source")
+        #: Where the controller's template came from (for a worker's environment()).
+        self.cache_status = CacheStatus(source[0], source[1], None, source[2]) if source else None
 
     @property
     def planned(self) -> ExtensionPlan | None:

@@ -44,10 +44,10 @@ def cache_directory() -> Path:
     configured = os.environ.get(CACHE_ENV)
     if configured:
         cache = Path(configured)
-    elif os.access("/var/cache", os.W_OK):
-        cache = Path("/var/cache/pytest-rlscheck")
+    elif os.geteuid() == 0 and os.access("/var/cache", os.W_OK):
+        cache = Path("/var/cache/pytest-rlscheck")  # root's: reached by the server's account
     else:
-        cache = Path(tempfile.gettempdir()) / f"pytest-rlscheck-cache-{os.geteuid()}"
+        cache = _user_cache()
     cache.mkdir(parents=True, exist_ok=True)
     info = cache.lstat()
     if info.st_uid != os.geteuid() or info.st_mode & 0o022 or stat.S_ISLNK(info.st_mode):
@@ -56,6 +56,16 @@ def cache_directory() -> Path:
             f"or is writable by others; remove it, or set {CACHE_ENV} to a directory of your own."
         )
     return cache
+
+
+def _user_cache() -> Path:
+    """``$XDG_CACHE_HOME/pytest-rlscheck`` (``~/.cache`` by default), where the user's other
+    caches are; the temp directory when there is no home to write to."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if os.path.isabs(base) and (os.access(base, os.W_OK) or not os.path.exists(base)
+                                and os.access(os.path.dirname(base) or "/", os.W_OK)):
+        return Path(base) / "pytest-rlscheck"
+    return Path(tempfile.gettempdir()) / f"pytest-rlscheck-cache-{os.geteuid()}"
 
 
 def private_installation(binaries: PgBinaries, stand_ins: Sequence[StandIn], *, whole: bool) -> PgBinaries:

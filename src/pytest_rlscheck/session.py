@@ -26,7 +26,7 @@ from .errors import RlscheckError
 from .handover import HandedOver, shared_info
 from .reaper import Reaper
 from .server import ExternalServer, Server
-from .template import TemplateBuild, TemplateSource, connection_options
+from .template import CacheStatus, TemplateBuild, TemplateSource, connection_options
 
 __all__ = ["Database", "RlsSession"]
 
@@ -116,6 +116,11 @@ class RlsSession:
             lines.append(f"template cache cleared ({self._cleared} entr{'y' if self._cleared == 1 else 'ies'} removed)")
         return lines
 
+    @property
+    def template_source(self) -> CacheStatus | None:
+        """Where the template came from: the template cache, a build (None: not known yet)."""
+        return self._origin.cache_status
+
     def clear_template_cache(self) -> int:
         """--rlscheck-cache-clear: remove the cached templates no run is using."""
         self._cleared = self._origin.clear_cache()
@@ -128,7 +133,7 @@ class RlsSession:
     def environment(self) -> dict[str, Any]:
         """For the JSON report: the server and the stand-ins."""
         plan = self._origin.planned
-        status = self._origin.cache_status
+        status = self.template_source
         return {
             "server": self._server.description if self._server is not None else None,
             "template": None if status is None else {
