@@ -269,11 +269,7 @@ class Api:
         self, request: Request, text: str, query: str | sql.Composable, params: Any, *, commits: bool
     ) -> psycopg.Cursor[Any]:
         conn = self._conn
-        if request.read_only:
-            conn.execute(READ_ONLY_SQL)
-        if request.pre_request_function is not None:
-            conn.execute(_pre_request_sql(request.pre_request_function))
-        self.safeupdate.before(text)
+        self._before(request, text)
         cursor = conn.execute(query, params)
         after = self.safeupdate.after_sql()
         if commits and not request.read_only:
@@ -281,6 +277,15 @@ class Api:
         elif after:
             conn.execute("\n;\n".join(after))
         return cursor
+
+    def _before(self, request: Request, text: str) -> None:
+        """What runs ahead of the statement: READ ONLY if asked, the pre-request function,
+        safeupdate's setting for this statement."""
+        if request.read_only:
+            self._conn.execute(READ_ONLY_SQL)
+        if request.pre_request_function is not None:
+            self._conn.execute(_pre_request_sql(request.pre_request_function))
+        self.safeupdate.before(text)
 
     def _pipelined(self, request: Request, text: str, query: str | sql.Composable, params: Any) -> psycopg.Cursor[Any]:
         """:meth:`_run` inside the test's transaction, savepoint and all, in one round trip
@@ -291,11 +296,7 @@ class Api:
         try:
             with conn.pipeline():
                 conn.execute(REQUEST_SAVEPOINT_SQL)
-                if request.read_only:
-                    conn.execute(READ_ONLY_SQL)
-                if request.pre_request_function is not None:
-                    conn.execute(_pre_request_sql(request.pre_request_function))
-                self.safeupdate.before(text)
+                self._before(request, text)
                 cursor = conn.execute(query, params)
                 if request.read_only:
                     for statement in self.safeupdate.after_sql():
