@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .platform_config import PlatformConfig, read_platform
+from .template_cache import CACHE_OFF_ENV
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -242,7 +243,7 @@ def load_settings(
         raise ConfigError(
             f"{_name(pyproject)}: [tool.rlscheck] template_cache must be true or false, got {template_cache!r}"
         )
-    if cli_no_cache or environ.get("RLSCHECK_TEMPLATE_CACHE") == "0":
+    if cli_no_cache or environ.get(CACHE_OFF_ENV) == "0":
         template_cache = False
     _check_versions(migrations)
     sweep = _sweep_config(table, pyproject)

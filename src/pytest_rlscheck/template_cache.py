@@ -24,12 +24,11 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ __all__ = [
     "CACHE_OFF_ENV",
     "Entry",
     "TemplateCache",
-    "copy_tree",
     "max_bytes",
     "plugin_digest",
     "template_key",
@@ -159,17 +157,6 @@ def template_key(ingredients: Iterable[tuple[str, str]]) -> str:
         data = text.encode()
         digest.update(f"{name}\0{len(data)}\0".encode() + data + b"\0")
     return digest.hexdigest()
-
-
-def copy_tree(source: Path, target: Path, run_as: tuple[int, int] | None, *, timeout: float = 300) -> None:
-    """``cp -a`` (a reflink where the file system has them), as the server's account."""
-    kwargs: dict[str, Any] = {"cwd": "/"}
-    if run_as:
-        kwargs |= {"user": run_as[0], "group": run_as[1], "extra_groups": []}
-    result = subprocess.run(["cp", "-a", "--reflink=auto", "--", str(source), str(target)], capture_output=True,
-                            text=True, timeout=timeout, **kwargs)
-    if result.returncode != 0:
-        raise OSError(f"copying {source} to {target} failed: {(result.stdout + result.stderr).strip()}")
 
 
 def _manifest(data: Path) -> dict[str, int]:
@@ -348,10 +335,3 @@ def _mtime(path: Path) -> float:
     except OSError:
         return 0.0
 
-
-def describe(entry: Entry) -> dict[str, Any]:
-    """For the JSON report."""
-    record = asdict(entry)
-    for private in ("password", "manifest", "path"):
-        record.pop(private)
-    return record
