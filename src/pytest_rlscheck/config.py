@@ -52,6 +52,7 @@ KNOWN_KEYS = frozenset(
         "stand_ins",
         "template_cache",
         "safeupdate",
+        "snapshot",
     }
 )
 
@@ -164,6 +165,9 @@ class Settings:
     #: Reuse a migrated template between runs (off: --rlscheck-no-cache,
     #: RLSCHECK_TEMPLATE_CACHE=0 or ``template_cache = false``).
     template_cache: bool = True
+    #: The access matrix's snapshot (``snapshot`` in ``[tool.rlscheck]``, ``--rlscheck-snapshot``):
+    #: compared with on every sweep when the file exists; None: no snapshot.
+    snapshot: Path | None = None
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -183,6 +187,7 @@ def load_settings(
     cli_dsn: str | None = None,
     cli_pg_settings: Sequence[str] = (),
     cli_no_cache: bool = False,
+    cli_snapshot: str | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Settings:
     """Merge the command line, the environment and ``[tool.rlscheck]`` into :class:`Settings`."""
@@ -257,6 +262,17 @@ def load_settings(
             f"server settings ({', '.join(server_settings)}) apply to the throw-away server, and --rlscheck-dsn / "
             "RLSCHECK_DSN names an existing one: set them on that server, or drop the DSN."
         )
+    configured_snapshot = _optional_str(table, "snapshot", pyproject)
+    if cli_snapshot:
+        snapshot: Path | None = Path(cli_snapshot).expanduser()
+        snapshot = snapshot if snapshot.is_absolute() else invocation_dir / snapshot
+    elif configured_snapshot:
+        snapshot = Path(configured_snapshot).expanduser()
+        snapshot = snapshot if snapshot.is_absolute() else base / snapshot
+    else:
+        snapshot = None
+    if snapshot is not None and snapshot.is_dir():
+        raise ConfigError(f"the access snapshot {snapshot} is a directory: name a file (supabase/rlscheck-access.json)")
     return Settings(
         migrations=migrations,
         seed=seed,
@@ -274,6 +290,7 @@ def load_settings(
         notes=tuple(seed_notes),
         stand_ins=stand_ins,
         template_cache=template_cache,
+        snapshot=snapshot,
     )
 
 

@@ -28,7 +28,7 @@ row then counts as the other tenant's (by the tenant key) or the other tenant se
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -128,6 +128,17 @@ class Outcome:
     op: str
     isolated: bool | None
     detail: str
+    #: What stopped it, when isolated: ``privilege`` (no table privilege), ``policy`` (RLS:
+    #: refused, or reached none of theirs), ``schema`` (a trigger, function or constraint
+    #: refused it), ``own`` (it went through on the user's own rows only), ``n/a`` (the
+    #: operation does not apply). For the access matrix (:mod:`.access`).
+    #: (These annotate the verdict; they take no part in comparing two outcomes.)
+    by: str = field(default="policy", compare=False)
+    #: The user's own rows the statement reached (None: not measured).
+    own_rows: int | None = field(default=None, compare=False)
+    #: The other tenant's rows it reached, and how many there are (None: not counted).
+    reached: int | None = field(default=None, compare=False)
+    total: int | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -465,7 +476,8 @@ class _Probe:
         missing = [p for p in privileges if not self.rel.granted(self.identity.role, p)]
         if not missing:
             return None
-        return Outcome(op, True, f"refused: {self.identity.role} has no {' or '.join(missing)} privilege on {self.rel.qualified}")
+        return Outcome(op, True, f"refused: {self.identity.role} has no {' or '.join(missing)} privilege on {self.rel.qualified}",
+                       by="privilege")
 
     def _judge(self, op: str, error: psycopg.Error | None, rowcount: int, before: tuple[int, int],
                after: tuple[int, int], what: str) -> Outcome:
@@ -481,7 +493,8 @@ class _Probe:
                 "PostgreSQL checks policies before constraints, so no policy refused it",
             )
         if error is not None and error.sqlstate in RAISED and not changed:
-            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {error.diag.message_primary})")
+            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {error.diag.message_primary})",
+                           by="schema")
         if error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {error.sqlstate}: {error.diag.message_primary}")
         if changed or rowcount:
@@ -490,6 +503,7 @@ class _Probe:
                 False,
                 f"{what}: {rowcount} row(s) affected; {self.whose} rows went from {before[0]} to {after[0]}"
                 + (" and their contents changed" if after[0] == before[0] and changed else ""),
+                reached=rowcount, total=before[0],
             )
         return Outcome(op, True, "no row of the other tenant affected" if self.theirs is not None else "no tenant's row affected")
 
@@ -503,13 +517,15 @@ class _Probe:
             return Outcome(op, False, f"{what}: a row of theirs got past RLS and was stopped only by a constraint "
                            f"({done.error_text()}); PostgreSQL checks policies before constraints")
         if done.error is not None and done.sqlstate in RAISED and not done.changed:
-            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})")
+            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})",
+                           by="schema")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
         if done.changed:
             return Outcome(op, False, f"{what}: {self.whose} rows went from {done.before[0]} to {done.after[0]}"
                            + (" and their contents changed" if done.after[0] == done.before[0] else ""))
-        return Outcome(op, True, f"{done.rowcount} row(s) written, none of {self.whose}")
+        return Outcome(op, True, f"{done.rowcount} row(s) written, none of {self.whose}",
+                       by="own" if done.rowcount else "policy", own_rows=done.rowcount, reached=0, total=done.before[0])
 
     def _no_wider_than_select(self, command: str) -> bool:
         """Whether ``command``'s policies for the acting role admit only rows its SELECT
@@ -548,11 +564,23 @@ class _Probe:
             return refused
         total = self.other_rows()
         setup, where, params = self._theirs()
-        seen = self._as_user(sql.SQL("select count(*) from {} t where {}").format(self.rel.ident, where), params, setup)[0]
+        own = self._own() if self.mine is not None else None
+        if own is None:  # no row of the user's own to count (or anon, who has none)
+            query = sql.SQL("select count(*), null from {} t where {}").format(self.rel.ident, where)
+        else:  # the same statement counts the user's own rows too, for the access matrix
+            _, tenant = _tenant_as_user(self.conn, self.rel, self.key, self.identity)
+            query = sql.SQL(
+                "select count(*) filter (where {where}), count(*) filter (where {tenant} is not distinct from %(mine)s::text)"
+                " from {rel} t"
+            ).format(where=where, tenant=tenant, rel=self.rel.ident)
+            params = {**params, "mine": self.mine}
+        seen, own_seen = self._as_user(query, params, setup)
         whose = "the other tenant's" if self.theirs is not None else "the tenants'"
         if seen:
-            return Outcome("select", False, f"{self.actor} sees {seen} of {whose} {total} rows")
-        return Outcome("select", True, f"none of {whose} {total} rows visible")
+            return Outcome("select", False, f"{self.actor} sees {seen} of {whose} {total} rows", own_rows=own_seen,
+                           reached=seen, total=total)
+        return Outcome("select", True, f"none of {whose} {total} rows visible", by="own" if own_seen else "policy",
+                       own_rows=own_seen, reached=0, total=total)
 
     def _copy_of_theirs(self, returning: bool) -> tuple[sql.Composable, dict[str, Any]]:
         keep = {self.key.column} if self.key.column else set()
@@ -616,7 +644,7 @@ class _Probe:
         plain = self.results.get("insert")
         if plain is not None and plain.isolated is True:
             return Outcome("insert_returning", True, "refused with the plain insert: RETURNING only adds the SELECT "
-                           "policies' check of the new row")
+                           "policies' check of the new row", by=plain.by)
         return self._insert("insert_returning", returning=True)
 
     def update(self) -> Outcome:
@@ -757,7 +785,7 @@ class _Probe:
         sets = self._move_sets(sample)
         if not sets and self._is_root():
             return Outcome(op, True, "not applicable: the tenant key is this table's own key (a row is its tenant), and "
-                           "no foreign key ties a row to another")
+                           "no foreign key ties a row to another", by="n/a")
         if not sets:
             return Outcome(op, None, "inconclusive: no tenant or foreign key column to move the row with")
         outcomes: list[tuple[tuple[str, ...], Outcome]] = []
@@ -767,7 +795,7 @@ class _Probe:
                 # The one-row move was not refused by RLS: it went through (judged by its effect) or
                 # a constraint stopped it, which stops the move of every row too (that row among them).
                 # Only a refusal can differ without a WHERE: the SELECT policies no longer check the new row.
-                outcomes.append((columns, Outcome(op, one[1].isolated, f"as the one-row move: {one[1].detail}")))
+                outcomes.append((columns, Outcome(op, one[1].isolated, f"as the one-row move: {one[1].detail}", by=one[1].by)))
                 continue
             params = {"row": to_json({c: sample[c] for c in columns}), **({"ctid": address} if address else {})}
             done = self._try(self._move_statement(columns, address), params, seen=True)
@@ -785,7 +813,9 @@ class _Probe:
         grouped: dict[str, list[str]] = {}  # the same answer for several sets of columns: said once
         for columns, o in outcomes:
             grouped.setdefault(o.detail, []).append(", ".join(columns))
-        return Outcome(op, True, "; ".join(f"{' | '.join(sets)}: {detail}" for detail, sets in grouped.items()))
+        bys = {o.by for _, o in outcomes}
+        by = next((b for b in ("own", "schema", "policy", "privilege", "n/a") if b in bys), "policy")
+        return Outcome(op, True, "; ".join(f"{' | '.join(sets)}: {detail}" for detail, sets in grouped.items()), by=by)
 
     def _judge_move(self, op: str, columns: Sequence[str], done: _Attempt, *, all_rows: bool) -> Outcome:
         what = f"{'rows were' if all_rows else 'an own row was'} moved ({', '.join(columns)})"
@@ -798,9 +828,10 @@ class _Probe:
             if carries_tenant:
                 return Outcome(op, False, f"{what}: got past RLS and was stopped only by a constraint ({done.error_text()}); "
                                "PostgreSQL checks policies before constraints, so no policy refused it")
-            return Outcome(op, True, f"stopped by a constraint ({done.error_text()}); nothing moved")
+            return Outcome(op, True, f"stopped by a constraint ({done.error_text()}); nothing moved", by="schema")
         if done.error is not None and done.sqlstate in RAISED and not done.changed:
-            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})")
+            return Outcome(op, True, f"refused by the schema (a trigger or function raised: {done.error.diag.message_primary})",
+                           by="schema")
         if done.error is not None:
             return Outcome(op, None, f"inconclusive: the attempt failed with {done.error_text()}")
         if done.changed and self.theirs is None:
@@ -816,11 +847,13 @@ class _Probe:
                                f"{done.seen_after} after; {counted})")
             if grew:
                 return Outcome(op, True, f"{what}: the row now names their tenant ({counted}), but they do not see it "
-                               f"({done.seen_after} rows, as before): nobody's access changed")
+                               f"({done.seen_after} rows, as before): nobody's access changed", by="own")
         elif grew:  # the other tenant's view could not be counted: their rows by the key say it
             return Outcome(op, False, f"{what}: {done.rowcount} row(s) now count as theirs ({counted})")
+        if not done.rowcount:
+            return Outcome(op, True, "no row moved: the UPDATE policies admit none", by="policy")
         return Outcome(op, True, f"moved, but the row(s) stay the user's: not theirs by {self.key.describe()}"
-                       + (", and the other tenant does not see them" if done.seen_before is not None else ""))
+                       + (", and the other tenant does not see them" if done.seen_before is not None else ""), by="own")
 
     def upsert(self) -> Outcome:
         """``INSERT … ON CONFLICT (<key>) DO UPDATE SET <every column> = excluded.<column>``, as
@@ -836,7 +869,7 @@ class _Probe:
         keys = [self.rel.primary_key, *sorted(self.rel.unique_keys, key=len)]  # PostgREST's default: the primary key
         key = next((k for k in keys if k and all(theirs.get(c) is not None for c in k)), None)
         if key is None:
-            return Outcome("upsert", True, "no unique key to conflict on: an upsert only inserts (see insert)")
+            return Outcome("upsert", True, "no unique key to conflict on: an upsert only inserts (see insert)", by="n/a")
         own = self._own()
         keep = {self.key.column} if self.key.column else set()
         content = dict(own[1]) if own else dict(theirs)
@@ -949,9 +982,10 @@ def assert_no_foreign_rows(
     user: Principal,
     tenant_column: str | None = None,
     tenant_sql: str | None = None,
-) -> None:
+) -> int:
     """Every row ``user`` can read from ``relation`` (a table, a view, or a set-returning
-    function call such as ``"my_conversations()"``) belongs to ``user``'s tenant."""
+    function call such as ``"my_conversations()"``) belongs to ``user``'s tenant. Returns
+    how many rows of their own tenant they read."""
     function_call = "(" in relation
     rel = None if function_call else rls.relation(relation)
     if rel is not None:
@@ -990,6 +1024,7 @@ def assert_no_foreign_rows(
         )
         cause = _leak_cause(rls, rel, relation)
         raise IsolationError(f"{headline}\n{cause}", headline=headline, fix=cause)
+    return counts.get(mine, 0)
 
 
 def _leak_cause(rls: Rls, rel: Relation | None, relation: str) -> str:

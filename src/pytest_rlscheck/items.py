@@ -8,11 +8,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from .access import Snapshot
+from .baseline import SnapshotPlan, measured_at, write_snapshot
 from .errors import Location, RlscheckError
 from .preflight import mismatch_report, nothing_to_check, tenant_mismatches
 from .findings import Finding, ObjectRef, Severity
 from .report import SweepReport
-from .rules import MIGRATION_FAILED, tenant_leak
+from .rules import MIGRATION_FAILED, access_changed, tenant_leak
 from .session import RlsSession
 from .sweep import Check, Sweep
 
@@ -85,7 +87,7 @@ class RlscheckItem(pytest.Item):
 
 
 def collect_sweep(
-    session: pytest.Session, sweep: Sweep, fail_on: Severity
+    session: pytest.Session, sweep: Sweep, fail_on: Severity, problems: dict[str, str] | None = None
 ) -> tuple[list[pytest.Item], dict[str, str]]:
     """Items of the sweep (or one ``migration-failed`` or ``nothing-to-check`` item), and
     the ignore entries that match nothing, each with a note that says why."""
@@ -117,7 +119,7 @@ def collect_sweep(
         if group is None:
             group = groups[check.object.display] = RlscheckCollector.from_parent(root, name=check.object.display)
         items.append(RlscheckItem.from_parent(group, name=check.rule, check=check, sweep=sweep, fail_on=fail_on))
-    config_reports: dict[str, str] = {}
+    config_reports: dict[str, str] = dict(problems or {})
     notes = sweep.unknown_ignores()
     if notes:
         config_reports["ignore"] = "[tool.rlscheck.ignore] entries that match nothing:\n" + "\n".join(
@@ -132,6 +134,18 @@ def collect_sweep(
             for name, report in config_reports.items()
         ]
     return items, notes
+
+
+COMPARE_KEY = "rlscheck_compare"
+
+
+def compare_baseline(session: RlsSession, rev: str) -> dict[str, str | None]:
+    """The matrix at ``rev`` as plain data for the workers: ``{"snapshot": json}`` or
+    ``{"error": why}`` (a revision git does not know, a migration that fails there)."""
+    try:
+        return {"snapshot": measured_at(session, session.settings, rev).to_json(), "error": None}
+    except RlscheckError as exc:
+        return {"snapshot": None, "error": f"--rlscheck-compare={rev}: {exc.render()}"}
 
 
 def _setup_result(rule: str, obj: str, message: str) -> dict[str, Any]:
@@ -160,10 +174,12 @@ def _migration_failure(exc: RlscheckError) -> dict[str, Any]:
 class SweepPlugin:
     """Registered with --rlscheck: adds the items, gathers their results, reports them."""
 
-    def __init__(self, config: pytest.Config, session: RlsSession, fail_on: Severity, fuzz_examples: int | None) -> None:
+    def __init__(self, config: pytest.Config, session: RlsSession, fail_on: Severity, fuzz_examples: int | None,
+                 plan: SnapshotPlan | None = None) -> None:
         self.config = config
         self.session = session
         self.fuzz_examples = fuzz_examples
+        self.plan = plan or SnapshotPlan(None)
         self.report = SweepReport(fail_on)
         self.unknown_ignores: set[str] = set()  # reported at collection already
         self.sweep: Sweep | None = None
@@ -172,16 +188,53 @@ class SweepPlugin:
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         """Before -m/-k/--deselect choose among them."""
         sweep = self.sweep = Sweep(self.session, fuzz_examples=self.fuzz_examples)
-        generated, notes = collect_sweep(session, sweep, self.report.fail_on)
+        problems: dict[str, str] = {}
+        baseline = self._baseline(problems)
+        if baseline is not None:
+            sweep.options[access_changed.OPTION] = baseline
+            sweep.options[access_changed.UPDATE_OPTION] = self.plan.update
+        generated, notes = collect_sweep(session, sweep, self.report.fail_on, problems)
         items.extend(generated)
         self.report.notes += [f"rlscheck config: {note}" for note in notes.values()]
         self.unknown_ignores |= set(notes)
+
+    def _baseline(self, problems: dict[str, str]) -> Snapshot | None:
+        """What access-changed compares with: the revision's matrix (measured by the xdist
+        controller, or here), or the snapshot file; a failure to measure the revision is a
+        failing config item, not a traceback."""
+        if not self.plan.compare:
+            return self.plan.file_baseline(self.session.settings.rootdir)
+        workerinput = getattr(self.config, "workerinput", None)
+        shared = workerinput.get(COMPARE_KEY) if workerinput is not None else None
+        if shared is None:
+            shared = compare_baseline(self.session, self.plan.compare)
+        if shared.get("error"):
+            problems["compare"] = str(shared["error"])
+            return None
+        return Snapshot.from_json(shared["snapshot"], f"git {self.plan.compare}")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
         """The sweep's own connection goes before the session drops its databases."""
         if self.sweep is not None:
             self.sweep.close()
+
+    def _snapshot_lines(self) -> list[str]:
+        """Write the snapshot when the run accepts what it measured; say where it is when it
+        was asked for and is not there yet."""
+        plan, rootdir = self.plan, self.session.settings.rootdir
+        if plan.compare or plan.path is None:
+            return []
+        shown = plan.shown_path(rootdir)
+        if plan.update:
+            rows = self.report.access()
+            if not rows:
+                return [f"rlscheck: access snapshot {shown} not written: no relation's access was measured"]
+            count, changed = write_snapshot(plan.path, rows, self.report.removed_relations())
+            return [f"rlscheck: access snapshot written to {shown} ({count} relations, {changed} changed)"]
+        if plan.configured and not plan.path.is_file():
+            return [f"rlscheck: no access snapshot at {shown} yet: --rlscheck-snapshot-update writes it"]
+        return []
 
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> str | None:
         """Under the "collected … / N deselected" line: what of the sweep will run, so that
@@ -209,6 +262,8 @@ class SweepPlugin:
             if key not in self.unknown_ignores:
                 terminalreporter.line(f"rlscheck config: ignore {key!r} matched no finding; remove it")
         self.report.environment = self.session.environment()
+        for line in self._snapshot_lines():
+            terminalreporter.line(line)
         for path in self.config.getoption("rlscheck_report"):
             self.report.write(Path(path))
             terminalreporter.line(f"rlscheck report written to {path}")

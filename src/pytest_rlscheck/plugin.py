@@ -23,13 +23,18 @@ from .fixtures import (  # noqa: F401 - the fixtures, registered with the plugin
     rlscheck_session,
 )
 from .findings import Severity
-from .items import SweepPlugin
+from .access import SnapshotError
+from .baseline import SnapshotPlan
+from .errors import RlscheckError
+from .items import COMPARE_KEY, SweepPlugin, compare_baseline
 from .report import report_path_problem
 from .markers import MARKERS, run_marker_checks
 from .session import RlsSession
 
 SIGTERM_KEY = pytest.StashKey[Any]()
 _SHARED_KEY = pytest.StashKey[dict]()
+_COMPARE_KEY = pytest.StashKey[dict]()
+PLAN_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -119,6 +124,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="empty the template cache before the run (entries another run is using stay)",
     )
     group.addoption(
+        "--rlscheck-snapshot",
+        metavar="PATH",
+        help="the access matrix's snapshot (over [tool.rlscheck] snapshot): when it exists, each relation whose "
+        "access differs fails rlscheck::<relation>::access-changed",
+    )
+    group.addoption(
+        "--rlscheck-snapshot-update",
+        action="store_true",
+        default=False,
+        help="accept the access as measured: write the snapshot (the access-changed checks pass)",
+    )
+    group.addoption(
+        "--rlscheck-compare",
+        metavar="GIT-REV",
+        help="measure the access with the migrations as they are at GIT-REV too (a second template on the same "
+        "server), and fail access-changed where this tree differs",
+    )
+    group.addoption(
         "--rlscheck-dsn",
         metavar="URL",
         help="use an existing server (or RLSCHECK_DSN): rlscheck creates and drops its own rlscheck_* databases",
@@ -144,6 +167,7 @@ def pytest_configure(config: pytest.Config) -> None:
             cli_dsn=config.getoption("rlscheck_dsn"),
             cli_pg_settings=config.getoption("rlscheck_pg_setting"),
             cli_no_cache=config.getoption("rlscheck_no_cache"),
+            cli_snapshot=config.getoption("rlscheck_snapshot"),
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -168,7 +192,14 @@ def pytest_configure(config: pytest.Config) -> None:
                     raise pytest.UsageError(problem)
         fail_on = config.getoption("rlscheck_fail_on") or settings.sweep.fail_on or "warn"
         fuzz = config.getoption("rlscheck_fuzz_examples") if config.getoption("rlscheck_fuzz") else None
-        config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on), fuzz), "rlscheck-sweep")
+        try:
+            plan = SnapshotPlan.of(settings, update=config.getoption("rlscheck_snapshot_update"),
+                                   compare=config.getoption("rlscheck_compare"))
+            plan.file_baseline(settings.rootdir)  # a snapshot that cannot be read: said now, not at collection
+        except (RlscheckError, SnapshotError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[PLAN_KEY] = plan
+        config.pluginmanager.register(SweepPlugin(config, session, Severity.parse(fail_on), fuzz, plan), "rlscheck-sweep")
     _install_sigterm(config)
 
 
@@ -202,6 +233,12 @@ def pytest_configure_node(node: Any) -> None:
         if shared is None:
             shared = node.config.stash[_SHARED_KEY] = session.shared_info()
         node.workerinput["rlscheck"] = shared
+    plan = node.config.stash.get(PLAN_KEY, None)
+    if plan is not None and plan.compare:  # the revision's matrix, measured once for every worker
+        baseline = node.config.stash.get(_COMPARE_KEY, None)
+        if baseline is None:
+            baseline = node.config.stash[_COMPARE_KEY] = compare_baseline(session, plan.compare)
+        node.workerinput[COMPARE_KEY] = baseline
 
 
 @pytest.hookimpl(wrapper=True)

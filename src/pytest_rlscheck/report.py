@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .access import RelationAccess, markdown_table, terminal_lines
 from .findings import ObjectRef, Severity
 from .rules import RULES
 from .synthesis import summary_lines
@@ -67,6 +68,25 @@ class SweepReport:
                 row[finding["severity"]] += 1
         return [rows[k] for k in sorted(rows)]
 
+    def access(self) -> list[RelationAccess]:
+        """The access matrix: each relation's row, as its isolation check (or its
+        access-changed check, which reads the same measurement) carries it."""
+        rows: dict[str, RelationAccess] = {}
+        for result in self.results:
+            data = result.get("facts", {}).get("access")
+            if data and result["object"] not in rows:
+                rows[result["object"]] = RelationAccess.from_dict(data)
+        return [rows[k] for k in sorted(rows)]
+
+    def access_changes(self) -> dict[str, list[str]]:
+        """What access-changed found differs, by relation (also when the run accepts it)."""
+        return {r["object"]: list(r["facts"]["access_changed"]) for r in self.results
+                if r.get("facts", {}).get("access_changed")}
+
+    def removed_relations(self) -> list[str]:
+        """Relations of the snapshot that no longer exist (their access-changed checks say so)."""
+        return sorted(r["object"] for r in self.results if r.get("facts", {}).get("access_removed"))
+
     def synthesis(self) -> dict[str, Any]:
         """What the sweep synthesized (principals, rows), as its measured results carry it."""
         return next((r["facts"]["synthesis"] for r in self.results if r.get("facts", {}).get("synthesis")), {})
@@ -99,6 +119,10 @@ class SweepReport:
                     f"{t['table']:<{width}}  {rls:<6}  {counts:<7}  {auth if evaluations else '-':<22}  "
                     f"{t.get('isolation') or '-':<{verdict}}  {t['error']:>3} {t['warn']:>4} {t['info']:>4}"
                 )
+        matrix = self.access()
+        if matrix:
+            lines.append("")
+            lines += terminal_lines(matrix)
         by_rule = self.by_rule()
         if by_rule:
             lines.append("")
@@ -147,6 +171,8 @@ class SweepReport:
                 {k: f[k] for k in ("rule", "severity", "object", "message", "reason")} for f in self.ignored()
             ],
             "tables": self.tables(),
+            "access": [row.to_dict() for row in self.access()],
+            "access_changes": self.access_changes(),
             "by_rule": dict(self.by_rule()),
             "synthesized": self.synthesis() or None,
         }
@@ -181,6 +207,14 @@ class SweepReport:
                     f"| {per_query if evaluations else '–'} | {t.get('isolation') or '–'} "
                     f"| {t['error']} err, {t['warn']} warn, {t['info']} info |"
                 )
+            out.append("")
+        matrix = self.access()
+        if matrix:
+            out += ["### Who can do what", "", *markdown_table(matrix), ""]
+        changes = self.access_changes()
+        if changes:
+            out += ["### Access changed", ""]
+            out += [f"- {line}" for lines in changes.values() for line in lines]
             out.append("")
         for severity in ("error", "warn", "info"):
             group = [f for f in findings if f["severity"] == severity]

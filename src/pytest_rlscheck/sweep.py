@@ -20,7 +20,9 @@ from .config import SweepConfig
 from .findings import Finding, ObjectRef, Severity
 from .locate import Sites
 from .migrations import load_files
-from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, ref, registered
+from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, access_changed, ref, registered
+from .access import RelationAccess
+from .rules import tenant_leak
 from .rules.tenant_leak import principals_from
 from .session import Database, RlsSession
 from .synthesis import Synthesis, plan, synthesize
@@ -147,6 +149,14 @@ class Sweep:
                 (ObjectRef("column", r.schema, r.name, column=c.name), r.oid, (r, c)) for r in ctx.tables() for c in r.columns
             ],
         }
+        baseline = self.options.get(access_changed.OPTION)
+        if baseline is not None:  # the snapshot's relations the schema no longer has: each says so
+            present = {name.display for kind in ("table", "platform-table", "view", "function")
+                       for name, _, _ in candidates[kind]}
+            candidates[access_changed.REMOVED] = [
+                (ObjectRef.outside(access_changed.REMOVED, name), 0, None)
+                for name in sorted(baseline.relations) if name not in present
+            ]
         checks = []
         for rule in sorted([*RULES.values(), *RUNNERS.values()], key=lambda r: r.id):
             if rule.option is not None and not self.options.get(rule.option):
@@ -157,7 +167,7 @@ class Sweep:
                 for name, oid, obj in candidates.get(kind, ()):
                     if kind != rule.targets and kind == "function" and obj.schema not in ctx.schemas:
                         continue  # read through the API: the exposed schemas only
-                    if rule.applies is None or rule.applies(ctx, kind, obj):
+                    if kind == access_changed.REMOVED or rule.applies is None or rule.applies(ctx, kind, obj):
                         checks.append(Check(rule.id, name, oid))
         return sorted(checks, key=lambda c: (c.object.display, c.rule))
 
@@ -208,6 +218,18 @@ class Sweep:
         own, self._own = self._own, None
         if own is not None:
             own[1].close()
+
+    def access_rows(self) -> list[RelationAccess]:
+        """The access matrix of this sweep's database: every relation's isolation check run
+        (each in its transaction, rolled back), its row read off the outcomes. For
+        ``--rlscheck-compare``: the sweep of the other revision's template."""
+        rows = []
+        for check in self.checks:
+            if check.rule == tenant_leak.RULE:
+                access = self.run_in_transaction(check).facts.get("access")
+                if access:
+                    rows.append(RelationAccess.from_dict(access))
+        return rows
 
     def run_all(self, rls: Rls) -> list[CheckResult]:
         return [self.run(check, rls) for check in self.checks]

@@ -243,6 +243,7 @@ reported_rule(CONSTRAINT_ADMITS_NULL, Severity.WARN, "column", "a CHECK that rea
               categories=("CORRECTNESS",))
 
 from . import (  # noqa: E402,F401 - registration
+    access_changed,
     auth_per_row,
     command_uncovered,
     constraint_fuzz,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import access
+from ..access import Cell
 from ..catalog import Function
 from ..effects import Scope
 from ..findings import Finding, ObjectRef, Severity
@@ -84,10 +86,13 @@ def _pairs(principals: list[Principal]) -> list[tuple[Principal, Principal]]:
 
 
 def leaky_calls(
-    rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal], memo: dict[str, Any], rule: str
+    rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal], memo: dict[str, Any], rule: str,
+    record: dict[str, Any] | None = None,
 ) -> tuple[list[Finding], str]:
     """Call ``fn`` as each principal (and anon) with another tenant's ids; a finding of
-    ``rule`` when a call returned or changed what is theirs."""
+    ``rule`` when a call returned or changed what is theirs. ``record``: filled with each
+    caller's cell of the access matrix (:func:`call_cell`), by name."""
+    record = {} if record is None else record
     ids = id_parameters(ctx, fn)
     if not ids:
         return [], "not applicable"
@@ -114,6 +119,10 @@ def leaky_calls(
         for attempt, who in calls:
             attempts.append(attempt)
             shown[id(attempt)] = attempt.describe(who, given)
+            role = "anon" if who == "anon" and attempt.caller == "anon" else user.role
+            cell = call_cell(attempt, shown[id(attempt)], executable=bool({role, "public"} & set(fn.executable_by)))
+            if who not in record or _WIDER[cell.outcome] > _WIDER[record[who].outcome]:
+                record[who] = cell
         if any(a.leaked for a in attempts):
             break  # shown for one pair: the other directions cost calls and say the same
     leaks = [a for a in attempts if a.leaked]
@@ -123,6 +132,26 @@ def leaky_calls(
     if failed:  # neither an answer nor a refusal: nothing was shown either way
         return [_unproven(fn, ids, failed, rule)], "not proven"
     return [], "verified"
+
+
+#: Which of two calls' cells a caller's is: the wider access.
+_WIDER = {access.PRIVILEGE: 0, access.POLICY: 1, access.SCHEMA: 2, access.OWN: 3, access.ERROR: 4, access.OTHERS: 5}
+
+
+def call_cell(attempt: Attempt, shown: str, *, executable: bool = True) -> Cell:
+    """A call with another tenant's ids as a cell of the access matrix: it returned or changed
+    theirs, it failed, it was refused (the privilege, RLS, or a RAISE of the function), or it
+    answered with nothing of theirs (own rows only)."""
+    if attempt.leaked:
+        return Cell(access.OTHERS, "yes", shown, {"others_reached": attempt.theirs or len(attempt.changes)})
+    if attempt.failed:
+        return Cell(access.ERROR, "yes", f"{shown}: {attempt.error}")
+    if attempt.refused:
+        error = attempt.error or ""
+        if not executable:
+            return Cell(access.PRIVILEGE, "yes", error)
+        return Cell(access.POLICY if error.startswith("42501") else access.SCHEMA, "yes", error)
+    return Cell(access.OWN, "yes", shown, {"returned": attempt.rows})
 
 
 #: Result types whose single value is a count or a flag: what they tell is whether, or how many.

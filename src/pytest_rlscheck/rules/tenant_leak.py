@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from .. import access
+from ..access import Cell, RelationAccess
 from ..catalog import Function, Relation
 from ..config import SweepConfig
 from ..errors import RlsAssertionError
@@ -49,30 +51,132 @@ RULE = "tenant-leak"
 PLATFORM_SCHEMAS = ("storage",)
 
 
-def _applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
-    """Views, the set-returning functions without arguments the API can call, and those that
-    take a user or tenant id (called with the other tenant's)."""
-    return kind != "function" or (obj.returns_set and not obj.argument_types) or bool(id_parameters(ctx, obj))
+def applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
+    """Tables, views, and every function the API can call (``/rpc``): the set-returning ones
+    without arguments are read, those that take a user or tenant id are called with the other
+    tenant's; the rest get their row of the access matrix from their EXECUTE grant."""
+    return kind != "function" or (obj.returns_set and not obj.argument_types) or bool(id_parameters(ctx, obj)) \
+        or api_callable(obj)
+
+
+def api_callable(fn: Function) -> bool:
+    """Executable by anon or authenticated (or PUBLIC), and not a trigger's function."""
+    return bool(set(fn.executable_by) & {*API_ROLES, "public"}) and fn.result not in ("trigger", "event_trigger")
 
 
 @dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows", also=("view", "function", "platform-table"),
-              applies=_applies, table_columns=lambda facts: {"isolation": facts.get("isolation")})
+              applies=applies, table_columns=lambda facts: {"isolation": facts.get("isolation")})
 def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
+    return measured(m)
+
+
+def measured(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
+    """The isolation check of one object, with its row of the access matrix (``facts["access"]``,
+    read off the same outcomes: :mod:`..access`). Kept for the sweep: access-changed reads the
+    object's row from the same measurement, so that the matrix costs no probe."""
+    key = f"{RULE}:{m.check.object.display}"
+    if key not in m.memo:
+        m.memo[key] = _measure(m)
+    findings, facts = m.memo[key]
+    return list(findings), dict(facts)
+
+
+#: Whether each API role bypasses RLS (service_role does on Supabase): read once per sweep.
+BYPASS_SQL = """
+select rolname, rolsuper or rolbypassrls from pg_roles where rolname = any(%(roles)s)
+"""
+
+
+def matrix_principals(m: Measurement) -> tuple[list[tuple[str, str]], dict[str, bool]]:
+    """The matrix's principals, (name, role): the users, anon, service_role (where those
+    roles exist); and which roles bypass RLS."""
+    if "access:roles" not in m.memo:
+        rows = m.rls.connection.execute(BYPASS_SQL, {"roles": ["anon", "service_role", "authenticated"]}).fetchall()
+        m.memo["access:roles"] = {str(name): bool(bypass) for name, bypass in rows}
+    roles: dict[str, bool] = m.memo["access:roles"]
+    names = {**principal_names(m.ctx.config), **m.ctx.names}
+    who = [(names.get(str(p.sub), str(p.sub)), p.role) for p in m.principals]
+    who += [(role, role) for role in ("anon", "service_role") if role in roles]
+    return who, roles
+
+
+def _measure(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
     principals = list(m.principals)
-    if m.check.kind == "table":
+    who, bypasses = matrix_principals(m)
+    cells: dict[str, Any] = {}  # what the probes got, by principal's name
+    if m.check.kind in ("table", "platform-table"):
         rel = m.ctx.catalog.relation(m.check.oid)
         if not rel.rls_enabled:
-            return [], {"isolation": "RLS off"}
-        findings, status = check_table(m.rls, m.ctx, rel, principals)
+            findings, status = [], "RLS off"
+        else:
+            findings, status = check_table(m.rls, m.ctx, rel, principals, record=cells)
+        row = table_access(m.check.object.display, rel, m.ctx.tenant_key(rel), who, bypasses, cells, status)
     elif m.check.kind == "view":
-        findings, status = check_view(m.rls, m.ctx, m.ctx.catalog.relation(m.check.oid), principals)
+        view = m.ctx.catalog.relation(m.check.oid)
+        findings, status = check_view(m.rls, m.ctx, view, principals, record=cells)
+        row = view_access(m.check.object.display, view, who, bypasses, cells, status)
     else:
         fn = next(f for f in m.ctx.catalog.functions if f.oid == m.check.oid)
-        if fn.argument_types:  # called with the other tenant's ids
-            findings, status = leaky_calls(m.rls, m.ctx, fn, principals, m.memo, RULE)
+        if fn.argument_types and id_parameters(m.ctx, fn):  # called with the other tenant's ids
+            findings, status = leaky_calls(m.rls, m.ctx, fn, principals, m.memo, RULE, record=cells)
+        elif fn.returns_set and not fn.argument_types:
+            findings, status = check_function(m.rls, m.ctx, fn, principals, record=cells)
         else:
-            findings, status = check_function(m.rls, m.ctx, fn, principals)
-    return findings, {"isolation": status}
+            findings, status = [], "not measured (no ids to call it with)"
+        row = access.function_access(m.check.object.display, fn, who, bypasses=bypasses, measured=cells)
+    return findings, {"isolation": status, "access": row.to_dict()}
+
+
+def table_access(name: str, rel: Relation, key: TenantKey | None, who: Sequence[tuple[str, str]],
+                 bypasses: dict[str, bool], runs: dict[str, Any], status: str) -> RelationAccess:
+    """A table's row of the matrix: each operation from the outcomes of its shapes where the
+    principal was tried, else read from the grants and policies (why not tried: ``status``,
+    or what the run said)."""
+    cells: dict[str, dict[str, Cell]] = {}
+    for person, role in who:
+        tenant = key is not None and role != "anon"  # anon has no rows of its own: what it reaches is allowed
+        outcomes = runs.get(person)
+        why = runs.get(f"why:{person}", status)
+        row: dict[str, Cell] = {}
+        for op in access.TABLE_OPERATIONS:
+            shapes = [o for o in outcomes if FAMILIES[o.op] == op] if isinstance(outcomes, list) else []
+            if bypasses.get(role):
+                row[op] = access.infer_cell(rel, role, op, bypasses=True, tenant=tenant, why="not tried")
+            elif shapes:
+                row[op] = access.measured_cell(rel, role, op, shapes, tenant=tenant)
+            elif op == "move" and role == "anon" and isinstance(outcomes, list):
+                row[op] = Cell(access.NA, "yes", "anon has no row of its own to move (the move without a WHERE is "
+                               "under update)")
+            else:
+                why_op = "the reads of a per-user table are not judged" if op == "select" and key is not None and \
+                    key.per_user and isinstance(outcomes, list) else why
+                row[op] = access.infer_cell(rel, role, op, tenant=tenant, why=why_op)
+        cells[person] = row
+    return RelationAccess(name, "table", cells)
+
+
+def view_access(name: str, view: Relation, who: Sequence[tuple[str, str]], bypasses: dict[str, bool],
+                measured: dict[str, Any], status: str) -> RelationAccess:
+    """A view's row: select, as the foreign-rows check read it, else from its grant and
+    whose rights it runs with."""
+    cells: dict[str, dict[str, Cell]] = {}
+    for person, role in who:
+        cell = measured.get(person)
+        if not isinstance(cell, Cell):
+            cell = _view_inferred(view, role, bypasses.get(role, False), status)
+        cells[person] = {"select": cell}
+    return RelationAccess(name, "view", cells)
+
+
+def _view_inferred(view: Relation, role: str, bypasses: bool, status: str) -> Cell:
+    detail = f"not measured ({status}): read from its grant"
+    if not view.granted(role, "SELECT"):
+        return Cell(access.PRIVILEGE, "no", f"{detail}: {role} has no SELECT privilege")
+    if bypasses:
+        return Cell(access.ALL, "no", f"{detail}: {role} bypasses RLS")
+    if not view.security_invoker and view.owner_bypasses_rls:
+        return Cell(access.ALL, "no", f"{detail}: it runs with its owner's rights ({view.owner}, who bypasses RLS)")
+    return Cell(access.ALLOWED, "no", f"{detail}: what the policies of the tables under it let through")
 
 
 def pair(principals: list[Principal], *, per_user: bool = False) -> tuple[Principal, Principal] | None:
@@ -144,7 +248,11 @@ def principal_names(config: SweepConfig) -> dict[str, str]:
     return {str(p.sub): name for name, p in config.principals.items()}
 
 
-def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
+def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Principal],
+                record: dict[str, Any] | None = None) -> tuple[list[Finding], str]:
+    """``record``: filled with each principal's outcomes by name (``why:<name>`` when it was
+    not tried), for the access matrix."""
+    record = {} if record is None else record
     key = ctx.tenant_key(rel)
     if rel.rls_enabled and not rel.policies:  # PostgreSQL refuses the API every row: nothing to measure
         return [], "deny-all (no policy)"
@@ -166,9 +274,11 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                                                   [op for op in ops_for(key) if private is None or op != "select"])
         except NothingToTest:
             empty.append(names.get(str(user.sub), str(user.sub)))
+            record[f"why:{empty[-1]}"] = "no rows of the other tenant to try it on"
             continue
         except (RlsAssertionError, psycopg.Error) as exc:
             findings.append(Finding(RULE, Severity.INFO, ref(rel), f"Isolation not verified: the check failed: {exc}"))
+            record[f"why:{names.get(str(user.sub), str(user.sub))}"] = "the check failed"
             continue
         if private is not None:  # another user's files in a private bucket: their reads are judged
             try:
@@ -180,6 +290,7 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
                 findings.append(Finding(RULE, Severity.INFO, ref(rel), f"Reads of private objects not verified: the check failed: {exc}"))
         name = names.get(str(user.sub), str(user.sub))
         runs.append((name, outcomes))
+        record[name] = outcomes
         other_name = names.get(str(other.sub), str(other.sub))
         actor = f"As {name} (sub {user.sub}" + (")" if key.per_user else f", tenant {user.tenant})")
         victim = (f"{other_name}'s rows (by {key.describe()})" if key.per_user
@@ -202,6 +313,7 @@ def check_table(rls: Rls, ctx: SweepContext, rel: Relation, principals: list[Pri
             findings.append(Finding(RULE, Severity.INFO, ref(rel), f"Isolation from anon not verified: the check failed: {exc}"))
         else:
             runs.append(("anon", outcomes))
+            record["anon"] = outcomes
             whose = "users'" if key.per_user else "tenants'"
             findings += judged(rel, key, "As anon (the anon key)", f"{whose} rows (by {key.describe()})", outcomes,
                                ctx.config.safeupdate, {"user": "anon"})
@@ -358,7 +470,8 @@ def verdict(findings: list[Finding], runs: list[tuple[str, list[Outcome]]], empt
     return "no data" if empty else "not checked"
 
 
-def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Principal]) -> tuple[list[Finding], str]:
+def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Principal],
+               record: dict[str, Any] | None = None) -> tuple[list[Finding], str]:
     if "SELECT" not in ctx.api_privileges(view):
         return [], "not readable by the API"
     quoted = view.ident.as_string(rls.connection)
@@ -367,10 +480,12 @@ def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Pri
     fix = [*read_fix(ctx, tables), *fix]
     anon_fix = "\n".join([*read_fix(ctx, tables), f"REVOKE SELECT ON {view.shown} FROM anon;"])
     return _foreign_rows(rls, quoted, ctx.tenant_key(view), principals, ref(view), anon=view.granted("anon", "SELECT"),
-                         names={**principal_names(ctx.config), **ctx.names}, fix="\n".join(fix), anon_fix=anon_fix)
+                         names={**principal_names(ctx.config), **ctx.names}, fix="\n".join(fix), anon_fix=anon_fix,
+                         record=record)
 
 
-def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal]) -> tuple[list[Finding], str]:
+def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal],
+                   record: dict[str, Any] | None = None) -> tuple[list[Finding], str]:
     if not fn.returns_set or fn.argument_types or not set(fn.executable_by) & {*API_ROLES, "public"}:
         return [], "not applicable"
     returned = fn.result.removeprefix("SETOF ").strip()
@@ -383,13 +498,16 @@ def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[P
     anon_fix = f"REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon;\nGRANT EXECUTE ON FUNCTION {fn.shown} TO authenticated;"
     fix.append(f"-- or, if the API must not call it: REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon, authenticated;")
     return _foreign_rows(rls, call, key, principals, ref(fn), anon=bool({"anon", "public"} & set(fn.executable_by)),
-                         names={**principal_names(ctx.config), **ctx.names}, fix="\n".join(fix), anon_fix=anon_fix)
+                         names={**principal_names(ctx.config), **ctx.names}, fix="\n".join(fix), anon_fix=anon_fix,
+                         record=record)
 
 
 def _foreign_rows(
     rls: Rls, relation: str, key: TenantKey | None, principals: list[Principal], name: ObjectRef, *, anon: bool = False,
-    names: dict[str, str] | None = None, fix: str = "", anon_fix: str = "",
+    names: dict[str, str] | None = None, fix: str = "", anon_fix: str = "", record: dict[str, Any] | None = None,
 ) -> tuple[list[Finding], str]:
+    """``record``: filled with a cell of the access matrix per principal tried, by name."""
+    record = {} if record is None else record
     if not [p for p in principals if p.tenant]:
         return [], "no principals"  # the tables' items say so
     if key is None or not key.column:
@@ -400,21 +518,31 @@ def _foreign_rows(
     errors: list[str] = []
     checked = 0
     for user in (p for p in principals if p.tenant):
+        person = (names or {}).get(str(user.sub), str(user.sub))
         try:
-            assert_no_foreign_rows(rls, relation, user=user, tenant_column=key.column)
+            own = assert_no_foreign_rows(rls, relation, user=user, tenant_column=key.column)
             checked += 1
+            record[person] = access.read_cell(user.role, True, own, False, None,
+                                              f"read {own} row(s) of their own tenant, none of another's")
         except NothingToTest:
             continue
         except RlsAssertionError as exc:
             leaks.append((user.sub, exc))
+            record[person] = access.read_cell(user.role, True, None, True, None, exc.headline)
         except psycopg.Error as exc:
             errors.append(f"as {user.sub}: {exc.sqlstate}: {exc.diag.message_primary}")
+            refused = exc.sqlstate == "42501"
+            record[person] = access.read_cell(user.role, True, None, False, None if refused else errors[-1],
+                                              f"refused: {exc.diag.message_primary}")
     read_by_anon = 0
     if anon:  # the anon key: any tenant's row is foreign to it
         try:
             read_by_anon = anon_reads(rls, relation, key)
+            record["anon"] = access.read_cell("anon", True, None, bool(read_by_anon), None,
+                                              f"anon reads {read_by_anon} row(s) of tenants")
         except psycopg.Error as exc:
             errors.append(f"as anon: {exc.sqlstate}: {exc.diag.message_primary}")
+            record["anon"] = access.read_cell("anon", True, None, False, errors[-1], "")
     by_anon = f"anon (the anon key) reads {read_by_anon} rows of tenants (by {key.describe()}) from {name}"
     if leaks:  # one finding for the relation, whoever it leaked to
         first = leaks[0][1]

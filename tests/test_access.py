@@ -1,0 +1,129 @@
+"""The access matrix and its snapshot: who can do what, measured, and every change a diff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SEED, example_project
+from pytest_rlscheck.access import Cell, RelationAccess, Snapshot, SnapshotError, changed_cells
+
+SNAPSHOT = Path("supabase/rlscheck-access.json")
+WIDEN_SELECT = """
+create policy "every member reads every message" on public.messages for select to authenticated using (true);
+"""
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--rlscheck", "-m", "rlscheck", *args, timeout=300)
+
+
+def _report(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    result = _run(pytester, "--rlscheck-report=report.json", *args)
+    return result, json.loads((pytester.path / "report.json").read_text())
+
+
+def test_snapshot_written_then_clean_and_unmoved_by_seed_changes(pytester: pytest.Pytester) -> None:
+    example_project(pytester)
+    written = _run(pytester, "--rlscheck-snapshot-update")
+    assert written.ret == 0, written.stdout.str()
+    written.stdout.fnmatch_lines(["rlscheck: access snapshot written to supabase/rlscheck-access.json (6 relations, 6 changed)"])
+    path = pytester.path / SNAPSHOT
+    first = path.read_text()
+    data = json.loads(first)
+    messages = data["relations"]["public.messages"]["access"]
+    assert messages["alice"]["select"] == messages["bob"]["select"] == "own rows only"
+    assert messages["anon"]["select"] == "refused (policy)"  # no policy admits anon
+    assert messages["service_role"]["delete"] == "all rows"  # it bypasses RLS
+    assert data["relations"]["public.conversations_with_stats"]["kind"] == "view"
+
+    again = _run(pytester, "-rA")
+    assert again.ret == 0, again.stdout.str()
+    assert "PASSED rlscheck::public.messages::access-changed" in again.stdout.str()
+    assert path.read_text() == first
+
+    # other rows, other counts, the same access: the snapshot stays as it was
+    seed = pytester.path / "supabase" / "seed.sql"
+    seed.write_text(seed.read_text() + "\ndelete from public.messages where ctid in "
+                    "(select ctid from public.messages order by id limit 1000);\n")
+    reseeded = _run(pytester, "--rlscheck-snapshot-update")
+    assert reseeded.ret == 0, reseeded.stdout.str()
+    reseeded.stdout.fnmatch_lines(["rlscheck: access snapshot written to * (6 relations, 0 changed)"])
+    assert path.read_text() == first  # byte for byte: sorted, categories only
+
+
+def test_a_widened_select_policy_fails_with_exactly_the_changed_cells(pytester: pytest.Pytester) -> None:
+    example_project(pytester)
+    assert _run(pytester, "--rlscheck-snapshot-update", "-k", "access-changed").ret == 0
+    migration = pytester.path / "supabase" / "migrations" / "20250101000000_widen.sql"
+    migration.write_text(WIDEN_SELECT)
+
+    result, report = _report(pytester, "-k", "access-changed")
+    assert result.ret == 1
+    expected = ["alice · select public.messages: own rows only → others' rows",
+                "bob · select public.messages: own rows only → others' rows"]
+    assert report["access_changes"] == {"public.messages": expected}
+    result.stdout.fnmatch_lines(["*FAILED rlscheck::public.messages::access-changed*"])
+    out = result.stdout.str()
+    assert "Who can do what on public.messages differs from supabase/rlscheck-access.json" in out
+    assert all(line in out for line in expected)
+    assert "1 failed, 5 passed" in out  # the other relations' access did not change
+
+    accepted = _run(pytester, "--rlscheck-snapshot-update", "-k", "access-changed")
+    assert accepted.ret == 0, accepted.stdout.str()
+    accepted.stdout.fnmatch_lines(["rlscheck: access snapshot written to * (6 relations, 1 changed)"])
+    messages = json.loads((pytester.path / SNAPSHOT).read_text())["relations"]["public.messages"]["access"]
+    assert messages["alice"]["select"] == "others' rows"
+    assert _run(pytester, "-k", "access-changed").ret == 0  # accepted: clean again
+
+
+def test_the_matrix_in_the_reports_with_the_counts_behind_it(pytester: pytest.Pytester) -> None:
+    example_project(pytester)
+    result = _run(pytester, "--rlscheck-report=report.json", "--rlscheck-report=report.md")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["access (S I U D M X: *", "public.messages * alice/bob o  o  o  o  s  o   anon x* *"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    rows = {row["relation"]: row for row in report["access"]}
+    assert set(rows) == {"public.organizations", "public.organization_members", "public.domains",
+                         "public.conversations", "public.messages", "public.conversations_with_stats"}
+    select = rows["public.messages"]["cells"]["alice"]["select"]
+    # alice (acme) read every one of her tenant's messages and none of globex's
+    assert select["measured"] == "yes"
+    assert select["rows"] == {"own_reached": SEED.acme.messages, "others_reached": 0, "others_total": SEED.globex.messages}
+    assert rows["public.messages"]["cells"]["anon"]["select"]["measured"] == "no"  # no policy admits anon: not tried
+    markdown = (pytester.path / "report.md").read_text()
+    assert "### Who can do what" in markdown
+    assert "| `public.messages` | alice | own | own | own | own | ✗ schema | own |  |" in markdown
+
+
+def test_removed_relations_fail_and_a_broken_snapshot_is_refused(pytester: pytest.Pytester) -> None:
+    example_project(pytester)
+    path = pytester.path / SNAPSHOT
+    path.write_text(Snapshot({"public.gone": ("table", {"anon": {"select": "all rows"}})}).to_json())
+    result, report = _report(pytester, "-k", "access-changed")
+    assert result.ret == 1
+    assert report["access_changes"]["public.gone"] == [
+        "public.gone: removed (in the snapshot, no longer in the schema)",
+        "anon · select public.gone: all rows → absent",
+    ]
+    assert report["access_changes"]["public.messages"][0] == "public.messages: new (not in the snapshot)"
+
+    path.write_text("{not json")
+    broken = _run(pytester)
+    assert broken.ret == 4  # a usage error, before anything runs
+    broken.stderr.fnmatch_lines(["*rlscheck-access.json: not JSON*--rlscheck-snapshot-update*"])
+
+
+def test_snapshot_text_is_deterministic_and_diffs_name_each_cell() -> None:
+    one = RelationAccess("public.t", "table", {"bob": {"select": Cell("own rows only")}, "alice": {"select": Cell("own rows only")}})
+    two = RelationAccess("public.t", "table", {"alice": {"select": Cell("own rows only", "no", "x", {"own_reached": 3})},
+                                                "bob": {"select": Cell("own rows only")}})
+    assert Snapshot.of([one]).to_json() == Snapshot.of([two]).to_json()  # counts and order are not access
+    assert Snapshot.from_json(Snapshot.of([one]).to_json(), "f").relations == Snapshot.of([two]).relations
+    assert changed_cells("public.t", {"anon": {"select": "refused (policy)", "insert": "refused (policy)"}},
+                         {"anon": {"select": "all rows", "insert": "refused (policy)"}}) == [
+        "anon · select public.t: refused (policy) → all rows"]
+    with pytest.raises(SnapshotError, match="not an rlscheck access snapshot"):
+        Snapshot.from_json('{"relations": {}}', "f.json")
