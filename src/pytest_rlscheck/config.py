@@ -30,6 +30,7 @@ __all__ = [
     "SourceRule",
     "SweepConfig",
     "TableConfig",
+    "check_versions",
     "empty_directories",
     "load_settings",
     "resolve_sql_files",
@@ -275,7 +276,7 @@ def load_settings(
         )
     if cli_no_cache or environ.get(CACHE_OFF_ENV) == "0":
         template_cache = False
-    _check_versions(migrations)
+    check_versions(migrations)
     sweep = _sweep_config(table, pyproject)
     if cli_config is not None:
         sweep = dataclasses.replace(sweep, platform=cli_config.platform)
@@ -463,7 +464,7 @@ def _first_entry(directory: Path) -> Path | None:
     return min(directory.iterdir(), key=lambda p: p.name, default=None)
 
 
-def _check_versions(migrations: Sequence[Path]) -> None:
+def check_versions(migrations: Sequence[Path]) -> None:
     """Two migrations with one version: the CLI's history table (its primary key is the
     version) refuses the second, so ``supabase db reset`` stops there."""
     seen: dict[str, Path] = {}
