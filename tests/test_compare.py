@@ -243,3 +243,29 @@ def test_a_broken_migration_at_the_revision_is_reported_as_the_revision_s(tmp_pa
     finally:
         rev.close()
         main.close()
+
+
+def test_a_revision_before_the_shim_was_needed_gets_the_main_template_s_core(tmp_path: Path) -> None:
+    repo = tmp_path / "supabase-later"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    write(repo, {A: "create table notes (id int primary key, owner uuid);\n"})
+    commit(repo, "plain")
+    write(repo, {B: "alter table notes enable row level security;\n"
+                    "create policy own on notes for all to authenticated using (owner = auth.uid());\n"})
+    commit(repo, "a policy")
+    main = RlsSession(settings_of(repo))
+    rev = session_at(main, settings_at(main.settings, "HEAD~1", tmp_path / "rev"))
+    try:
+        rev.template()
+        assert "core" in main.parts and rev.parts == ("core",)
+        with main.server.admin() as conn:  # the project's postgres is Supabase's: no superuser
+            assert conn.execute("select rolsuper from pg_roles where rolname = %s", [main.owner]).fetchone() == (False,)
+        assert _tables(rev.worker_connection()) == {"notes"}
+    finally:
+        rev.close()
+    try:
+        conn = main.worker_connection()
+        assert conn.execute("select count(*) from pg_policies where policyname = 'own'").fetchone() == (1,)
+    finally:
+        main.close()

@@ -47,12 +47,13 @@ from .config import (
     CliConfig,
     Settings,
     SourceRule,
-    _check_versions,
+    check_versions,
     empty_directories,
     resolve_sql_files,
     skipped_migrations,
 )
 from .databases import Janitor
+from .extensions import ExtensionPlan
 from .errors import ConfigError, Location, MigrationError, RlscheckError
 from .migrations import SqlFile, load_files
 from .owner import OWNER_ATTRIBUTES, PLAIN_OWNER_ATTRIBUTES
@@ -355,7 +356,7 @@ def settings_at(settings: Settings, rev: str, into: Path) -> RevisionSettings:
     for spec in gone:
         notes.append(f"at {rev}, {spec!r} ({_where(migration_rule)}) does not exist: no migrations from it")
     migrations = resolve_sql_files(kept, migrations_at.base, f"the migrations at {rev}", sort=True)
-    _check_versions(migrations)
+    check_versions(migrations)
 
     if seed_rule.kind == "cli":
         seed_files, cli_notes = CliConfig(seed_at.base / "config.toml", True, seed_rule.specs).seed_files()
@@ -419,75 +420,41 @@ def _labelled(paths: Sequence[Path], kind: str, label: Callable[[Path], str]) ->
 class _RevisionBuild(TemplateBuild):
     """A :class:`.template.TemplateBuild` of a revision's files on the main session's server:
     its files shown as ``REV:path``, the main session's server plan (the server that runs),
-    the Supabase shim's core whenever the main template has it, and what it added to the
-    cluster's roles remembered so that :meth:`clean_up` can take it away again."""
+    and the Supabase shim's core whenever the main template has it."""
 
     def __init__(self, settings: Settings, reaper: Reaper, main: RlsSession) -> None:
         super().__init__(settings, reaper)
         self._main = main
-        self._added: ClusterState | None = None  # on a throw-away server: roles and memberships the build added
+        self._labelled: list[SqlFile] | None = None
 
     def sources(self) -> list[SqlFile]:
-        if self._files is None:
+        if self._labelled is None:
             label = self.settings.label if isinstance(self.settings, RevisionSettings) else str
-            self._files = _labelled(self.settings.migrations, "migration", label) + _labelled(
+            self._labelled = _labelled(self.settings.migrations, "migration", label) + _labelled(
                 self.settings.seed, "seed", label
             )
-        return self._files
+        return self._labelled
 
-    def plan(self) -> Any:
-        if self._plan is None:
-            # the server that runs is the main session's, chosen for the work tree's sources
-            self._plan = getattr(self._main._origin, "planned", None)
-        return super().plan()
+    def plan(self) -> ExtensionPlan:
+        # the server that runs is the main session's, chosen for the work tree's sources
+        return self._main.planned or super().plan()
 
-    def _needed_parts(self, files: list[SqlFile]) -> tuple[str, ...]:
+    @property
+    def planned(self) -> ExtensionPlan | None:
+        return self._main.planned or super().planned
+
+    def needed_parts(self, files: list[SqlFile]) -> tuple[str, ...]:
         """The shim's parts, as for the work tree; but with the core whenever the main
         template has it (and the project's configuration leaves it to the sources): the
         revision is the same project on the same platform, and the core decides what the
         cluster-wide ``postgres`` role is (a superuser without it)."""
-        parts = super()._needed_parts(files)
+        parts = super().needed_parts(files)
         if self.settings.supabase is None and "core" in self._main.parts and "core" not in parts:
             return ("core",)
         return parts
 
     def start_server(self) -> Server:
         return self._main.server  # never started here
-
-    def _build(self, server: Callable[[], Server], create: Callable[[], str], *args: Any) -> tuple[str, tuple[str, ...]]:
-        started = server()
-        if not isinstance(started, LocalServer):  # an existing server: TemplateBuild tracks the cluster itself
-            return super()._build(server, create, *args)
-        with started.admin() as conn:
-            before = snapshot(conn)
-        try:
-            return super()._build(server, create, *args)
-        finally:
-            try:
-                with started.admin() as conn:
-                    self._added = snapshot(conn).added_since(before)
-                    if ("core" in self.parts) != ("core" in self._main.parts) and self._main.owner:
-                        # the build gave the owner role the revision's attributes: back to the main template's
-                        attributes = OWNER_ATTRIBUTES if "core" in self._main.parts else PLAIN_OWNER_ATTRIBUTES
-                        conn.execute(sql.SQL("ALTER ROLE {} " + attributes).format(sql.Identifier(self._main.owner)))
-            except psycopg.Error:  # the server is gone: the error that says so goes on
-                pass
-
-    def clean_up(self, server: ExternalServer | Server) -> None:  # type: ignore[override]
-        """Drop the roles and revoke the memberships this build added (after its databases
-        are gone); on an existing server as :meth:`.template.TemplateBuild.clean_up` does."""
-        if isinstance(server, ExternalServer):
-            super().clean_up(server)
-            return
-        added, self._added = self._added, None
-        if not added or not (added.roles or added.memberships):
-            return
-        try:
-            notes = clean_up(server.conninfo(server.maintenance_db), added, own_roles=sorted(added.roles))
-        except psycopg.Error as exc:
-            notes = [f"the clean-up failed: {str(exc).strip()}"]
-        for note in notes:
-            sys.stderr.write(f"rlscheck: the comparison's template: {note}\n")
 
 
 class RevisionSession(RlsSession):
@@ -508,11 +475,11 @@ class RevisionSession(RlsSession):
 
     Caveat: roles are cluster-wide. The revision's migrations run on the cluster ``main``'s
     template also runs on: a role they create exists for ``main``'s tests too until
-    :meth:`close` (a plain ``CREATE ROLE`` that both revisions run fails in the second
-    build, here: ``role "…" already exists``), and an ``ALTER ROLE``, a ``GRANT`` on an
-    existing role or a change of its settings is not undone (memberships between existing
-    roles that the build granted are revoked at :meth:`close`). The owner role's
-    attributes (``postgres``: superuser or not) are put back to ``main``'s after the build.
+    :meth:`close` (and a plain ``CREATE ROLE`` that both revisions run fails in this build:
+    ``role "…" already exists``); an ``ALTER ROLE``, a role's settings or a grant to an
+    existing role are not undone (memberships between existing roles the build granted are
+    revoked at :meth:`close`). The owner role's attributes (``postgres``: superuser or not)
+    are put back to ``main``'s after the build.
     """
 
     def __init__(self, main: RlsSession, settings: Settings) -> None:
@@ -531,6 +498,9 @@ class RevisionSession(RlsSession):
         #: The revision the files are from ("" when ``settings`` is not a RevisionSettings).
         self.revision = getattr(settings, "revision", "")
         self._origin = _RevisionBuild(settings, self._reaper, main)
+        #: On a throw-away server: the roles and memberships this build added to the cluster.
+        self._added: ClusterState | None = None
+        self._built = False
 
     @property
     def server_started(self) -> bool:
@@ -543,7 +513,31 @@ class RevisionSession(RlsSession):
 
     def template(self) -> str:
         self.main.template()  # first: the revision's roles must not be there when main's build runs
-        return super().template()
+        if self._built:
+            return super().template()
+        self._built = True
+        server = self.main.server
+        if not isinstance(server, LocalServer):  # an existing server: the build tracks the cluster itself
+            return super().template()
+        with server.admin() as conn:
+            before = snapshot(conn)
+        try:
+            return super().template()
+        finally:
+            try:
+                with server.admin() as conn:
+                    self._added = snapshot(conn).added_since(before)
+                    self._restore_owner(conn)
+            except psycopg.Error:  # the server is gone: the error that says so goes on
+                pass
+
+    def _restore_owner(self, conn: psycopg.Connection[Any]) -> None:
+        """The build gave the cluster's owner role the attributes of the revision's project
+        (with or without the shim's core): back to the main template's."""
+        owner = self.main.owner
+        if owner and ("core" in self.parts) != ("core" in self.main.parts):
+            attributes = OWNER_ATTRIBUTES if "core" in self.main.parts else PLAIN_OWNER_ATTRIBUTES
+            conn.execute(sql.SQL("ALTER ROLE {} " + attributes).format(sql.Identifier(owner)))
 
     def close(self) -> None:
         """Drop this session's databases and what its build added to the cluster's roles;
@@ -552,11 +546,25 @@ class RevisionSession(RlsSession):
         if self.main.server_started:
             server = self.main.server
             self._janitor.drop_all(server)
-            self._origin.clean_up(server)  # type: ignore[arg-type]
+            if isinstance(server, ExternalServer):
+                self._origin.clean_up(server)
+            else:
+                self._drop_added(server)
         # with main's server gone, what was ours went with it (or, on an existing server,
         # is dropped by this session's reaper, which still tracks it)
         self._janitor.forget()
         self._reaper.close()
+
+    def _drop_added(self, server: Server) -> None:
+        added, self._added = self._added, None
+        if not added or not (added.roles or added.memberships):
+            return
+        try:
+            notes = clean_up(server.conninfo(server.maintenance_db), added, own_roles=sorted(added.roles))
+        except psycopg.Error as exc:
+            notes = [f"the clean-up failed: {str(exc).strip()}"]
+        for note in notes:
+            sys.stderr.write(f"rlscheck: the template at {self.revision or 'the other revision'}: {note}\n")
 
 
 def session_at(main: RlsSession, settings: Settings) -> RevisionSession:
