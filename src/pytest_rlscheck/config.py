@@ -27,8 +27,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "PrincipalConfig",
     "Settings",
+    "SourceRule",
     "SweepConfig",
     "TableConfig",
+    "check_versions",
     "empty_directories",
     "load_settings",
     "resolve_sql_files",
@@ -136,6 +138,22 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class SourceRule:
+    """How a set of source files was found, so that the same rule can find them again in
+    another copy of the project (its files at a git revision, :mod:`.compare`).
+
+    ``kind`` is ``"listed"``: ``specs`` (directories, files, globs as written), relative to
+    ``base``, each of which must match (the command line, ``[tool.rlscheck]``);
+    ``"default"``: the default path ``specs[0]`` under ``base``, when it exists; or
+    ``"cli"``: supabase/config.toml's ``[db.seed] sql_paths`` patterns, relative to ``base``
+    (the supabase directory), each pattern's matches sorted (no ``specs``: seeding is off)."""
+
+    kind: str
+    specs: tuple[str, ...] = ()
+    base: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the plugin needs to know to build the database, after validation."""
 
@@ -168,6 +186,10 @@ class Settings:
     #: The access matrix's snapshot (``snapshot`` in ``[tool.rlscheck]``, ``--rlscheck-snapshot``):
     #: compared with on every sweep when the file exists; None: no snapshot.
     snapshot: Path | None = None
+    #: How :attr:`migrations` and :attr:`seed` were found (None: not recorded, a Settings
+    #: made by hand).
+    migration_rule: SourceRule | None = None
+    seed_rule: SourceRule | None = None
 
     def describe_sources(self) -> str:
         if not self.migrations:
@@ -202,27 +224,36 @@ def load_settings(
         specs, spec_base = list(cli_migrations), invocation_dir
         origin = "--rlscheck-migrations=" + " --rlscheck-migrations=".join(cli_migrations)
         migrations = resolve_sql_files(specs, spec_base, "--rlscheck-migrations", sort=True)
+        migration_rule = SourceRule("listed", tuple(specs), spec_base)
     elif "migrations" in table:
         specs, spec_base = _string_list(table, "migrations", pyproject), base
         origin = f"migrations = {specs!r} in {_name(pyproject)}"
         migrations = resolve_sql_files(specs, spec_base, f"migrations in {_name(pyproject)}", sort=True)
+        migration_rule = SourceRule("listed", tuple(specs), spec_base)
     elif (rootdir / DEFAULT_MIGRATIONS).is_dir():
         specs, spec_base = [DEFAULT_MIGRATIONS], rootdir
         origin = f"the default {DEFAULT_MIGRATIONS}"
         migrations = resolve_sql_files(specs, spec_base, "supabase/migrations", sort=True)
+        migration_rule = SourceRule("default", (DEFAULT_MIGRATIONS,), rootdir)
     else:
         specs, spec_base = [], rootdir
         origin = f"the default {DEFAULT_MIGRATIONS}, which does not exist in {rootdir}"
         migrations = ()
+        migration_rule = SourceRule("default", (DEFAULT_MIGRATIONS,), rootdir)
 
     cli_config = read_cli_config(rootdir / CLI_CONFIG)
     seed_notes: list[str] = []
+    seed_rule = SourceRule("default", (DEFAULT_SEED,), rootdir)
     if cli_seed:
         seed = resolve_sql_files(cli_seed, invocation_dir, "--rlscheck-seed", sort=False)
+        seed_rule = SourceRule("listed", tuple(cli_seed), invocation_dir)
     elif "seed" in table:
-        seed = resolve_sql_files(_string_list(table, "seed", pyproject), base, f"seed in {_name(pyproject)}", sort=False)
+        seed_specs = _string_list(table, "seed", pyproject)
+        seed = resolve_sql_files(seed_specs, base, f"seed in {_name(pyproject)}", sort=False)
+        seed_rule = SourceRule("listed", tuple(seed_specs), base)
     elif cli_config is not None:
         seed, seed_notes = cli_config.seed_files()
+        seed_rule = SourceRule("cli", cli_config.seed_paths if cli_config.seed_enabled else (), cli_config.path.parent)
     elif (rootdir / DEFAULT_SEED).is_file():
         seed = (rootdir / DEFAULT_SEED,)
     else:
@@ -250,7 +281,7 @@ def load_settings(
         )
     if cli_no_cache or environ.get(CACHE_OFF_ENV) == "0":
         template_cache = False
-    _check_versions(migrations)
+    check_versions(migrations)
     sweep = _sweep_config(table, pyproject)
     if cli_config is not None:
         sweep = dataclasses.replace(sweep, platform=cli_config.platform)
@@ -291,6 +322,8 @@ def load_settings(
         stand_ins=stand_ins,
         template_cache=template_cache,
         snapshot=snapshot,
+        migration_rule=migration_rule,
+        seed_rule=seed_rule,
     )
 
 
@@ -448,7 +481,7 @@ def _first_entry(directory: Path) -> Path | None:
     return min(directory.iterdir(), key=lambda p: p.name, default=None)
 
 
-def _check_versions(migrations: Sequence[Path]) -> None:
+def check_versions(migrations: Sequence[Path]) -> None:
     """Two migrations with one version: the CLI's history table (its primary key is the
     version) refuses the second, so ``supabase db reset`` stops there."""
     seen: dict[str, Path] = {}

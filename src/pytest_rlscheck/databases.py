@@ -175,15 +175,15 @@ class Janitor:
             self._worker_conn.close()
             self._worker_conn = None
 
-    def drop_all(self, server: ExternalServer) -> None:
-        """On an existing server: drop every database of ours, the template last (one that
+    def drop_all(self, server: Server) -> None:
+        """Drop every database of ours, the template last (on an existing server, one that
         cannot be dropped now is left to the reaper)."""
         for name in sorted(self._owned, key=lambda n: n.endswith("_template")):
-            if self._drop_now(server, name):
+            if self._drop_now(server, name) and isinstance(server, ExternalServer):
                 self._reaper.forget_database(name)
 
     @staticmethod
-    def _drop_now(server: ExternalServer, name: str, attempts: int = 5) -> bool:
+    def _drop_now(server: Server, name: str, attempts: int = 5) -> bool:
         """DROP … WITH (FORCE), tried again for a moment: a backend that is still exiting
         (a connection just closed, an autovacuum worker) can make one attempt fail, and a
         database left now keeps the roles its grants name from being dropped after it."""

@@ -23,6 +23,7 @@ import psycopg
 from .config import Settings
 from .databases import Database, Janitor
 from .errors import RlscheckError
+from .extensions import ExtensionPlan
 from .handover import HandedOver, shared_info
 from .reaper import Reaper
 from .server import ExternalServer, Server
@@ -72,6 +73,11 @@ class RlsSession:
     @property
     def options(self) -> str:
         return connection_options(self.parts, self._origin.owner)
+
+    @property
+    def planned(self) -> ExtensionPlan | None:
+        """The server chosen for the sources and its stand-ins (None: not chosen here)."""
+        return self._origin.planned
 
     @property
     def server_started(self) -> bool:

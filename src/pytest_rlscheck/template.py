@@ -172,7 +172,7 @@ class TemplateBuild:
         nothing."""
         if self._plan is None:
             files = self.sources()
-            parts = self._needed_parts(files)
+            parts = self.needed_parts(files)
             requested = requested_extensions((f.display, f.text) for f in files)
             wanted = list(requested)
             if "core" in parts:
@@ -231,7 +231,8 @@ class TemplateBuild:
 
     # -- the template -------------------------------------------------------------------
 
-    def _needed_parts(self, files: list[SqlFile]) -> tuple[str, ...]:
+    def needed_parts(self, files: list[SqlFile]) -> tuple[str, ...]:
+        """The Supabase shim's parts these sources need (or the configuration asks for)."""
         if self._parts is None:
             self._parts = needed_parts((f.text for f in files), self.settings.supabase)
         return self._parts
@@ -241,7 +242,7 @@ class TemplateBuild:
         owner role's SQL), and the objects the sources create themselves (a dump's own
         schemas: the shim leaves them be)."""
         files = self.sources() if files is None else files
-        self.parts = self._needed_parts(files)
+        self.parts = self.needed_parts(files)
         owned = created_objects(f.text for f in files)
         shim = [SqlFile(f"<rlscheck supabase shim: {p}>", shim_sql(p, owned), "shim") for p in self.parts]
         plan = self.plan()
