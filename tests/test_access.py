@@ -95,7 +95,7 @@ def test_the_matrix_in_the_reports_with_the_counts_behind_it(pytester: pytest.Py
     assert rows["public.messages"]["cells"]["anon"]["select"]["measured"] == "no"  # no policy admits anon: not tried
     markdown = (pytester.path / "report.md").read_text()
     assert "### Who can do what" in markdown
-    assert "| `public.messages` | alice | own | own | own | own | ✗ schema | own |  |" in markdown
+    assert "| `public.messages` | alice | own | own | own | own | ✗ schema | own |" in markdown
 
 
 def test_removed_relations_fail_and_a_broken_snapshot_is_refused(pytester: pytest.Pytester) -> None:
@@ -127,3 +127,32 @@ def test_snapshot_text_is_deterministic_and_diffs_name_each_cell() -> None:
         "anon · select public.t: refused (policy) → all rows"]
     with pytest.raises(SnapshotError, match="not an rlscheck access snapshot"):
         Snapshot.from_json('{"relations": {}}', "f.json")
+
+
+def _git(pytester: pytest.Pytester, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.name=rlscheck", "-c", "user.email=rlscheck@example.test", *args],
+                   cwd=pytester.path, check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
+def test_compare_with_a_git_revision_names_what_the_branch_changes(pytester: pytest.Pytester, workers: tuple) -> None:
+    example_project(pytester)
+    _git(pytester, "init", "-q")
+    _git(pytester, "add", "-A")
+    _git(pytester, "commit", "-qm", "the example")
+    (pytester.path / "supabase" / "migrations" / "20250101000000_widen.sql").write_text(WIDEN_SELECT)
+    _git(pytester, "add", "-A")
+    _git(pytester, "commit", "-qm", "widen the reads of messages")
+
+    result, report = _report(pytester, "--rlscheck-compare=HEAD~1", "-k", "access-changed", *workers)
+    assert result.ret == 1, result.stdout.str()
+    assert report["access_changes"] == {"public.messages": [
+        "alice · select public.messages: own rows only → others' rows",
+        "bob · select public.messages: own rows only → others' rows"]}
+    out = result.stdout.str()
+    assert "Who can do what on public.messages differs from git HEAD~1" in out
+    assert "20250101000000_widen.sql:2" in out  # where the policy that widened it was created
+    assert not (pytester.path / SNAPSHOT).exists()  # a comparison writes nothing
+    assert _run(pytester, "--rlscheck-compare=HEAD", "-k", "access-changed", *workers).ret == 0  # no change: clean

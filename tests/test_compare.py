@@ -56,6 +56,17 @@ def commit(repo: Path, message: str) -> str:
     return git(repo, "rev-parse", "HEAD").strip()
 
 
+def two_commits(repo: Path, first: dict[str, str], second: dict[str, str]) -> Path:
+    """A new repository at ``repo``: ``first`` committed, then ``second`` written over it and committed."""
+    repo.mkdir()
+    git(repo, "init", "-q")
+    write(repo, first)
+    commit(repo, "first")
+    write(repo, second)
+    commit(repo, "second")
+    return repo
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A project with two commits (FIRST, then SECOND), and changes not committed: one staged
@@ -224,13 +235,8 @@ def test_the_revision_s_template_is_built_next_to_the_main_one(main: RlsSession,
 
 
 def test_a_broken_migration_at_the_revision_is_reported_as_the_revision_s(tmp_path: Path) -> None:
-    repo = tmp_path / "broken"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    write(repo, {A: "create table a (id int);\ncreate tabel oops (id int);\n"})
-    commit(repo, "broken")
-    write(repo, {A: "create table a (id int);\n"})
-    commit(repo, "fixed")
+    repo = two_commits(tmp_path / "broken", {A: "create table a (id int);\ncreate tabel oops (id int);\n"},
+                       {A: "create table a (id int);\n"})
     main = RlsSession(settings_of(repo))
     rev = session_at(main, settings_at(main.settings, "HEAD~1", tmp_path / "rev"))
     try:
@@ -246,14 +252,9 @@ def test_a_broken_migration_at_the_revision_is_reported_as_the_revision_s(tmp_pa
 
 
 def test_a_revision_before_the_shim_was_needed_gets_the_main_template_s_core(tmp_path: Path) -> None:
-    repo = tmp_path / "supabase-later"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    write(repo, {A: "create table notes (id int primary key, owner uuid);\n"})
-    commit(repo, "plain")
-    write(repo, {B: "alter table notes enable row level security;\n"
-                    "create policy own on notes for all to authenticated using (owner = auth.uid());\n"})
-    commit(repo, "a policy")
+    repo = two_commits(tmp_path / "supabase-later", {A: "create table notes (id int primary key, owner uuid);\n"},
+                       {B: "alter table notes enable row level security;\n"
+                           "create policy own on notes for all to authenticated using (owner = auth.uid());\n"})
     main = RlsSession(settings_of(repo))
     rev = session_at(main, settings_at(main.settings, "HEAD~1", tmp_path / "rev"))
     try:

@@ -339,11 +339,12 @@ def markdown_table(rows: Sequence[RelationAccess]) -> list[str]:
     principal, a column per operation; ``*`` marks a cell read from grants and policies."""
     if not rows:
         return []
-    lines = ["| relation | principal | " + " | ".join(OPERATIONS) + " |", "|---|---|" + "---|" * len(OPERATIONS)]
+    operations = [op for op in OPERATIONS if any(op in ops for row in rows for ops in row.cells.values())]
+    lines = ["| relation | principal | " + " | ".join(operations) + " |", "|---|---|" + "---|" * len(operations)]
     for row in sorted(rows, key=lambda r: (r.kind != "table", r.relation)):
         for who, ops in row.cells.items():
             cells = []
-            for op in OPERATIONS:
+            for op in operations:
                 cell = ops.get(op)
                 cells.append("" if cell is None else _MD.get(cell.outcome, cell.outcome) + ("\\*" if cell.measured == "no" else ""))
             lines.append(f"| `{row.relation}` | {who} | " + " | ".join(cells) + " |")

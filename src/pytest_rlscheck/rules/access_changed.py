@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..access import RelationAccess, Snapshot, changed_cells
+from ..access import POLICY_COMMANDS, RelationAccess, Snapshot, changed_cells
 from ..findings import Finding, Severity
 from . import Measurement, dynamic_rule
 from . import tenant_leak
@@ -54,4 +54,14 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
               "review it: this is what the branch changes in who can do what")
     message = (f"Who can do what on {name} differs from {baseline.source or 'the snapshot'}:\n"
                + "\n".join(f"  {line}" for line in lines) + f"\n{accept}.")
-    return [Finding(RULE, Severity.ERROR, m.check.object, message, details={"changes": lines})], facts
+    details: dict[str, Any] = {"changes": lines}
+    if m.check.kind in ("table", "platform-table", "view") and new is not None:
+        # where to look: the latest statement of the policies that decide the changed operations
+        rel = m.ctx.catalog.relation(m.check.oid)
+        ops = {op for who, cells in new.items() for op, outcome in cells.items()
+               if ((old[1] if old else {}).get(who) or {}).get(op) != outcome}
+        commands = {c for op in ops for c in POLICY_COMMANDS.get(op, ())}
+        policies = [p.name for p in rel.policies if any(p.covers(c) for c in commands)]
+        if policies:
+            details["policies"] = policies
+    return [Finding(RULE, Severity.ERROR, m.check.object, message, details=details)], facts
