@@ -156,3 +156,29 @@ def test_compare_with_a_git_revision_names_what_the_branch_changes(pytester: pyt
     assert "20250101000000_widen.sql:2" in out  # where the policy that widened it was created
     assert not (pytester.path / SNAPSHOT).exists()  # a comparison writes nothing
     assert _run(pytester, "--rlscheck-compare=HEAD", "-k", "access-changed", *workers).ret == 0  # no change: clean
+
+
+FUNCTIONS = """
+create function public.my_conversations() returns setof public.conversations
+language sql stable security invoker as $$ select * from public.conversations $$;
+create function public.conversation_messages(p_conversation_id uuid) returns bigint
+language sql stable security invoker as $$ select count(*) from public.messages where conversation_id = p_conversation_id $$;
+"""
+
+
+def test_functions_have_rows_of_their_own_named_by_the_function(pytester: pytest.Pytester) -> None:
+    example_project(pytester, FUNCTIONS)
+    written = _run(pytester, "--rlscheck-snapshot-update")
+    assert written.ret == 0, written.stdout.str()
+    relations = json.loads((pytester.path / SNAPSHOT).read_text())["relations"]
+    functions = {name: entry for name, entry in relations.items() if entry["kind"] == "function"}
+    assert set(functions) == {"public.my_conversations()", "public.conversation_messages(p_conversation_id uuid)"}
+    for entry in functions.values():
+        assert set(entry["access"]) == {"alice", "bob", "anon", "service_role"}
+        assert set(entry["access"]["alice"]) == {"execute"}
+    assert functions["public.my_conversations()"]["access"]["alice"]["execute"] == "own rows only"  # measured
+    called = functions["public.conversation_messages(p_conversation_id uuid)"]["access"]
+    assert called["alice"]["execute"] == "own rows only"  # called with bob's ids: nothing of his
+    assert called["anon"]["execute"] == "allowed"  # anon has no tenant to call its own
+    again = _run(pytester, "-k", "access-changed")
+    assert again.ret == 0, again.stdout.str()  # each function compared with its own entry: clean

@@ -207,13 +207,13 @@ def function_access(name: str, fn: Function, who: Sequence[tuple[str, str]], *, 
     """A function's row: execute, measured where the probes called it, else by its EXECUTE
     grant (a function the probes did not call does what its body does, for anyone it lets in)."""
     cells: dict[str, dict[str, Cell]] = {}
-    for name, role in who:
-        if measured and name in measured:
-            cells[name] = {"execute": measured[name]}
+    for person, role in who:
+        if measured and person in measured:
+            cells[person] = {"execute": measured[person]}
         elif not _applies_to(fn.executable_by, role):
-            cells[name] = {"execute": Cell(PRIVILEGE, "no", f"{role} has no EXECUTE privilege")}
+            cells[person] = {"execute": Cell(PRIVILEGE, "no", f"{role} has no EXECUTE privilege")}
         else:
-            cells[name] = {"execute": Cell(ALL if bypasses.get(role) else ALLOWED, "no",
+            cells[person] = {"execute": Cell(ALL if bypasses.get(role) else ALLOWED, "no",
                                            "not measured (the probes did not call it): read from its EXECUTE grant")}
     return RelationAccess(name, "function", cells)
 

@@ -119,8 +119,10 @@ def leaky_calls(
         for attempt, who in calls:
             attempts.append(attempt)
             shown[id(attempt)] = attempt.describe(who, given)
-            role = "anon" if who == "anon" and attempt.caller == "anon" else user.role
-            cell = call_cell(attempt, shown[id(attempt)], executable=bool({role, "public"} & set(fn.executable_by)))
+            by_anon = attempt.caller == "anon"
+            role = "anon" if by_anon else user.role
+            cell = call_cell(attempt, shown[id(attempt)], executable=bool({role, "public"} & set(fn.executable_by)),
+                             tenant=not by_anon)
             if who not in record or _WIDER[cell.outcome] > _WIDER[record[who].outcome]:
                 record[who] = cell
         if any(a.leaked for a in attempts):
@@ -135,13 +137,14 @@ def leaky_calls(
 
 
 #: Which of two calls' cells a caller's is: the wider access.
-_WIDER = {access.PRIVILEGE: 0, access.POLICY: 1, access.SCHEMA: 2, access.OWN: 3, access.ERROR: 4, access.OTHERS: 5}
+_WIDER = {access.PRIVILEGE: 0, access.POLICY: 1, access.SCHEMA: 2, access.OWN: 3, access.ALLOWED: 4, access.ERROR: 5,
+          access.OTHERS: 6}
 
 
-def call_cell(attempt: Attempt, shown: str, *, executable: bool = True) -> Cell:
+def call_cell(attempt: Attempt, shown: str, *, executable: bool = True, tenant: bool = True) -> Cell:
     """A call with another tenant's ids as a cell of the access matrix: it returned or changed
     theirs, it failed, it was refused (the privilege, RLS, or a RAISE of the function), or it
-    answered with nothing of theirs (own rows only)."""
+    answered with nothing of theirs (own rows only; for anon, who has no tenant: allowed)."""
     if attempt.leaked:
         return Cell(access.OTHERS, "yes", shown, {"others_reached": attempt.theirs or len(attempt.changes)})
     if attempt.failed:
@@ -151,7 +154,7 @@ def call_cell(attempt: Attempt, shown: str, *, executable: bool = True) -> Cell:
         if not executable:
             return Cell(access.PRIVILEGE, "yes", error)
         return Cell(access.POLICY if error.startswith("42501") else access.SCHEMA, "yes", error)
-    return Cell(access.OWN, "yes", shown, {"returned": attempt.rows})
+    return Cell(access.OWN if tenant else access.ALLOWED, "yes", shown, {"returned": attempt.rows})
 
 
 #: Result types whose single value is a count or a flag: what they tell is whether, or how many.
