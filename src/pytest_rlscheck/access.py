@@ -49,7 +49,10 @@ CATEGORIES = (PRIVILEGE, POLICY, SCHEMA, OWN, OTHERS, ALL, ALLOWED, ERROR, NA)
 #: One character each, for the terminal's line per relation.
 CODES = {PRIVILEGE: "-", POLICY: "x", SCHEMA: "s", OWN: "o", OTHERS: "!", ALL: "A", ALLOWED: "+", ERROR: "?", NA: "."}
 LEGEND = ("- no privilege, x refused by policy, s refused by the schema, o own rows only, ! others' rows, A all rows, "
-          "+ allowed, ? error, . n/a; * read from grants and policies, not measured")
+          "+ allowed, ? error, . n/a; * read from grants and policies, not measured; ~ the other tenant's rows "
+          "measured, the own ones read from the policies")
+#: How a cell that was not (or only partly) measured is marked, after its outcome.
+MARKS = {"no": "*", "partly": "~"}
 #: The privileges each operation needs, and the commands whose policies decide it.
 PRIVILEGES = {"select": ("SELECT",), "insert": ("INSERT",), "update": ("UPDATE",), "delete": ("DELETE",),
               "move": ("UPDATE",), "upsert": ("INSERT", "UPDATE")}
@@ -82,7 +85,7 @@ class Cell:
 
     @property
     def code(self) -> str:
-        return CODES.get(self.outcome, "?") + ("*" if self.measured == "no" else " ")
+        return CODES.get(self.outcome, "?") + MARKS.get(self.measured, " ")
 
 
 @dataclass(frozen=True)
@@ -336,7 +339,8 @@ _MD = {PRIVILEGE: "🚫 privilege", POLICY: "✗ policy", SCHEMA: "✗ schema", 
 
 def markdown_table(rows: Sequence[RelationAccess]) -> list[str]:
     """The matrix as a Markdown table (a pull-request comment): a row per relation and
-    principal, a column per operation; ``*`` marks a cell read from grants and policies."""
+    principal, a column per operation; ``*`` marks a cell read from grants and policies, ``~``
+    one whose own half is."""
     if not rows:
         return []
     operations = [op for op in OPERATIONS if any(op in ops for row in rows for ops in row.cells.values())]
@@ -346,8 +350,14 @@ def markdown_table(rows: Sequence[RelationAccess]) -> list[str]:
             cells = []
             for op in operations:
                 cell = ops.get(op)
-                cells.append("" if cell is None else _MD.get(cell.outcome, cell.outcome) + ("\\*" if cell.measured == "no" else ""))
+                cells.append("" if cell is None else _MD.get(cell.outcome, cell.outcome) + _md_mark(cell))
             lines.append(f"| `{row.relation}` | {who} | " + " | ".join(cells) + " |")
     lines += ["", "own: own tenant's rows only · others': another tenant's rows · all: every row · "
-              "✗: refused · \\*: read from grants and policies, not measured"]
+              "✗: refused · \\*: read from grants and policies, not measured · \\~: the other tenant's rows measured, "
+              "the own ones read from the policies"]
     return lines
+
+
+def _md_mark(cell: Cell) -> str:
+    mark = MARKS.get(cell.measured, "")
+    return "\\" + mark if mark else ""  # escaped: Markdown reads * and ~ as emphasis and strikethrough
