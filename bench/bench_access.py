@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,7 +76,14 @@ def export(rev: str, into: Path) -> Path:
 
 def measure(project: Path, before_src: Path, runs: int) -> None:
     cache = Path(tempfile.mkdtemp(prefix="rlscheck-bench-access-cache-"))
-    os.chmod(cache, 0o755)
+    os.chmod(cache, 0o755)  # the server's account copies the template from it
+    try:
+        _measure(project, before_src, runs, cache)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _measure(project: Path, before_src: Path, runs: int, cache: Path) -> None:
     src = ROOT / "src"
     snapshot = project / "bench-access.json"
     variants = {
@@ -100,7 +108,7 @@ def measure(project: Path, before_src: Path, runs: int) -> None:
     base = statistics.median(seconds["before"])
     base_statements = min(statements["before"])
     print(f"\n{project.name}: medians of {runs}, whole processes on the cached template")
-    print(f"| variant | seconds | × before | statements | + before | items |")
+    print("| variant | seconds | × before | statements | + before | items |")
     print("|---|---|---|---|---|---|")
     for name in variants:
         median = statistics.median(seconds[name])

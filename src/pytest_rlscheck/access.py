@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from .isolation import Outcome
 
 __all__ = [
-    "CATEGORIES", "Cell", "RelationAccess", "SNAPSHOT_VERSION", "Snapshot", "SnapshotError", "changed_cells",
-    "function_access", "infer_cell", "markdown_table", "measured_cell", "terminal_lines",
+    "CATEGORIES", "Cell", "RelationAccess", "SNAPSHOT_VERSION", "Snapshot", "SnapshotError", "WIDTH", "changed_cells",
+    "function_access", "infer_cell", "markdown_table", "measured_cell", "terminal_lines", "wider",
 ]
 
 TABLE_OPERATIONS = ("select", "insert", "update", "delete", "move", "upsert")
@@ -57,8 +57,8 @@ MARKS = {"no": "*", "partly": "~"}
 PRIVILEGES = {"select": ("SELECT",), "insert": ("INSERT",), "update": ("UPDATE",), "delete": ("DELETE",),
               "move": ("UPDATE",), "upsert": ("INSERT", "UPDATE")}
 POLICY_COMMANDS = PRIVILEGES
-#: Which way a category widens access, for "the widest of the shapes" of one operation.
-_WIDTH = {NA: 0, PRIVILEGE: 1, POLICY: 2, SCHEMA: 3, OWN: 4, ALLOWED: 5, ERROR: 6, OTHERS: 7, ALL: 8}
+#: How far each category opens access (the wider of two attempts' cells is the cell).
+WIDTH = {NA: 0, PRIVILEGE: 1, POLICY: 2, SCHEMA: 3, OWN: 4, ALLOWED: 5, ERROR: 6, OTHERS: 7, ALL: 8}
 SNAPSHOT_VERSION = 1
 ANON = "anon"
 SERVICE_ROLE = "service_role"
@@ -116,8 +116,9 @@ class RelationAccess:
 # -- cells from what the probes got -------------------------------------------------------------
 
 
-def _applies_to(roles: Iterable[str], role: str) -> bool:
-    return role in roles or "public" in roles
+def wider(a: Cell | None, b: Cell) -> Cell:
+    """The cell of the two that shows the wider access (``b`` when there is no ``a``)."""
+    return b if a is None or WIDTH[b.outcome] > WIDTH[a.outcome] else a
 
 
 def infer_cell(rel: Relation, role: str, op: str, *, bypasses: bool = False, tenant: bool = True,
@@ -135,7 +136,7 @@ def infer_cell(rel: Relation, role: str, op: str, *, bypasses: bool = False, ten
     if not rel.rls_enabled:
         return Cell(ALL, "no", f"{detail}: RLS is off")
     commands = POLICY_COMMANDS[op]
-    mine = [p for p in rel.policies if _applies_to(p.roles, role) and any(p.covers(c) for c in commands)]
+    mine = [p for p in rel.policies if p.applies_to(role) and any(p.covers(c) for c in commands)]
     permissive = [p for p in mine if p.permissive]
     if not permissive:
         return Cell(POLICY, "no", f"{detail}: no permissive {'/'.join(commands)} policy for {role}")
@@ -191,11 +192,9 @@ def measured_cell(rel: Relation, role: str, op: str, shapes: Sequence[Outcome], 
     return Cell(refused, "yes", detail, rows)
 
 
-def read_cell(role: str, granted: bool, own: int | None, leaked: bool, error: str | None, detail: str) -> Cell:
+def read_cell(own: int | None, leaked: bool, error: str | None, detail: str) -> Cell:
     """A read of a view or a function's result (the foreign-rows check): leaked, or the own
     rows read (0: none), or an error."""
-    if not granted:
-        return Cell(PRIVILEGE, "yes", f"{role} may not read it")
     if leaked:
         return Cell(OTHERS, "yes", detail)
     if error:
@@ -213,7 +212,7 @@ def function_access(name: str, fn: Function, who: Sequence[tuple[str, str]], *, 
     for person, role in who:
         if measured and person in measured:
             cells[person] = {"execute": measured[person]}
-        elif not _applies_to(fn.executable_by, role):
+        elif not fn.executable(role):
             cells[person] = {"execute": Cell(PRIVILEGE, "no", f"{role} has no EXECUTE privilege")}
         else:
             cells[person] = {"execute": Cell(ALL if bypasses.get(role) else ALLOWED, "no",

@@ -14,12 +14,16 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .access import RelationAccess, Snapshot
 from .config import Settings
 from .errors import RlscheckError
 
-__all__ = ["DEFAULT_SNAPSHOT", "SnapshotPlan", "measured_at", "write_snapshot"]
+if TYPE_CHECKING:
+    from .session import RlsSession
+
+__all__ = ["COMPARE_KEY", "DEFAULT_SNAPSHOT", "SnapshotPlan", "compare_baseline", "measured_at", "write_snapshot"]
 
 #: Where the snapshot lives when ``snapshot`` is not configured: beside the migrations.
 DEFAULT_SNAPSHOT = "supabase/rlscheck-access.json"
@@ -68,24 +72,39 @@ class SnapshotPlan:
         return Snapshot({}, shown) if self.update else None
 
 
-def measured_at(main: object, settings: Settings, rev: str) -> Snapshot:
+def measured_at(main: RlsSession, settings: Settings, rev: str) -> Snapshot:
     """The access matrix with the migrations as they are at ``rev``: their files read with
     git into a temporary directory, a second template built from them on the server of the
-    ``main`` session (an :class:`~.session.RlsSession`), swept, and dropped again."""
+    ``main`` session, swept, and dropped again."""
     from .compare import session_at, settings_at  # git and the second template
     from .sweep import Sweep
 
     with tempfile.TemporaryDirectory(prefix="rlscheck-compare-") as into:
         at = settings_at(settings, rev, Path(into))
-        other = session_at(main, at)  # type: ignore[arg-type]
+        other = session_at(main, at)
         try:
             sweep = Sweep(other)
-            sweep.prepare()
-            rows = sweep.access_rows()
-            sweep.close()
+            try:
+                sweep.prepare()
+                rows = sweep.access_rows()
+            finally:
+                sweep.close()  # its connection goes before the session drops the databases
         finally:
             other.close()
     return Snapshot.of(rows, f"git {rev}")
+
+
+#: Where the revision's matrix travels to the xdist workers (``workerinput``).
+COMPARE_KEY = "rlscheck_compare"
+
+
+def compare_baseline(session: RlsSession, rev: str) -> dict[str, str | None]:
+    """The matrix at ``rev`` as plain data for the workers: ``{"snapshot": json}`` or
+    ``{"error": why}`` (a revision git does not know, a migration that fails there)."""
+    try:
+        return {"snapshot": measured_at(session, session.settings, rev).to_json(), "error": None}
+    except RlscheckError as exc:
+        return {"snapshot": None, "error": f"--rlscheck-compare={rev}: {exc.render()}"}
 
 
 def write_snapshot(path: Path, rows: Iterable[RelationAccess], removed: Iterable[str]) -> tuple[int, int]:

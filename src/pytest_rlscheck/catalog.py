@@ -103,6 +103,10 @@ class Policy:
     def covers(self, command: str) -> bool:
         return self.command in (command, "ALL")
 
+    def applies_to(self, role: str) -> bool:
+        """Whether it is a policy of ``role``: named for it, or for PUBLIC."""
+        return role in self.roles or "public" in self.roles
+
     def describe(self) -> str:
         kind = "permissive" if self.permissive else "restrictive"
         text = f'"{self.name}" FOR {self.command} TO {", ".join(self.roles)} ({kind})'
@@ -253,6 +257,10 @@ class Function:
     caller_defaults: tuple[str, ...] = ()
     facts: FunctionFacts = field(default_factory=FunctionFacts, compare=False)
     defaults: int = 0  # how many of the last input arguments have a DEFAULT (pronargdefaults)
+
+    def executable(self, role: str) -> bool:
+        """Whether ``role`` has EXECUTE on it, granted directly or to PUBLIC."""
+        return role in self.executable_by or "public" in self.executable_by
 
     def reads_caller(self) -> bool:
         """Whether the body itself asks who is calling: auth.uid(), auth.jwt(), the claims."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from .catalog import Policy, Relation
+from .catalog import Relation
 from .errors import RlsAssertionError
 from .impersonation import Identity, Principal, anon_identity
 from .rows import base_row, insert_statement, to_json
@@ -174,15 +174,11 @@ def isolation_outcomes(
     return probe.run(ops), str(theirs)
 
 
-def _applies_to(policy: Policy, role: str) -> bool:
-    return role in policy.roles or "public" in policy.roles
-
-
 def anon_applies(rel: Relation) -> bool:
     """Whether anon can reach ``rel`` at all: RLS on, a privilege, and a policy for anon or PUBLIC
     (``auth.uid() is null or …`` admits it). Otherwise RLS or the grants refuse it everything."""
     privileged = any(rel.granted(ANON, p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE"))
-    return rel.rls_enabled and privileged and any(_applies_to(p, ANON) for p in rel.policies)
+    return rel.rls_enabled and privileged and any(p.applies_to(ANON) for p in rel.policies)
 
 
 def anon_outcomes(
@@ -536,8 +532,8 @@ class _Probe:
         if not self._select_saw_none():
             return False
         role = self.identity.role
-        own = [p for p in self.rel.policies if p.covers(command) and _applies_to(p, role)]
-        select = [p for p in self.rel.policies if p.covers("SELECT") and _applies_to(p, role)]
+        own = [p for p in self.rel.policies if p.covers(command) and p.applies_to(role)]
+        select = [p for p in self.rel.policies if p.covers("SELECT") and p.applies_to(role)]
         permissive = {p.using for p in own if p.permissive}
         if None in permissive:
             return False

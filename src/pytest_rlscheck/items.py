@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from .access import Snapshot
-from .baseline import SnapshotPlan, measured_at, write_snapshot
+from .baseline import COMPARE_KEY, SnapshotPlan, compare_baseline, write_snapshot
 from .errors import Location, RlscheckError
 from .preflight import mismatch_report, nothing_to_check, tenant_mismatches
 from .findings import Finding, ObjectRef, Severity
@@ -134,18 +134,6 @@ def collect_sweep(
             for name, report in config_reports.items()
         ]
     return items, notes
-
-
-COMPARE_KEY = "rlscheck_compare"
-
-
-def compare_baseline(session: RlsSession, rev: str) -> dict[str, str | None]:
-    """The matrix at ``rev`` as plain data for the workers: ``{"snapshot": json}`` or
-    ``{"error": why}`` (a revision git does not know, a migration that fails there)."""
-    try:
-        return {"snapshot": measured_at(session, session.settings, rev).to_json(), "error": None}
-    except RlscheckError as exc:
-        return {"snapshot": None, "error": f"--rlscheck-compare={rev}: {exc.render()}"}
 
 
 def _setup_result(rule: str, obj: str, message: str) -> dict[str, Any]:

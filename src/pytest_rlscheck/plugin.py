@@ -24,9 +24,9 @@ from .fixtures import (  # noqa: F401 - the fixtures, registered with the plugin
 )
 from .findings import Severity
 from .access import SnapshotError
-from .baseline import SnapshotPlan
+from .baseline import COMPARE_KEY, SnapshotPlan, compare_baseline
 from .errors import RlscheckError
-from .items import COMPARE_KEY, SweepPlugin, compare_baseline
+from .items import SweepPlugin
 from .report import report_path_problem
 from .markers import MARKERS, run_marker_checks
 from .session import RlsSession

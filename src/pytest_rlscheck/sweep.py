@@ -20,8 +20,8 @@ from .config import SweepConfig
 from .findings import Finding, ObjectRef, Severity
 from .locate import Sites
 from .migrations import load_files
-from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, access_changed, ref, registered
 from .access import RelationAccess
+from .rules import API_ROLES, COMMANDS, RULES, RUNNERS, Check, Measurement, SweepContext, access_changed, ref, registered
 from .rules import tenant_leak
 from .rules.tenant_leak import principals_from
 from .session import Database, RlsSession
@@ -167,7 +167,7 @@ class Sweep:
                 for name, oid, obj in candidates.get(kind, ()):
                     if kind != rule.targets and kind == "function" and obj.schema not in ctx.schemas:
                         continue  # read through the API: the exposed schemas only
-                    if kind == access_changed.REMOVED or rule.applies is None or rule.applies(ctx, kind, obj):
+                    if rule.applies is None or rule.applies(ctx, kind, obj):
                         checks.append(Check(rule.id, name, oid))
         return sorted(checks, key=lambda c: (c.object.display, c.rule))
 

@@ -228,7 +228,7 @@ def function_name(fn: Function) -> str:
 
 
 def policies_for(rel: Relation, command: str, role: str) -> list[Policy]:
-    return [p for p in rel.policies if p.covers(command) and (role in p.roles or "public" in p.roles)]
+    return [p for p in rel.policies if p.covers(command) and p.applies_to(role)]
 
 
 MIGRATION_FAILED = "migration-failed"

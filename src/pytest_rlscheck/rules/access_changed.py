@@ -17,7 +17,7 @@ from typing import Any
 
 from ..access import POLICY_COMMANDS, RelationAccess, Snapshot, changed_cells
 from ..findings import Finding, Severity
-from . import Measurement, dynamic_rule
+from . import Measurement, SweepContext, dynamic_rule
 from . import tenant_leak
 
 RULE = "access-changed"
@@ -29,8 +29,14 @@ UPDATE_OPTION = "snapshot_update"
 REMOVED = "removed"
 
 
+def applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
+    """What tenant-leak measures (its row of the matrix), and each relation of the snapshot
+    the schema no longer has."""
+    return kind == REMOVED or tenant_leak.applies(ctx, kind, obj)
+
+
 @dynamic_rule(RULE, Severity.ERROR, "table", "who can do what differs from the snapshot (or the compared revision)",
-              also=("platform-table", "view", "function", REMOVED), applies=tenant_leak.applies, option=OPTION,
+              also=("platform-table", "view", "function", REMOVED), applies=applies, option=OPTION,
               categories=("SECURITY",))
 def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
     baseline: Snapshot = m.options[OPTION]
@@ -43,8 +49,9 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
         _, measured = tenant_leak.measured(m)
         facts["access"] = measured["access"]
         new = RelationAccess.from_dict(measured["access"]).categories()
-    old = baseline.relations.get(name)
-    lines = changed_cells(name, old[1] if old else None, new)
+    entry = baseline.relations.get(name)
+    old = entry[1] if entry else None
+    lines = changed_cells(name, old, new)
     if lines:
         facts["access_changed"] = lines
     if not lines or m.options.get(UPDATE_OPTION):
@@ -59,7 +66,7 @@ def run(m: Measurement) -> tuple[list[Finding], dict[str, Any]]:
         # where to look: the latest statement of the policies that decide the changed operations
         rel = m.ctx.catalog.relation(m.check.oid)
         ops = {op for who, cells in new.items() for op, outcome in cells.items()
-               if ((old[1] if old else {}).get(who) or {}).get(op) != outcome}
+               if (old or {}).get(who, {}).get(op) != outcome}
         commands = {c for op in ops for c in POLICY_COMMANDS.get(op, ())}
         policies = [p.name for p in rel.policies if any(p.covers(c) for c in commands)]
         if policies:

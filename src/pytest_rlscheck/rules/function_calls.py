@@ -101,7 +101,7 @@ def leaky_calls(
         return [], "no principals"  # the tables' items say so
     scope = effects_scope(rls, ctx, memo) if fn.volatility == "v" else None  # only VOLATILE ones can write
     judge = bool({TENANT_ID, ROW_ID} & set(ids.values()))  # a user's public data is often readable by design
-    anon = bool({"anon", "public"} & set(fn.executable_by))
+    anon = fn.executable("anon")
     attempts: list[Attempt] = []
     names = {**{str(p.sub): n for n, p in ctx.config.principals.items()}, **ctx.names}
     shown: dict[int, str] = {}  # id(attempt) -> "called as alice with bob's ...: ..."
@@ -121,10 +121,8 @@ def leaky_calls(
             shown[id(attempt)] = attempt.describe(who, given)
             by_anon = attempt.caller == "anon"
             role = "anon" if by_anon else user.role
-            cell = call_cell(attempt, shown[id(attempt)], executable=bool({role, "public"} & set(fn.executable_by)),
-                             tenant=not by_anon)
-            if who not in record or _WIDER[cell.outcome] > _WIDER[record[who].outcome]:
-                record[who] = cell
+            cell = call_cell(attempt, shown[id(attempt)], executable=fn.executable(role), tenant=not by_anon)
+            record[who] = access.wider(record.get(who), cell)
         if any(a.leaked for a in attempts):
             break  # shown for one pair: the other directions cost calls and say the same
     leaks = [a for a in attempts if a.leaked]
@@ -134,11 +132,6 @@ def leaky_calls(
     if failed:  # neither an answer nor a refusal: nothing was shown either way
         return [_unproven(fn, ids, failed, rule)], "not proven"
     return [], "verified"
-
-
-#: Which of two calls' cells a caller's is: the wider access.
-_WIDER = {access.PRIVILEGE: 0, access.POLICY: 1, access.SCHEMA: 2, access.OWN: 3, access.ALLOWED: 4, access.ERROR: 5,
-          access.OTHERS: 6}
 
 
 def call_cell(attempt: Attempt, shown: str, *, executable: bool = True, tenant: bool = True) -> Cell:

@@ -23,10 +23,7 @@ def check(ctx: SweepContext) -> Iterator[Finding]:
             for command in COMMANDS:
                 if command not in granted:
                     continue  # the role cannot run it: the policies never apply
-                policies = [
-                    p for p in rel.policies
-                    if p.permissive and p.covers(command) and (role in p.roles or "public" in p.roles)
-                ]
+                policies = [p for p in rel.policies if p.permissive and p.covers(command) and p.applies_to(role)]
                 if len(policies) >= 2:
                     groups.setdefault((command, tuple(sorted(p.name for p in policies))), []).append(role)
         for (command, names), roles in groups.items():

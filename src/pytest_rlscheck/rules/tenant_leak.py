@@ -61,7 +61,7 @@ def applies(ctx: SweepContext, kind: str, obj: Any) -> bool:
 
 def api_callable(fn: Function) -> bool:
     """Executable by anon or authenticated (or PUBLIC), and not a trigger's function."""
-    return bool(set(fn.executable_by) & {*API_ROLES, "public"}) and fn.result not in ("trigger", "event_trigger")
+    return any(fn.executable(role) for role in API_ROLES) and fn.result not in ("trigger", "event_trigger")
 
 
 @dynamic_rule(RULE, Severity.ERROR, "table", "a user reaches another tenant's rows", also=("view", "function", "platform-table"),
@@ -136,21 +136,22 @@ def table_access(name: str, rel: Relation, key: TenantKey | None, who: Sequence[
     for person, role in who:
         tenant = key is not None and role != "anon"  # anon has no rows of its own: what it reaches is allowed
         outcomes = runs.get(person)
+        tried = isinstance(outcomes, list)
         why = runs.get(f"why:{person}", status)
         row: dict[str, Cell] = {}
         for op in access.TABLE_OPERATIONS:
-            shapes = [o for o in outcomes if FAMILIES[o.op] == op] if isinstance(outcomes, list) else []
+            shapes = [o for o in outcomes if FAMILIES[o.op] == op] if tried else []
             if bypasses.get(role):
                 row[op] = access.infer_cell(rel, role, op, bypasses=True, tenant=tenant, why="not tried")
             elif shapes:
                 row[op] = access.measured_cell(rel, role, op, shapes, tenant=tenant)
-            elif op == "move" and role == "anon" and isinstance(outcomes, list):
+            elif tried and op == "move" and role == "anon":
                 row[op] = Cell(access.NA, "yes", "anon has no row of its own to move (the move without a WHERE is "
                                "under update)")
+            elif tried and op == "select" and key is not None and key.per_user:
+                row[op] = access.infer_cell(rel, role, op, tenant=tenant, why="the reads of a per-user table are not judged")
             else:
-                why_op = "the reads of a per-user table are not judged" if op == "select" and key is not None and \
-                    key.per_user and isinstance(outcomes, list) else why
-                row[op] = access.infer_cell(rel, role, op, tenant=tenant, why=why_op)
+                row[op] = access.infer_cell(rel, role, op, tenant=tenant, why=why)
         cells[person] = row
     return RelationAccess(name, "table", cells)
 
@@ -486,7 +487,7 @@ def check_view(rls: Rls, ctx: SweepContext, view: Relation, principals: list[Pri
 
 def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[Principal],
                    record: dict[str, Any] | None = None) -> tuple[list[Finding], str]:
-    if not fn.returns_set or fn.argument_types or not set(fn.executable_by) & {*API_ROLES, "public"}:
+    if not fn.returns_set or fn.argument_types or not any(fn.executable(role) for role in API_ROLES):
         return [], "not applicable"
     returned = fn.result.removeprefix("SETOF ").strip()
     rel = next((r for r in ctx.catalog.relations if returned in (r.name, r.qualified)), None)
@@ -497,7 +498,7 @@ def check_function(rls: Rls, ctx: SweepContext, fn: Function, principals: list[P
         fix.append(f"ALTER FUNCTION {fn.shown} SECURITY INVOKER;  -- what it reads then goes through RLS")
     anon_fix = f"REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon;\nGRANT EXECUTE ON FUNCTION {fn.shown} TO authenticated;"
     fix.append(f"-- or, if the API must not call it: REVOKE EXECUTE ON FUNCTION {fn.shown} FROM PUBLIC, anon, authenticated;")
-    return _foreign_rows(rls, call, key, principals, ref(fn), anon=bool({"anon", "public"} & set(fn.executable_by)),
+    return _foreign_rows(rls, call, key, principals, ref(fn), anon=fn.executable("anon"),
                          names={**principal_names(ctx.config), **ctx.names}, fix="\n".join(fix), anon_fix=anon_fix,
                          record=record)
 
@@ -522,27 +523,27 @@ def _foreign_rows(
         try:
             own = assert_no_foreign_rows(rls, relation, user=user, tenant_column=key.column)
             checked += 1
-            record[person] = access.read_cell(user.role, True, own, False, None,
+            record[person] = access.read_cell(own, False, None,
                                               f"read {own} row(s) of their own tenant, none of another's")
         except NothingToTest:
             continue
         except RlsAssertionError as exc:
             leaks.append((user.sub, exc))
-            record[person] = access.read_cell(user.role, True, None, True, None, exc.headline)
+            record[person] = access.read_cell(None, True, None, exc.headline)
         except psycopg.Error as exc:
             errors.append(f"as {user.sub}: {exc.sqlstate}: {exc.diag.message_primary}")
             refused = exc.sqlstate == "42501"
-            record[person] = access.read_cell(user.role, True, None, False, None if refused else errors[-1],
+            record[person] = access.read_cell(None, False, None if refused else errors[-1],
                                               f"refused: {exc.diag.message_primary}")
     read_by_anon = 0
     if anon:  # the anon key: any tenant's row is foreign to it
         try:
             read_by_anon = anon_reads(rls, relation, key)
-            record["anon"] = access.read_cell("anon", True, None, bool(read_by_anon), None,
+            record["anon"] = access.read_cell(None, bool(read_by_anon), None,
                                               f"anon reads {read_by_anon} row(s) of tenants")
         except psycopg.Error as exc:
             errors.append(f"as anon: {exc.sqlstate}: {exc.diag.message_primary}")
-            record["anon"] = access.read_cell("anon", True, None, False, errors[-1], "")
+            record["anon"] = access.read_cell(None, False, errors[-1], "")
     by_anon = f"anon (the anon key) reads {read_by_anon} rows of tenants (by {key.describe()}) from {name}"
     if leaks:  # one finding for the relation, whoever it leaked to
         first = leaks[0][1]
